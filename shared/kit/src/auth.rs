@@ -1,0 +1,334 @@
+//! Who is calling. The gateway or a calling service sends
+//! `authorization: Bearer <JWT>`; the [`AuthLayer`] verifies it once per call
+//! and hands handlers a typed [`Caller`] through the request extensions.
+//! Health and reflection stay open so probes and `buf curl` need no token.
+//!
+//! Local runs sign with a shared HS256 secret; production verifies RS256 or
+//! EdDSA signatures with the identity provider's public key (`JWT_PUBLIC_KEY_FILE`).
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use anyhow::Context as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::config::{string_or, var_or};
+
+/// The secret local runs and tests share. Never used when a key file is set.
+pub const DEV_SECRET: &str = "helpdesk-dev-secret-change-me";
+pub const DEFAULT_ISSUER: &str = "helpdesk-dev";
+pub const DEFAULT_AUDIENCE: &str = "helpdesk";
+
+/// The role claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Staff,
+    Admin,
+    /// Another service (ours or a platform team's) acting on its own behalf.
+    Service,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Staff => "staff",
+            Role::Admin => "admin",
+            Role::Service => "service",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "user" => Ok(Role::User),
+            "staff" => Ok(Role::Staff),
+            "admin" => Ok(Role::Admin),
+            "service" => Ok(Role::Service),
+            other => Err(format!("unknown role {other:?}")),
+        }
+    }
+}
+
+/// JWT claims we issue and accept.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+}
+
+/// The verified caller of an RPC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The `sub` claim: an account UUID, or a service name for `service`.
+    pub id: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// The caller's account id; `None` for services.
+    pub fn account_id(&self) -> Option<Uuid> {
+        match self.role {
+            Role::Service => None,
+            _ => Uuid::parse_str(&self.id).ok(),
+        }
+    }
+
+    /// Staff or admin: sees every ticket and internal notes.
+    pub fn is_staff(&self) -> bool {
+        matches!(self.role, Role::Staff | Role::Admin)
+    }
+
+    pub fn is_service(&self) -> bool {
+        self.role == Role::Service
+    }
+
+    /// Reads the caller the [`AuthLayer`] stored on the request.
+    pub fn from_request<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("missing credentials"))
+    }
+}
+
+/// How tokens are verified (`JWT_*` environment variables).
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// `JWT_SECRET`: HS256 secret (local runs). Defaults to [`DEV_SECRET`].
+    pub secret: String,
+    /// `JWT_PUBLIC_KEY_FILE` + `JWT_ALGORITHM` (RS256 or EdDSA): production keys.
+    pub public_key_pem: Option<(Algorithm, Vec<u8>)>,
+    /// `JWT_ISSUER`.
+    pub issuer: String,
+    /// `JWT_AUDIENCE`.
+    pub audience: String,
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("secret", &"<redacted>")
+            .field("public_key", &self.public_key_pem.as_ref().map(|(a, _)| a))
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    pub fn dev() -> Self {
+        Self {
+            secret: DEV_SECRET.to_owned(),
+            public_key_pem: None,
+            issuer: DEFAULT_ISSUER.to_owned(),
+            audience: DEFAULT_AUDIENCE.to_owned(),
+        }
+    }
+
+    pub fn from_env() -> anyhow::Result<Self> {
+        let public_key_pem = match std::env::var("JWT_PUBLIC_KEY_FILE") {
+            Ok(path) if !path.is_empty() => {
+                let algorithm: Algorithm = var_or("JWT_ALGORITHM", Algorithm::RS256)?;
+                let pem = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
+                Some((algorithm, pem))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            secret: string_or("JWT_SECRET", DEV_SECRET),
+            public_key_pem,
+            issuer: string_or("JWT_ISSUER", DEFAULT_ISSUER),
+            audience: string_or("JWT_AUDIENCE", DEFAULT_AUDIENCE),
+        })
+    }
+}
+
+/// Verifies bearer tokens.
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Verifier {
+    pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
+        let (algorithm, key) = match &config.public_key_pem {
+            Some((Algorithm::EdDSA, pem)) => (Algorithm::EdDSA, DecodingKey::from_ed_pem(pem)?),
+            Some((algorithm, pem)) => (*algorithm, DecodingKey::from_rsa_pem(pem)?),
+            None => (
+                Algorithm::HS256,
+                DecodingKey::from_secret(config.secret.as_bytes()),
+            ),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_audience(&[&config.audience]);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.leeway = 30;
+        Ok(Self { key, validation })
+    }
+
+    /// Verifies an `authorization` header value.
+    pub fn verify_header(&self, value: Option<&http::HeaderValue>) -> Result<Caller, Status> {
+        let value = value.ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
+        self.verify(token.trim())
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Caller, Status> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
+        let claims = data.claims;
+        // Account roles must name an account, so ownership checks compare UUIDs.
+        if claims.role != Role::Service && Uuid::parse_str(&claims.sub).is_err() {
+            return Err(Status::unauthenticated(
+                "token subject is not an account id",
+            ));
+        }
+        Ok(Caller {
+            id: claims.sub,
+            role: claims.role,
+        })
+    }
+}
+
+/// Signs HS256 tokens: for the dev tool, tests, and service-to-service calls
+/// in local runs.
+#[derive(Clone)]
+pub struct Minter {
+    key: EncodingKey,
+    issuer: String,
+    audience: String,
+}
+
+impl Minter {
+    pub fn new(config: &AuthConfig) -> Self {
+        Self {
+            key: EncodingKey::from_secret(config.secret.as_bytes()),
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        }
+    }
+
+    /// A token for `sub` with `role`, valid for `ttl`.
+    pub fn mint(&self, sub: &str, role: Role, ttl: chrono::Duration) -> String {
+        let claims = Claims {
+            sub: sub.to_owned(),
+            role,
+            exp: (chrono::Utc::now() + ttl).timestamp(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+            .expect("HS256 signing cannot fail")
+    }
+
+    /// `Bearer <token>` metadata value, ready for a request.
+    pub fn bearer(
+        &self,
+        sub: &str,
+        role: Role,
+    ) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
+        format!(
+            "Bearer {}",
+            self.mint(sub, role, chrono::Duration::hours(1))
+        )
+        .parse()
+        .expect("a JWT is valid ASCII metadata")
+    }
+}
+
+/// Paths that need no token: probes and reflection.
+fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+}
+
+/// Tower layer that authenticates every call but the public ones.
+#[derive(Clone)]
+pub struct AuthLayer {
+    verifier: Arc<Verifier>,
+}
+
+impl AuthLayer {
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier: Arc::new(verifier),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    verifier: Arc<Verifier>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if !is_public(request.uri().path()) {
+            match self
+                .verifier
+                .verify_header(request.headers().get(http::header::AUTHORIZATION))
+            {
+                Ok(caller) => {
+                    request.extensions_mut().insert(caller);
+                }
+                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            }
+        }
+        Box::pin(self.inner.call(request))
+    }
+}

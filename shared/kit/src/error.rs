@@ -1,0 +1,158 @@
+//! The one mapping from domain errors to gRPC statuses, the same in every
+//! service (design brief §3). Handlers return [`ApiError`]; `?` does the rest.
+//! INTERNAL is reserved for bugs and never carries SQL or a stack: the cause
+//! goes to the log, the caller gets a fixed message.
+
+use std::fmt;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// A domain-level failure, each variant one gRPC code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// INVALID_ARGUMENT with `google.rpc.BadRequest` field violations.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(Violations),
+    /// NOT_FOUND: missing, or not the caller's (never reveal which).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// PERMISSION_DENIED: the caller's role may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// FAILED_PRECONDITION: illegal in the resource's current state.
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
+    /// ABORTED: a concurrent change won; re-read and retry.
+    #[error("aborted: {0}")]
+    Aborted(String),
+    /// UNAVAILABLE: a dependency is down or slow; nothing was written.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// INTERNAL: a bug. Logged with its cause; the caller sees no detail.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound(what.into())
+    }
+    pub fn denied(why: impl Into<String>) -> Self {
+        Self::PermissionDenied(why.into())
+    }
+    pub fn precondition(why: impl Into<String>) -> Self {
+        Self::FailedPrecondition(why.into())
+    }
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        let mut v = Violations::default();
+        v.add(field, description);
+        Self::InvalidArgument(v)
+    }
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into())
+    }
+}
+
+/// Field violations collected while validating a request, so the caller
+/// learns every problem at once.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Violations(Vec<(String, String)>);
+
+impl Violations {
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push((field.into(), description.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Records the error of a parse, returning its value when it succeeded.
+    pub fn take<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
+        match parsed {
+            Ok(v) => Some(v),
+            Err(why) => {
+                self.add(field, why);
+                None
+            }
+        }
+    }
+
+    /// `Ok` when nothing was recorded.
+    pub fn into_result(self) -> ApiResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidArgument(self))
+        }
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(f, _)| f.as_str())
+    }
+}
+
+impl fmt::Display for Violations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::InvalidArgument(v) => {
+                let message = v.to_string();
+                let violations: Vec<FieldViolation> =
+                    v.0.into_iter()
+                        .map(|(field, why)| FieldViolation::new(field, why))
+                        .collect();
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    message,
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            ApiError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            ApiError::PermissionDenied(why) => Status::permission_denied(why),
+            ApiError::FailedPrecondition(why) => Status::failed_precondition(why),
+            ApiError::Aborted(why) => Status::aborted(why),
+            ApiError::Unavailable(why) => Status::unavailable(why),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::Unavailable("database unavailable, retry later".into())
+            }
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                // serialization_failure, deadlock_detected: a concurrent change won.
+                Some("40001" | "40P01") => {
+                    ApiError::Aborted("concurrent update, retry the request".into())
+                }
+                // admin_shutdown, cannot_connect_now: the server is restarting.
+                Some("57P01" | "57P03") => ApiError::Unavailable("database restarting".into()),
+                _ => ApiError::Internal(err.into()),
+            },
+            _ => ApiError::Internal(err.into()),
+        }
+    }
+}
+
+impl From<prost::DecodeError> for ApiError {
+    fn from(err: prost::DecodeError) -> Self {
+        ApiError::Internal(err.into())
+    }
+}

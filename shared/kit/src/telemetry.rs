@@ -1,0 +1,82 @@
+//! Logs and traces. Logs are JSON lines on stdout (what log shippers expect;
+//! `LOG_FORMAT=text` for humans), filtered by `RUST_LOG` (default `info`).
+//! When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over
+//! OTLP/gRPC, and W3C trace context is the propagation format.
+
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+
+/// Keeps the exporter alive; flushes spans when dropped at shutdown.
+#[must_use = "dropping the guard stops trace export"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            // shutdown() blocks; run it off the async workers.
+            let _ = std::thread::spawn(move || provider.shutdown()).join();
+        }
+    }
+}
+
+/// Installs the global subscriber. Call once, inside the tokio runtime (the
+/// OTLP exporter needs it). A second call (tests) is a no-op.
+pub fn init(
+    service_name: &'static str,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<TelemetryGuard> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = if std::env::var("LOG_FORMAT").as_deref() == Ok("text") {
+        tracing_subscriber::fmt::layer().boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .boxed()
+    };
+
+    let (otel, provider) = match otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(Duration::from_secs(3))
+                .build()?;
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(Resource::builder().with_service_name(service_name).build())
+                .build();
+            opentelemetry::global::set_tracer_provider(provider.clone());
+            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name));
+            (Some(layer), Some(provider))
+        }
+        None => (None, None),
+    };
+
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    Ok(TelemetryGuard { provider })
+}
+
+/// For tests: human-readable logs when `TEST_LOG` is set, silence otherwise.
+pub fn init_for_tests() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            )
+            .with_test_writer()
+            .try_init();
+    }
+}
