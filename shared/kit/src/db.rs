@@ -20,7 +20,7 @@ pub static KIT_MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Opens a pool. Acquiring waits at most `acquire_timeout`, so a database
 /// outage surfaces as UNAVAILABLE instead of hanging callers.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url.parse()?;
+    let options = options(url)?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
@@ -33,11 +33,22 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
 /// Opens a pool without connecting yet: the service starts even when the
 /// database is briefly down, and readiness reflects it.
 pub fn connect_lazy(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url.parse()?;
+    let options = options(url)?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy_with(options))
+}
+
+/// Connection options shared by every service.
+///
+/// `plan_cache_mode=force_custom_plan`: our list queries take optional
+/// filters as `($n IS NULL OR col = $n)`, which keeps them compile-time
+/// checked; a custom plan folds the absent filters away and picks the index
+/// that matches the present ones, where a generic plan would not.
+fn options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let options: PgConnectOptions = url.parse()?;
+    Ok(options.options([("plan_cache_mode", "force_custom_plan")]))
 }
 
 /// The kit's migrations followed by the service's, as one migrator.

@@ -17,6 +17,9 @@ pub enum ApiError {
     /// NOT_FOUND: missing, or not the caller's (never reveal which).
     #[error("{0} not found")]
     NotFound(String),
+    /// ALREADY_EXISTS: a resource with a caller-chosen id exists.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
     /// PERMISSION_DENIED: the caller's role may not do this.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
@@ -118,6 +121,9 @@ impl From<ApiError> for Status {
                 )
             }
             ApiError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            ApiError::AlreadyExists(what) => {
+                Status::already_exists(format!("{what} already exists"))
+            }
             ApiError::PermissionDenied(why) => Status::permission_denied(why),
             ApiError::FailedPrecondition(why) => Status::failed_precondition(why),
             ApiError::Aborted(why) => Status::aborted(why),

@@ -103,6 +103,54 @@ pub async fn claim<R: Message + Default>(
     }
 }
 
+/// Looks up a finished request without claiming it, so a retry can be
+/// answered before any dependency is called (e.g. while one is down).
+pub async fn replayed<R: Message + Default>(pool: &PgPool, key: &Key) -> ApiResult<Option<R>> {
+    let stored = sqlx::query!(
+        "SELECT request_hash, response FROM idempotency_keys
+         WHERE caller = $1 AND method = $2 AND request_id = $3",
+        key.caller,
+        key.method,
+        key.request_id,
+    )
+    .fetch_optional(pool)
+    .await?;
+    match stored {
+        Some(row) if row.request_hash != key.request_hash => Err(ApiError::invalid(
+            "request_id",
+            "already used for a different request",
+        )),
+        Some(row) => Ok(row.response.map(|b| R::decode(b.as_slice())).transpose()?),
+        None => Ok(None),
+    }
+}
+
+/// [`claim`] when a key was given: `Some(response)` means replay it.
+pub async fn claim_opt<R: Message + Default>(
+    conn: &mut PgConnection,
+    key: Option<&Key>,
+) -> ApiResult<Option<R>> {
+    match key {
+        Some(key) => match claim(conn, key).await? {
+            Claim::New => Ok(None),
+            Claim::Replay(response) => Ok(Some(response)),
+        },
+        None => Ok(None),
+    }
+}
+
+/// [`complete`] when a key was given.
+pub async fn complete_opt(
+    conn: &mut PgConnection,
+    key: Option<&Key>,
+    response: &impl Message,
+) -> ApiResult<()> {
+    match key {
+        Some(key) => complete(conn, key, response).await,
+        None => Ok(()),
+    }
+}
+
 /// Stores the response for `key`, in the same transaction as the work.
 pub async fn complete(
     conn: &mut PgConnection,

@@ -1,0 +1,126 @@
+//! Turns what happened to a ticket into outbox rows (events.proto), inside
+//! the caller's transaction.
+
+use chrono::{DateTime, Utc};
+use helpdesk_kit::{auth::Caller, clock::to_timestamp, outbox};
+use helpdesk_proto::{Event, support::v1 as pb};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::convert::{author_role_to_pb, priority_to_pb, snapshot, status_to_pb};
+use crate::domain::{DomainEvent, Message, Ticket};
+
+/// Who and when, shared by the events of one change.
+pub struct Context<'a> {
+    pub caller: &'a Caller,
+    pub now: DateTime<Utc>,
+}
+
+impl Context<'_> {
+    fn header(&self, event_id: Uuid) -> Option<pb::EventHeader> {
+        Some(pb::EventHeader {
+            event_id: event_id.to_string(),
+            occurred_at: Some(to_timestamp(self.now)),
+            actor_id: self.caller.id.clone(),
+            actor_role: self.caller.role.as_str().to_owned(),
+        })
+    }
+
+    async fn emit<E: Event>(
+        &self,
+        conn: &mut PgConnection,
+        ticket: &Ticket,
+        build: impl FnOnce(Option<pb::EventHeader>, Option<pb::TicketSnapshot>) -> E,
+    ) -> sqlx::Result<()> {
+        let event_id = Uuid::now_v7();
+        let event = build(self.header(event_id), Some(snapshot(ticket)));
+        outbox::enqueue(conn, event_id, ticket.id, &event).await
+    }
+
+    pub async fn created(&self, conn: &mut PgConnection, t: &Ticket) -> sqlx::Result<()> {
+        self.emit(conn, t, |header, ticket| pb::TicketCreated {
+            header,
+            ticket,
+        })
+        .await
+    }
+
+    /// One event per domain event, in order.
+    pub async fn changed(
+        &self,
+        conn: &mut PgConnection,
+        t: &Ticket,
+        events: &[DomainEvent],
+    ) -> sqlx::Result<()> {
+        for event in events {
+            match event {
+                DomainEvent::StatusChanged { from, to } => {
+                    self.emit(conn, t, |header, ticket| pb::TicketStatusChanged {
+                        header,
+                        ticket,
+                        from: status_to_pb(*from).into(),
+                        to: status_to_pb(*to).into(),
+                    })
+                    .await?
+                }
+                DomainEvent::PriorityChanged { from, to } => {
+                    self.emit(conn, t, |header, ticket| pb::TicketPriorityChanged {
+                        header,
+                        ticket,
+                        from: priority_to_pb(*from).into(),
+                        to: priority_to_pb(*to).into(),
+                    })
+                    .await?
+                }
+                DomainEvent::CategoryChanged { from, to } => {
+                    self.emit(conn, t, |header, ticket| pb::TicketCategoryChanged {
+                        header,
+                        ticket,
+                        from: from.clone(),
+                        to: to.clone(),
+                    })
+                    .await?
+                }
+                DomainEvent::Assigned { previous, assignee } => {
+                    self.emit(conn, t, |header, ticket| pb::TicketAssigned {
+                        header,
+                        ticket,
+                        previous_assignee_id: previous.map(|u| u.to_string()).unwrap_or_default(),
+                        assignee_id: assignee.map(|u| u.to_string()).unwrap_or_default(),
+                    })
+                    .await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn message_posted(
+        &self,
+        conn: &mut PgConnection,
+        t: &Ticket,
+        m: &Message,
+        first_response: bool,
+    ) -> sqlx::Result<()> {
+        self.emit(conn, t, |header, ticket| pb::MessagePosted {
+            header,
+            ticket,
+            message_id: m.id.to_string(),
+            author_role: author_role_to_pb(m.author_role).into(),
+            internal: m.internal,
+            excerpt: m.body.chars().take(200).collect(),
+            first_response,
+        })
+        .await
+    }
+
+    pub async fn rated(&self, conn: &mut PgConnection, t: &Ticket) -> sqlx::Result<()> {
+        self.emit(conn, t, |header, ticket| pb::TicketRated {
+            header,
+            ticket,
+            rating: t.rating.map(i32::from).unwrap_or(0),
+            feedback: t.rating_feedback.clone().unwrap_or_default(),
+        })
+        .await
+    }
+}

@@ -1,0 +1,237 @@
+//! The `tickets` table.
+
+use chrono::{DateTime, Utc};
+use helpdesk_kit::page_token::Cursor;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use super::corrupt;
+use crate::domain::{Priority, Status, Ticket};
+
+/// A row as stored; statuses and priorities are text for readable SQL.
+struct Row {
+    id: Uuid,
+    human_id: String,
+    user_id: Uuid,
+    ride_id: Option<Uuid>,
+    category_id: String,
+    subject: String,
+    description: String,
+    priority: String,
+    status: String,
+    assignee_id: Option<Uuid>,
+    rating: Option<i16>,
+    rating_feedback: Option<String>,
+    first_response_at: Option<DateTime<Utc>>,
+    resolved_at: Option<DateTime<Utc>>,
+    closed_at: Option<DateTime<Utc>>,
+    rated_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl TryFrom<Row> for Ticket {
+    type Error = sqlx::Error;
+    fn try_from(r: Row) -> Result<Self, Self::Error> {
+        Ok(Ticket {
+            priority: Priority::parse(&r.priority)
+                .ok_or_else(|| corrupt("priority", &r.priority))?,
+            status: Status::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
+            id: r.id,
+            human_id: r.human_id,
+            user_id: r.user_id,
+            ride_id: r.ride_id,
+            category_id: r.category_id,
+            subject: r.subject,
+            description: r.description,
+            assignee_id: r.assignee_id,
+            rating: r.rating,
+            rating_feedback: r.rating_feedback,
+            first_response_at: r.first_response_at,
+            resolved_at: r.resolved_at,
+            closed_at: r.closed_at,
+            rated_at: r.rated_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        })
+    }
+}
+
+/// How a caller names a ticket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TicketKey {
+    Id(Uuid),
+    HumanId(String),
+}
+
+/// Filters of ListTickets; `None` means "any".
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub user_id: Option<Uuid>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub category_id: Option<String>,
+    pub assignee_id: Option<Uuid>,
+    pub ride_id: Option<Uuid>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// The next ticket number from the sequence.
+pub async fn next_number(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(r#"SELECT nextval('ticket_number_seq') AS "n!""#)
+        .fetch_one(conn)
+        .await
+}
+
+/// Inserts a new ticket. Returns `false` (and inserts nothing) when its
+/// category does not exist or is inactive: one statement checks and writes.
+pub async fn insert(conn: &mut PgConnection, t: &Ticket, number: i64) -> sqlx::Result<bool> {
+    let inserted = sqlx::query!(
+        "INSERT INTO tickets (id, number, human_id, user_id, ride_id, category_id, subject,
+                              description, priority, status, created_at, updated_at, version)
+         SELECT $1, $2, $3, $4, $5, c.id, $7, $8, $9, $10, $11, $11, $12
+         FROM categories c WHERE c.id = $6 AND c.active",
+        t.id,
+        number,
+        t.human_id,
+        t.user_id,
+        t.ride_id,
+        t.category_id,
+        t.subject,
+        t.description,
+        t.priority.as_str(),
+        t.status.as_str(),
+        t.created_at,
+        t.version,
+    )
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Finds a ticket by id or human id.
+pub async fn find<'c>(db: impl PgExecutor<'c>, key: &TicketKey) -> sqlx::Result<Option<Ticket>> {
+    let (id, human_id) = match key {
+        TicketKey::Id(id) => (Some(*id), None),
+        TicketKey::HumanId(h) => (None, Some(h.as_str())),
+    };
+    sqlx::query_as!(
+        Row,
+        "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
+                status, assignee_id, rating, rating_feedback, first_response_at, resolved_at,
+                closed_at, rated_at, created_at, updated_at, version
+         FROM tickets
+         WHERE ($1::uuid IS NOT NULL AND id = $1) OR ($2::text IS NOT NULL AND human_id = $2)",
+        id,
+        human_id,
+    )
+    .fetch_optional(db)
+    .await?
+    .map(Ticket::try_from)
+    .transpose()
+}
+
+/// Reads a ticket and locks its row until the transaction ends, so
+/// read-check-write sequences on one ticket serialize.
+pub async fn lock(conn: &mut PgConnection, key: &TicketKey) -> sqlx::Result<Option<Ticket>> {
+    let (id, human_id) = match key {
+        TicketKey::Id(id) => (Some(*id), None),
+        TicketKey::HumanId(h) => (None, Some(h.as_str())),
+    };
+    sqlx::query_as!(
+        Row,
+        "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
+                status, assignee_id, rating, rating_feedback, first_response_at, resolved_at,
+                closed_at, rated_at, created_at, updated_at, version
+         FROM tickets
+         WHERE ($1::uuid IS NOT NULL AND id = $1) OR ($2::text IS NOT NULL AND human_id = $2)
+         FOR UPDATE",
+        id,
+        human_id,
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(Ticket::try_from)
+    .transpose()
+}
+
+/// Writes back a locked ticket's mutable fields and bumps its version.
+/// Returns `false` when the category is missing or inactive.
+pub async fn save(conn: &mut PgConnection, t: &mut Ticket) -> sqlx::Result<bool> {
+    let version = sqlx::query_scalar!(
+        "UPDATE tickets t SET
+             category_id = c.id, priority = $3, status = $4, assignee_id = $5, rating = $6,
+             rating_feedback = $7, first_response_at = $8, resolved_at = $9, closed_at = $10,
+             rated_at = $11, updated_at = $12, version = t.version + 1
+         FROM categories c
+         WHERE t.id = $1 AND c.id = $2 AND (c.active OR c.id = t.category_id)
+         RETURNING t.version",
+        t.id,
+        t.category_id,
+        t.priority.as_str(),
+        t.status.as_str(),
+        t.assignee_id,
+        t.rating,
+        t.rating_feedback,
+        t.first_response_at,
+        t.resolved_at,
+        t.closed_at,
+        t.rated_at,
+        t.updated_at,
+    )
+    .fetch_optional(conn)
+    .await?;
+    match version {
+        Some(v) => {
+            t.version = v;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// One page of tickets, newest first, after `cursor`.
+pub async fn list<'c>(
+    db: impl PgExecutor<'c>,
+    f: &ListFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<Ticket>> {
+    sqlx::query_as!(
+        Row,
+        "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
+                status, assignee_id, rating, rating_feedback, first_response_at, resolved_at,
+                closed_at, rated_at, created_at, updated_at, version
+         FROM tickets
+         WHERE ($1::uuid IS NULL OR user_id = $1)
+           AND ($2::text IS NULL OR status = $2)
+           AND ($3::text IS NULL OR priority = $3)
+           AND ($4::text IS NULL OR category_id = $4)
+           AND ($5::uuid IS NULL OR assignee_id = $5)
+           AND ($6::uuid IS NULL OR ride_id = $6)
+           AND ($7::timestamptz IS NULL OR created_at >= $7)
+           AND ($8::timestamptz IS NULL OR created_at < $8)
+           AND ($9::timestamptz IS NULL OR (created_at, id) < ($9, $10::uuid))
+         ORDER BY created_at DESC, id DESC
+         LIMIT $11",
+        f.user_id,
+        f.status.map(Status::as_str),
+        f.priority.map(Priority::as_str),
+        f.category_id,
+        f.assignee_id,
+        f.ride_id,
+        f.created_after,
+        f.created_before,
+        cursor.map(|c| c.at),
+        cursor.map(|c| c.id),
+        limit,
+    )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(Ticket::try_from)
+    .collect()
+}
