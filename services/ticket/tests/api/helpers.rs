@@ -1,0 +1,330 @@
+//! `spawn_app()` and typed clients: the one way tests start the service.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{TimeZone, Utc};
+use helpdesk_kit::{
+    auth::{AuthConfig, Role},
+    clock::ManualClock,
+    config::CommonConfig,
+    testing::{TestDb, minter},
+};
+use helpdesk_proto::support::v1::{
+    self as pb, category_service_client::CategoryServiceClient,
+    ticket_service_client::TicketServiceClient,
+};
+use platform_standin::{DemoData, Options};
+use ticket_service::{MIGRATOR, config::Config, startup::Application};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{
+    Code, Request, Status,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+
+pub const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
+pub const BOB: &str = "0a000000-0000-4000-8000-000000000002";
+pub const CAROL_INACTIVE: &str = "0a000000-0000-4000-8000-000000000003";
+pub const SAM: &str = "0b000000-0000-4000-8000-000000000001";
+pub const SUE: &str = "0b000000-0000-4000-8000-000000000002";
+pub const UMA_INACTIVE_STAFF: &str = "0b000000-0000-4000-8000-000000000004";
+pub const ADA: &str = "0c000000-0000-4000-8000-000000000001";
+pub const SERVICE: &str = "assignment-service";
+pub const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
+pub const BOB_RIDE: &str = "0d000000-0000-4000-8000-000000000003";
+pub const UNKNOWN: &str = "0f000000-0000-4000-8000-000000000099";
+
+/// Adds a fixed `authorization` value to every request.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Categories = CategoryServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// Clients acting as one caller.
+pub struct As {
+    pub tickets: Tickets,
+    pub categories: Categories,
+}
+
+/// A running stand-in that tests can stop.
+struct Standin {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub clock: Arc<ManualClock>,
+    pub addr: String,
+    channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    standin: Standin,
+}
+
+/// Knobs for unusual setups.
+#[derive(Default)]
+pub struct Setup {
+    /// Per-call delay of the stand-in.
+    pub standin_delay: Duration,
+    /// The ticket service's deadline on platform calls (default 800 ms).
+    pub platform_timeout: Option<Duration>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Setup::default()).await
+}
+
+pub async fn spawn_app_with(setup: Setup) -> TestApp {
+    helpdesk_kit::telemetry::init_for_tests();
+    let db = TestDb::create(&MIGRATOR).await.expect("test database");
+
+    let standin_listener = helpdesk_kit::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let standin_addr = format!("http://{}", standin_listener.local_addr().unwrap());
+    let (standin_stop, standin_stopped) = oneshot::channel::<()>();
+    let standin_task = tokio::spawn(platform_standin::run(
+        standin_listener,
+        DemoData::demo(),
+        Options::with_delay(setup.standin_delay),
+        async move {
+            let _ = standin_stopped.await;
+        },
+    ));
+
+    let config = Config {
+        common: CommonConfig {
+            listen_addr: "127.0.0.1:0".parse().unwrap(),
+            database_url: db.url.clone(),
+            database_max_connections: 8,
+            auth: AuthConfig::dev(),
+            otlp_endpoint: None,
+        },
+        accounts_addr: standin_addr.clone(),
+        rides_addr: standin_addr,
+        platform_timeout: setup.platform_timeout.unwrap_or(Duration::from_millis(800)),
+        idempotency_retention: chrono::Duration::hours(48),
+    };
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),
+    ));
+    let app = Application::build(config, clock.clone())
+        .await
+        .expect("build app");
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    TestApp {
+        db,
+        clock,
+        addr,
+        channel,
+        stop: Some(stop),
+        server: Some(server),
+        standin: Standin {
+            stop: Some(standin_stop),
+            task: standin_task,
+        },
+    }
+}
+
+impl TestApp {
+    /// Clients sending `authorization` exactly as given (or nothing).
+    pub fn with_header(&self, value: Option<&str>) -> As {
+        let bearer = Bearer(value.map(|v| v.parse().expect("ASCII header")));
+        As {
+            tickets: TicketServiceClient::with_interceptor(self.channel.clone(), bearer.clone()),
+            categories: CategoryServiceClient::with_interceptor(self.channel.clone(), bearer),
+        }
+    }
+
+    /// Clients acting as `sub` with `role`, with a valid token.
+    pub fn as_(&self, sub: &str, role: Role) -> As {
+        let token = minter().mint(sub, role, chrono::Duration::hours(1));
+        self.with_header(Some(&format!("Bearer {token}")))
+    }
+
+    pub fn alice(&self) -> As {
+        self.as_(ALICE, Role::User)
+    }
+    pub fn bob(&self) -> As {
+        self.as_(BOB, Role::User)
+    }
+    pub fn sam(&self) -> As {
+        self.as_(SAM, Role::Staff)
+    }
+    pub fn ada(&self) -> As {
+        self.as_(ADA, Role::Admin)
+    }
+    pub fn service(&self) -> As {
+        self.as_(SERVICE, Role::Service)
+    }
+
+    /// Stops the stand-in: the dependency is down from now on.
+    pub async fn stop_standin(&mut self) {
+        if let Some(stop) = self.standin.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.standin.task).await;
+    }
+
+    /// Starts a graceful stop of the ticket service and waits for it.
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await?,
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the stop signal without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count query")
+    }
+
+    /// Outbox routing keys in insertion order.
+    pub async fn outbox_keys(&self) -> Vec<String> {
+        sqlx::query_scalar::<_, String>("SELECT routing_key FROM outbox ORDER BY id")
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Alice's ticket about her ride, created by Alice.
+    pub async fn alice_ticket(&self) -> pb::Ticket {
+        self.alice()
+            .tickets
+            .create_ticket(new_ticket(""))
+            .await
+            .expect("create")
+            .into_inner()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stop) = self.standin.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A valid CreateTicketRequest for Alice (ride and all).
+pub fn new_ticket(request_id: &str) -> pb::CreateTicketRequest {
+    pb::CreateTicketRequest {
+        user_id: String::new(),
+        ride_id: ALICE_RIDE.into(),
+        category_id: "ride_issue".into(),
+        subject: "Driver took a long detour".into(),
+        description: "The trip took 40 minutes instead of 15.".into(),
+        priority: pb::TicketPriority::High.into(),
+        request_id: request_id.into(),
+    }
+}
+
+/// A request for `sub`, as staff would file it.
+pub fn ticket_for(user: &str) -> pb::CreateTicketRequest {
+    pb::CreateTicketRequest {
+        user_id: user.into(),
+        ride_id: String::new(),
+        ..new_ticket("")
+    }
+}
+
+/// Asserts the code of a failed call and returns the status.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, Status>,
+    code: Code,
+) -> Status {
+    match result {
+        Ok(response) => panic!("expected {code:?}, got OK: {:?}", response.into_inner()),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}
+
+/// The fields named by a status's `google.rpc.BadRequest` details.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts INVALID_ARGUMENT naming `field`.
+#[track_caller]
+pub fn expect_violation<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, Status>,
+    field: &str,
+) {
+    let status = expect_code(result, Code::InvalidArgument);
+    let fields = violated_fields(&status);
+    assert!(
+        fields.iter().any(|f| f == field),
+        "expected a violation on {field}, got {fields:?} ({})",
+        status.message()
+    );
+}
+
+pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+/// UpdateTicket setting only the status.
+pub fn set_status(ticket_id: &str, status: pb::TicketStatus) -> pb::UpdateTicketRequest {
+    pb::UpdateTicketRequest {
+        ticket: Some(pb::Ticket {
+            id: ticket_id.into(),
+            status: status.into(),
+            ..Default::default()
+        }),
+        update_mask: mask(&["status"]),
+        request_id: String::new(),
+    }
+}
+
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

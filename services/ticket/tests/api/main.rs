@@ -1,0 +1,13 @@
+//! The ticket service over real gRPC: the real server on a free port, a
+//! fresh PostgreSQL database per test, the platform stand-in in-process.
+//! One test binary (modules below) so it links once.
+
+mod auth_matrix;
+mod bad_input;
+mod categories;
+mod helpers;
+mod idempotency;
+mod messages;
+mod platform;
+mod status_machine;
+mod tickets;

@@ -1,0 +1,95 @@
+//! Foreign references validated against the (stand-in) accounts and rides
+//! services, and what happens when they are down or slow.
+
+use std::time::Duration;
+
+use helpdesk_kit::auth::Role;
+use tonic::Code;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn unknown_or_deactivated_users_are_invalid_arguments() {
+    let app = spawn_app().await;
+    let mut sam = app.sam();
+    expect_violation(
+        sam.tickets.create_ticket(ticket_for(UNKNOWN)).await,
+        "user_id",
+    );
+    expect_violation(
+        sam.tickets.create_ticket(ticket_for(CAROL_INACTIVE)).await,
+        "user_id",
+    );
+    // A deactivated user's own token does not help either.
+    expect_violation(
+        app.as_(CAROL_INACTIVE, Role::User)
+            .tickets
+            .create_ticket(new_ticket(""))
+            .await,
+        "user_id",
+    );
+    assert_eq!(app.count("SELECT count(*) FROM tickets").await, 0);
+}
+
+#[tokio::test]
+async fn rides_must_exist_and_be_the_users_own() {
+    let app = spawn_app().await;
+    let mut alice = app.alice();
+    let mut other = new_ticket("");
+    other.ride_id = BOB_RIDE.into();
+    let status = expect_code(
+        alice.tickets.create_ticket(other.clone()).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["ride_id"]);
+    let mut unknown = new_ticket("");
+    unknown.ride_id = UNKNOWN.into();
+    expect_violation(alice.tickets.create_ticket(unknown).await, "ride_id");
+    // Unknown user and unknown ride are reported together.
+    let mut both = ticket_for(UNKNOWN);
+    both.ride_id = UNKNOWN.into();
+    let status = expect_code(
+        app.sam().tickets.create_ticket(both).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["user_id", "ride_id"]);
+    assert_eq!(app.count("SELECT count(*) FROM tickets").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM outbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_stopped_dependency_is_unavailable_and_nothing_is_written() {
+    let mut app = spawn_app().await;
+    app.stop_standin().await;
+    let status = expect_code(
+        app.alice().tickets.create_ticket(new_ticket("")).await,
+        Code::Unavailable,
+    );
+    assert!(
+        status.message().contains("unavailable"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(app.count("SELECT count(*) FROM tickets").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM outbox").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM idempotency_keys").await, 0);
+}
+
+#[tokio::test]
+async fn a_slow_dependency_hits_the_deadline_and_is_unavailable() {
+    let app = spawn_app_with(Setup {
+        standin_delay: Duration::from_millis(400),
+        platform_timeout: Some(Duration::from_millis(100)),
+    })
+    .await;
+    let started = std::time::Instant::now();
+    expect_code(
+        app.alice().tickets.create_ticket(new_ticket("")).await,
+        Code::Unavailable,
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(390),
+        "the deadline was not applied"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM tickets").await, 0);
+}
