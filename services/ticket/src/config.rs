@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-use helpdesk_kit::config::{CommonConfig, millis_or, string_or, var_or};
+use helpdesk_kit::{
+    amqp,
+    config::{CommonConfig, millis_or, string_or, var_or},
+    relay::RelayConfig,
+};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -15,6 +19,9 @@ pub struct Config {
     pub platform_timeout: Duration,
     /// `IDEMPOTENCY_RETENTION_HOURS`: how long `request_id`s replay (≥ 24).
     pub idempotency_retention: chrono::Duration,
+    /// The outbox relay (`AMQP_URL`, `EVENTS_EXCHANGE`, `OUTBOX_RETENTION_HOURS`);
+    /// `None` when `RELAY_ENABLED=false` (events then wait in the outbox).
+    pub relay: Option<RelayConfig>,
 }
 
 impl Config {
@@ -30,6 +37,17 @@ impl Config {
             rides_addr: string_or("RIDES_ADDR", "http://127.0.0.1:50060"),
             platform_timeout: millis_or("PLATFORM_TIMEOUT_MS", Duration::from_millis(800))?,
             idempotency_retention: chrono::Duration::hours(retention_hours),
+            relay: if var_or("RELAY_ENABLED", true)? {
+                let mut relay = RelayConfig::new(
+                    &string_or("AMQP_URL", amqp::DEFAULT_URL),
+                    &string_or("EVENTS_EXCHANGE", amqp::DEFAULT_EXCHANGE),
+                    "ticket",
+                );
+                relay.retention = chrono::Duration::hours(var_or("OUTBOX_RETENTION_HOURS", 72)?);
+                Some(relay)
+            } else {
+                None
+            },
         })
     }
 }

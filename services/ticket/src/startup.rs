@@ -7,12 +7,16 @@ use helpdesk_kit::{
     auth::{Minter, Verifier},
     clock::SharedClock,
     db, idempotency,
+    ops::Operations,
+    relay,
 };
 use helpdesk_proto::support::v1::{
-    category_service_server::CategoryServiceServer, ticket_service_server::TicketServiceServer,
+    category_service_server::CategoryServiceServer,
+    operations_service_server::OperationsServiceServer, ticket_service_server::TicketServiceServer,
 };
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::{
@@ -69,7 +73,16 @@ impl Application {
         let tickets = TicketApi::new(self.pool.clone(), self.platform, self.clock.clone());
         let categories = CategoryApi::new(self.pool.clone());
         let routes = Routes::new(TicketServiceServer::new(tickets))
-            .add_service(CategoryServiceServer::new(categories));
+            .add_service(CategoryServiceServer::new(categories))
+            .add_service(OperationsServiceServer::new(Operations::new(
+                self.pool.clone(),
+            )));
+
+        let stop_relay = CancellationToken::new();
+        let relay =
+            self.config.relay.clone().map(|config| {
+                tokio::spawn(relay::run(self.pool.clone(), config, stop_relay.clone()))
+            });
 
         let pruner = tokio::spawn(prune_idempotency_keys(
             self.pool.clone(),
@@ -80,11 +93,21 @@ impl Application {
             self.listener,
             verifier,
             routes,
-            &["support.v1.TicketService", "support.v1.CategoryService"],
+            &[
+                "support.v1.TicketService",
+                "support.v1.CategoryService",
+                "support.v1.OperationsService",
+            ],
             shutdown,
         )
         .await;
         pruner.abort();
+        // After the last call committed: what the relay has not sent stays
+        // in the outbox for the next leader.
+        stop_relay.cancel();
+        if let Some(relay) = relay {
+            let _ = relay.await;
+        }
         self.pool.close().await;
         served
     }

@@ -97,3 +97,230 @@ pub fn minter() -> Minter {
 pub fn bearer(sub: &str, role: Role) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
     minter().bearer(sub, role)
 }
+
+/// A TCP proxy a test can cut: stands between a service and a real server
+/// (RabbitMQ, PostgreSQL) so one test can take "the broker" down and bring
+/// it back without touching the shared server other tests use.
+pub struct TcpProxy {
+    pub addr: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding a free local port to `target`.
+    pub async fn start(target: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (up, up_rx) = tokio::sync::watch::channel(true);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*up_rx.borrow() {
+                    // Down: the connection is refused by closing it at once.
+                    drop(client);
+                    continue;
+                }
+                let mut up_rx = up_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = up_rx.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, up, task })
+    }
+
+    /// Cuts every open connection and refuses new ones.
+    pub fn down(&self) {
+        let _ = self.up.send(false);
+    }
+
+    /// Accepts connections again.
+    pub fn up(&self) {
+        let _ = self.up.send(true);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = self.up.send(false);
+    }
+}
+
+/// The broker tests use (`TEST_AMQP_URL`).
+pub fn amqp_url() -> String {
+    crate::config::string_or("TEST_AMQP_URL", crate::amqp::DEFAULT_URL)
+}
+
+/// A fresh exchange name, so tests never see each other's events.
+pub fn unique_exchange() -> String {
+    format!("test.events.{}", Uuid::new_v4().simple())
+}
+
+/// Deletes an exchange and queues a test declared (best effort).
+pub fn delete_broker_objects(exchange: Option<String>, queues: Vec<String>) {
+    let url = amqp_url();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let Ok(connection) = crate::amqp::connect(&url, "test-cleanup").await else {
+                return;
+            };
+            let Ok(channel) = connection.create_channel().await else {
+                return;
+            };
+            for queue in queues {
+                let _ = channel
+                    .queue_delete(
+                        queue.as_str().into(),
+                        lapin::options::QueueDeleteOptions::default(),
+                    )
+                    .await;
+            }
+            if let Some(exchange) = exchange {
+                let _ = channel
+                    .exchange_delete(
+                        exchange.as_str().into(),
+                        lapin::options::ExchangeDeleteOptions::default(),
+                    )
+                    .await;
+            }
+            let _ = connection.close(200, "done".into()).await;
+        });
+    })
+    .join();
+}
+
+/// Reads every event published to an exchange, through a private queue.
+pub struct EventTap {
+    _connection: lapin::Connection,
+    consumer: lapin::Consumer,
+}
+
+/// One event as it arrived on the broker.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub routing_key: String,
+    pub message_type: String,
+    pub message_id: String,
+    pub content_type: String,
+    pub persistent: bool,
+    pub headers: Option<lapin::types::FieldTable>,
+    pub payload: Vec<u8>,
+}
+
+impl Received {
+    /// Decodes as `E`, checking the `type` property names `E`.
+    pub fn decode<E: helpdesk_proto::Event>(&self) -> E {
+        assert_eq!(self.message_type, E::full_name(), "unexpected event type");
+        E::decode(self.payload.as_slice()).expect("decodable event")
+    }
+}
+
+impl EventTap {
+    /// Binds a private, auto-deleted queue to `exchange` for `pattern`.
+    pub async fn start(exchange: &str, pattern: &str) -> anyhow::Result<Self> {
+        use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+        let connection = crate::amqp::connect(&amqp_url(), "test-tap").await?;
+        let channel = connection.create_channel().await?;
+        crate::amqp::declare_exchange(&channel, exchange).await?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                exchange.into(),
+                pattern.into(),
+                QueueBindOptions::default(),
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "tap".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        Ok(Self {
+            _connection: connection,
+            consumer,
+        })
+    }
+
+    /// The next event, or `None` after `within`.
+    pub async fn next(&mut self, within: std::time::Duration) -> Option<Received> {
+        use futures_util::StreamExt;
+        let delivery = tokio::time::timeout(within, self.consumer.next())
+            .await
+            .ok()??
+            .ok()?;
+        let p = &delivery.properties;
+        Some(Received {
+            routing_key: delivery.routing_key.as_str().to_owned(),
+            message_type: p
+                .kind()
+                .as_ref()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            message_id: p
+                .message_id()
+                .as_ref()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            content_type: p
+                .content_type()
+                .as_ref()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            persistent: *p.delivery_mode() == Some(2),
+            headers: p.headers().clone(),
+            payload: delivery.data.clone(),
+        })
+    }
+
+    /// The next `n` events (panics if they do not arrive within 10 s).
+    pub async fn take(&mut self, n: usize) -> Vec<Received> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            match self.next(std::time::Duration::from_secs(10)).await {
+                Some(r) => out.push(r),
+                None => panic!(
+                    "expected {n} events, got {}: {:?}",
+                    out.len(),
+                    out.iter().map(|r| &r.routing_key).collect::<Vec<_>>()
+                ),
+            }
+        }
+        out
+    }
+
+    /// Asserts nothing more arrives within `within`.
+    pub async fn assert_quiet(&mut self, within: std::time::Duration) {
+        if let Some(extra) = self.next(within).await {
+            panic!("unexpected event {}", extra.routing_key);
+        }
+    }
+}

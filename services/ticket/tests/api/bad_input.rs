@@ -1,1 +1,1937 @@
+//! Every field is validated: each bad value is INVALID_ARGUMENT with a
+//! `google.rpc.BadRequest` violation naming the field, all bad fields of a
+//! request are reported at once, a rejected write leaves no trace, and no
+//! input at all makes the server fail with INTERNAL.
 
+use std::fmt::Debug;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use helpdesk_proto::support::v1 as pb;
+use prost_types::Timestamp;
+use tonic::{Code, Response, Status};
+
+use crate::helpers::{
+    ALICE, BOB_RIDE, CAROL_INACTIVE, SAM, TestApp, UMA_INACTIVE_STAFF, UNKNOWN, mask, new_ticket,
+    set_status, spawn_app, ticket_for, violated_fields,
+};
+
+/// A string for a failure message: long ones are cut.
+fn short(s: &str) -> String {
+    let chars = s.chars().count();
+    if chars <= 24 {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(12).collect();
+        format!("{head:?}…({chars} chars)")
+    }
+}
+
+/// Everything a rejected call could have written.
+#[derive(Debug, PartialEq)]
+struct Footprint {
+    tickets: i64,
+    messages: i64,
+    outbox: i64,
+    idempotency_keys: i64,
+    categories: String,
+    /// The watched ticket's whole row.
+    ticket: Option<String>,
+}
+
+impl Footprint {
+    async fn of(app: &TestApp, ticket_id: Option<&str>) -> Self {
+        let ticket = match ticket_id {
+            Some(id) => sqlx::query_scalar("SELECT t::text FROM tickets t WHERE t.id = $1::uuid")
+                .bind(id)
+                .fetch_optional(&app.db.pool)
+                .await
+                .unwrap(),
+            None => None,
+        };
+        Self {
+            tickets: app.count("SELECT count(*) FROM tickets").await,
+            messages: app.count("SELECT count(*) FROM ticket_messages").await,
+            outbox: app.count("SELECT count(*) FROM outbox").await,
+            idempotency_keys: app.count("SELECT count(*) FROM idempotency_keys").await,
+            categories: sqlx::query_scalar(
+                "SELECT coalesce(string_agg(c::text, ',' ORDER BY c.id), '') FROM categories c",
+            )
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap(),
+            ticket,
+        }
+    }
+}
+
+/// A run of calls that must all be rejected: each one is checked for
+/// INVALID_ARGUMENT naming the expected fields and for leaving the database
+/// exactly as it was when the batch started. Failures are collected so one
+/// run reports them all.
+struct Batch<'a> {
+    app: &'a TestApp,
+    ticket: Option<String>,
+    before: Footprint,
+    failures: Vec<String>,
+}
+
+impl<'a> Batch<'a> {
+    async fn start(app: &'a TestApp, ticket: Option<&str>) -> Self {
+        Self {
+            app,
+            ticket: ticket.map(str::to_owned),
+            before: Footprint::of(app, ticket).await,
+            failures: Vec::new(),
+        }
+    }
+
+    /// `result` must be INVALID_ARGUMENT naming every one of `fields`.
+    async fn reject<T: Debug>(
+        &mut self,
+        case: impl Into<String>,
+        result: Result<Response<T>, Status>,
+        fields: &[&str],
+    ) {
+        let case = case.into();
+        match result {
+            Ok(response) => {
+                let mut shown = format!("{:?}", response.into_inner());
+                shown.truncate(300);
+                self.failures.push(format!(
+                    "{case}: expected INVALID_ARGUMENT on {fields:?}, got OK: {shown}"
+                ));
+            }
+            Err(status) => {
+                let got = violated_fields(&status);
+                let missing: Vec<&&str> = fields
+                    .iter()
+                    .filter(|f| !got.iter().any(|g| g == *f))
+                    .collect();
+                if status.code() != Code::InvalidArgument || !missing.is_empty() {
+                    let mut message = status.message().to_owned();
+                    message.truncate(300);
+                    self.failures.push(format!(
+                        "{case}: expected INVALID_ARGUMENT on {fields:?}, got {:?} with violations {got:?} ({message})",
+                        status.code()
+                    ));
+                }
+            }
+        }
+        let after = Footprint::of(self.app, self.ticket.as_deref()).await;
+        if after != self.before {
+            self.failures.push(format!(
+                "{case}: rejected, yet the database changed:\n  before {:?}\n  after  {after:?}",
+                self.before
+            ));
+            self.before = after;
+        }
+    }
+
+    fn finish(self) {
+        assert!(
+            self.failures.is_empty(),
+            "{} case(s) failed:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}
+
+/// Admin deactivates a category (to check that it is refused for new use).
+async fn deactivate(app: &TestApp, id: &str) {
+    app.ada()
+        .categories
+        .update_category(pb::UpdateCategoryRequest {
+            category: Some(pb::Category {
+                id: id.into(),
+                active: false,
+                ..Default::default()
+            }),
+            update_mask: mask(&["active"]),
+            request_id: String::new(),
+        })
+        .await
+        .expect("deactivate category");
+}
+
+/// Builds a ListTicketsRequest with one string filter set.
+type FilterBuilder = fn(String) -> pb::ListTicketsRequest;
+
+/// Timestamps no list filter can take: beyond chrono, negative or too many
+/// nanos, and outside the range `google.protobuf.Timestamp` defines
+/// (0001-01-01 to 9999-12-31), including years PostgreSQL cannot store.
+fn bad_timestamps() -> Vec<(&'static str, Timestamp)> {
+    let at = |seconds, nanos| Timestamp { seconds, nanos };
+    vec![
+        ("seconds i64::MAX", at(i64::MAX, 0)),
+        ("seconds i64::MIN", at(i64::MIN, 0)),
+        ("nanos -1", at(0, -1)),
+        ("nanos 1e9", at(0, 1_000_000_000)),
+        ("nanos i32::MIN", at(0, i32::MIN)),
+        (
+            "year -29719 (before PostgreSQL's 4713 BC)",
+            at(-1_000_000_000_000, 0),
+        ),
+        ("0000-12-31T23:59:59Z (before 0001)", at(-62_135_596_801, 0)),
+        ("10000-01-01T00:00:00Z (after 9999)", at(253_402_300_800, 0)),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// CreateTicket
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_input_create_ticket_validates_every_field() {
+    let app = spawn_app().await;
+    deactivate(&app, "lost_item").await;
+    let base = || pb::CreateTicketRequest {
+        ride_id: String::new(),
+        ..new_ticket("")
+    };
+    let mut batch = Batch::start(&app, None).await;
+
+    let subjects = [
+        String::new(),
+        "   ".into(),
+        " \t\n\r ".into(),
+        "a".repeat(201),
+        "é".repeat(201),
+        "🚗".repeat(201),
+        "a\0b".into(),
+        "\0".into(),
+        "\0\0\0".into(),
+    ];
+    for subject in subjects {
+        let case = format!("CreateTicket subject={}", short(&subject));
+        let result = app
+            .alice()
+            .tickets
+            .create_ticket(pb::CreateTicketRequest { subject, ..base() })
+            .await;
+        batch.reject(case, result, &["subject"]).await;
+    }
+
+    let descriptions = [
+        String::new(),
+        "  \n ".into(),
+        "x".repeat(10_001),
+        "é".repeat(10_001),
+        "line one\0".into(),
+        "\0".into(),
+    ];
+    for description in descriptions {
+        let case = format!("CreateTicket description={}", short(&description));
+        let result = app
+            .alice()
+            .tickets
+            .create_ticket(pb::CreateTicketRequest {
+                description,
+                ..base()
+            })
+            .await;
+        batch.reject(case, result, &["description"]).await;
+    }
+
+    let rides = [
+        "not-a-uuid",
+        "0d000000-0000-4000-8000-00000000000",
+        "0d000000-0000-4000-8000-0000000000011",
+        " 0d000000-0000-4000-8000-000000000001",
+        "0d000000-0000-4000-8000-00000000000g",
+        "\0",
+        // Well-formed, but no such ride, or not Alice's.
+        UNKNOWN,
+        BOB_RIDE,
+    ];
+    for ride_id in rides {
+        let result = app
+            .alice()
+            .tickets
+            .create_ticket(pb::CreateTicketRequest {
+                ride_id: ride_id.into(),
+                ..base()
+            })
+            .await;
+        batch
+            .reject(
+                format!("CreateTicket ride_id={ride_id:?}"),
+                result,
+                &["ride_id"],
+            )
+            .await;
+    }
+
+    let long_slug = "x".repeat(65);
+    let categories = [
+        "Ride_Issue",
+        "ride-issue",
+        "ride issue",
+        "ride_issue ",
+        long_slug.as_str(),
+        "é",
+        "ride_issue\0",
+        // Slugs, but no such category, or no longer active.
+        "no_such_category",
+        "lost_item",
+    ];
+    for category_id in categories {
+        let result = app
+            .alice()
+            .tickets
+            .create_ticket(pb::CreateTicketRequest {
+                category_id: category_id.into(),
+                ..base()
+            })
+            .await;
+        batch
+            .reject(
+                format!("CreateTicket category_id={}", short(category_id)),
+                result,
+                &["category_id"],
+            )
+            .await;
+    }
+
+    for priority in [99, -1, 5, i32::MAX] {
+        let result = app
+            .alice()
+            .tickets
+            .create_ticket(pb::CreateTicketRequest { priority, ..base() })
+            .await;
+        batch
+            .reject(
+                format!("CreateTicket priority={priority}"),
+                result,
+                &["priority"],
+            )
+            .await;
+    }
+
+    for request_id in [
+        "abc",
+        "12345",
+        "0a000000-0000-4000-8000-00000000000g",
+        "0a000000-0000-4000-8000-0000000000011",
+        "\0",
+    ] {
+        let result = app
+            .alice()
+            .tickets
+            .create_ticket(pb::CreateTicketRequest {
+                request_id: request_id.into(),
+                ..base()
+            })
+            .await;
+        batch
+            .reject(
+                format!("CreateTicket request_id={request_id:?}"),
+                result,
+                &["request_id"],
+            )
+            .await;
+    }
+
+    // A malformed user_id is invalid for a user too (not "someone else").
+    for user_id in ["alice", "\0", "0a000000-0000-4000-8000-00000000000"] {
+        let result = app
+            .alice()
+            .tickets
+            .create_ticket(pb::CreateTicketRequest {
+                user_id: user_id.into(),
+                ..base()
+            })
+            .await;
+        batch
+            .reject(
+                format!("CreateTicket as alice user_id={user_id:?}"),
+                result,
+                &["user_id"],
+            )
+            .await;
+    }
+    // Staff must name an existing, active account.
+    for user_id in ["", "alice", UNKNOWN, CAROL_INACTIVE] {
+        let result = app.sam().tickets.create_ticket(ticket_for(user_id)).await;
+        batch
+            .reject(
+                format!("CreateTicket as sam user_id={user_id:?}"),
+                result,
+                &["user_id"],
+            )
+            .await;
+    }
+
+    // Everything wrong at once: every field reported in one status.
+    let all_wrong = pb::CreateTicketRequest {
+        user_id: "x".into(),
+        ride_id: "x".into(),
+        category_id: "X".into(),
+        subject: String::new(),
+        description: "\0".into(),
+        priority: 99,
+        request_id: "x".into(),
+    };
+    let result = app.alice().tickets.create_ticket(all_wrong.clone()).await;
+    batch
+        .reject(
+            "CreateTicket as alice, all wrong",
+            result,
+            &[
+                "user_id",
+                "ride_id",
+                "category_id",
+                "subject",
+                "description",
+                "priority",
+                "request_id",
+            ],
+        )
+        .await;
+    let result = app
+        .sam()
+        .tickets
+        .create_ticket(pb::CreateTicketRequest {
+            user_id: String::new(),
+            ..all_wrong
+        })
+        .await;
+    batch
+        .reject(
+            "CreateTicket as sam, all wrong",
+            result,
+            &[
+                "user_id",
+                "ride_id",
+                "category_id",
+                "subject",
+                "description",
+                "priority",
+                "request_id",
+            ],
+        )
+        .await;
+    batch.finish();
+    assert_eq!(app.count("SELECT count(*) FROM tickets").await, 0);
+
+    // The limits count characters, not bytes; UNSPECIFIED priority is the default.
+    for (subject, description) in [
+        ("é".repeat(200), "é".repeat(10_000)),
+        ("🚗".repeat(200), "🚗".repeat(10_000)),
+    ] {
+        let created = app
+            .alice()
+            .tickets
+            .create_ticket(pb::CreateTicketRequest {
+                subject: subject.clone(),
+                description: description.clone(),
+                priority: pb::TicketPriority::Unspecified.into(),
+                ..base()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("subject {}: {s:?}", short(&subject)))
+            .into_inner();
+        assert_eq!(created.subject, subject);
+        assert_eq!(created.description, description);
+        assert_eq!(created.priority(), pb::TicketPriority::Medium);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// GetTicket and ListTickets
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_input_get_and_list_tickets_validate_ids_filters_and_pages() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        app.alice_ticket().await;
+    }
+    let mut batch = Batch::start(&app, None).await;
+
+    let ids = [
+        "",
+        " ",
+        "nope",
+        "123",
+        "TKT-",
+        "TKT-AB12",
+        "tkt-abc123",
+        "TKT-ABC12",
+        "TKT-ABC1234",
+        "TKT-ABC123 ",
+        "TKT-abc123",
+        "0a000000-0000-4000-8000-00000000000",
+        "0a000000-0000-4000-8000-0000000000001",
+        "\0",
+    ];
+    for id in ids {
+        let result = app
+            .sam()
+            .tickets
+            .get_ticket(pb::GetTicketRequest { id: id.into() })
+            .await;
+        batch
+            .reject(format!("GetTicket id={id:?}"), result, &["id"])
+            .await;
+    }
+    // Well-formed ids of tickets that do not exist are NOT_FOUND, not invalid.
+    for id in [UNKNOWN, "TKT-ZZZ999"] {
+        let status = app
+            .sam()
+            .tickets
+            .get_ticket(pb::GetTicketRequest { id: id.into() })
+            .await
+            .expect_err("missing ticket");
+        assert_eq!(status.code(), Code::NotFound, "GetTicket {id}: {status:?}");
+    }
+
+    let shared = &app;
+    let list = move |req: pb::ListTicketsRequest| async move {
+        shared.sam().tickets.list_tickets(req).await
+    };
+    for page_size in [-1, 101, i32::MIN, i32::MAX] {
+        let result = list(pb::ListTicketsRequest {
+            page_size,
+            ..Default::default()
+        })
+        .await;
+        batch
+            .reject(
+                format!("ListTickets page_size={page_size}"),
+                result,
+                &["page_size"],
+            )
+            .await;
+    }
+
+    // Page tokens: garbage, and real ones replayed against other filters or
+    // by another caller.
+    let first = list(pb::ListTicketsRequest {
+        page_size: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("first page")
+    .into_inner();
+    let token = first.next_page_token;
+    assert!(!token.is_empty(), "3 tickets, page size 1: a next page");
+    let mut wrong_version = URL_SAFE_NO_PAD.decode(&token).unwrap();
+    wrong_version[0] = 99;
+    let garbage = [
+        "garbage".to_owned(),
+        "!!!!".into(),
+        "AAAA".into(),
+        URL_SAFE_NO_PAD.encode([0_u8; 33]),
+        URL_SAFE_NO_PAD.encode([1_u8; 32]),
+        URL_SAFE_NO_PAD.encode(wrong_version),
+        format!("{token}A"),
+        token[..token.len() - 1].to_owned(),
+        "\0".into(),
+    ];
+    for page_token in garbage {
+        let case = format!("ListTickets page_token={}", short(&page_token));
+        let result = list(pb::ListTicketsRequest {
+            page_token,
+            ..Default::default()
+        })
+        .await;
+        batch.reject(case, result, &["page_token"]).await;
+    }
+    let other_filters = [
+        (
+            "status",
+            pb::ListTicketsRequest {
+                status: pb::TicketStatus::Open.into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "user_id",
+            pb::ListTicketsRequest {
+                user_id: ALICE.into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "category_id",
+            pb::ListTicketsRequest {
+                category_id: "ride_issue".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "created_after",
+            pb::ListTicketsRequest {
+                created_after: Some(Timestamp {
+                    seconds: 0,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (filter, req) in other_filters {
+        let result = list(pb::ListTicketsRequest {
+            page_size: 1,
+            page_token: token.clone(),
+            ..req
+        })
+        .await;
+        batch
+            .reject(
+                format!("ListTickets page token reused with {filter} set"),
+                result,
+                &["page_token"],
+            )
+            .await;
+    }
+    let result = app
+        .ada()
+        .tickets
+        .list_tickets(pb::ListTicketsRequest {
+            page_size: 1,
+            page_token: token.clone(),
+            ..Default::default()
+        })
+        .await;
+    batch
+        .reject(
+            "ListTickets page token of sam's replayed by ada",
+            result,
+            &["page_token"],
+        )
+        .await;
+
+    for status in [99, -1, 6] {
+        let result = list(pb::ListTicketsRequest {
+            status,
+            ..Default::default()
+        })
+        .await;
+        batch
+            .reject(format!("ListTickets status={status}"), result, &["status"])
+            .await;
+    }
+    for priority in [99, -1, 5] {
+        let result = list(pb::ListTicketsRequest {
+            priority,
+            ..Default::default()
+        })
+        .await;
+        batch
+            .reject(
+                format!("ListTickets priority={priority}"),
+                result,
+                &["priority"],
+            )
+            .await;
+    }
+    for category_id in ["Bad!", "ride-issue", "RIDE_ISSUE", "\0"] {
+        let result = list(pb::ListTicketsRequest {
+            category_id: category_id.into(),
+            ..Default::default()
+        })
+        .await;
+        batch
+            .reject(
+                format!("ListTickets category_id={category_id:?}"),
+                result,
+                &["category_id"],
+            )
+            .await;
+    }
+    let uuid_filters: [(&str, FilterBuilder); 3] = [
+        ("assignee_id", |v| pb::ListTicketsRequest {
+            assignee_id: v,
+            ..Default::default()
+        }),
+        ("ride_id", |v| pb::ListTicketsRequest {
+            ride_id: v,
+            ..Default::default()
+        }),
+        ("user_id", |v| pb::ListTicketsRequest {
+            user_id: v,
+            ..Default::default()
+        }),
+    ];
+    for (field, build) in uuid_filters {
+        for value in ["x", "sam", "0b000000-0000-4000-8000-00000000000", "\0"] {
+            let result = list(build(value.into())).await;
+            batch
+                .reject(format!("ListTickets {field}={value:?}"), result, &[field])
+                .await;
+        }
+    }
+    // A user's malformed user_id filter is invalid (not "someone else's").
+    let result = app
+        .alice()
+        .tickets
+        .list_tickets(pb::ListTicketsRequest {
+            user_id: "alice".into(),
+            ..Default::default()
+        })
+        .await;
+    batch
+        .reject(
+            "ListTickets as alice user_id=\"alice\"",
+            result,
+            &["user_id"],
+        )
+        .await;
+
+    for (label, t) in bad_timestamps() {
+        let result = list(pb::ListTicketsRequest {
+            created_after: Some(t),
+            ..Default::default()
+        })
+        .await;
+        batch
+            .reject(
+                format!("ListTickets created_after {label}"),
+                result,
+                &["created_after"],
+            )
+            .await;
+        let result = list(pb::ListTicketsRequest {
+            created_before: Some(t),
+            ..Default::default()
+        })
+        .await;
+        batch
+            .reject(
+                format!("ListTickets created_before {label}"),
+                result,
+                &["created_before"],
+            )
+            .await;
+    }
+
+    let result = list(pb::ListTicketsRequest {
+        page_size: -1,
+        page_token: "x".into(),
+        status: 99,
+        priority: 99,
+        category_id: "X".into(),
+        assignee_id: "x".into(),
+        ride_id: "x".into(),
+        user_id: "x".into(),
+        created_after: Some(Timestamp {
+            seconds: 0,
+            nanos: -1,
+        }),
+        created_before: Some(Timestamp {
+            seconds: i64::MAX,
+            nanos: 0,
+        }),
+    })
+    .await;
+    batch
+        .reject(
+            "ListTickets, all wrong",
+            result,
+            &[
+                "page_size",
+                "page_token",
+                "status",
+                "priority",
+                "category_id",
+                "assignee_id",
+                "ride_id",
+                "user_id",
+                "created_after",
+                "created_before",
+            ],
+        )
+        .await;
+    batch.finish();
+
+    // The edges that are fine: sizes 1 and 100, and the same token with
+    // another page size (page size is not a filter).
+    for page_size in [1, 100] {
+        list(pb::ListTicketsRequest {
+            page_size,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("page_size {page_size}: {s:?}"));
+    }
+    let second = list(pb::ListTicketsRequest {
+        page_size: 2,
+        page_token: token,
+        ..Default::default()
+    })
+    .await
+    .expect("same filters, other page size")
+    .into_inner();
+    assert_eq!(second.tickets.len(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// UpdateTicket and AssignTicket
+// ---------------------------------------------------------------------------
+
+fn update(t: pb::Ticket, paths: Option<&[&str]>, request_id: &str) -> pb::UpdateTicketRequest {
+    pb::UpdateTicketRequest {
+        ticket: Some(t),
+        update_mask: paths.and_then(mask),
+        request_id: request_id.into(),
+    }
+}
+
+#[tokio::test]
+async fn bad_input_update_and_assign_validate_and_change_nothing() {
+    let app = spawn_app().await;
+    deactivate(&app, "lost_item").await;
+    let ticket = app.alice_ticket().await;
+    let id = ticket.id.clone();
+    let with = |f: fn(&mut pb::Ticket)| {
+        let mut t = pb::Ticket {
+            id: id.clone(),
+            ..Default::default()
+        };
+        f(&mut t);
+        t
+    };
+    let mut batch = Batch::start(&app, Some(&id)).await;
+
+    let result = app
+        .sam()
+        .tickets
+        .update_ticket(pb::UpdateTicketRequest {
+            ticket: None,
+            update_mask: mask(&["status"]),
+            request_id: String::new(),
+        })
+        .await;
+    batch
+        .reject("UpdateTicket without ticket", result, &["ticket"])
+        .await;
+
+    for bad_id in ["", "nope", "TKT-", "TKT-AB1", "\0"] {
+        let t = pb::Ticket {
+            id: bad_id.into(),
+            status: pb::TicketStatus::InProgress.into(),
+            ..Default::default()
+        };
+        let result = app
+            .sam()
+            .tickets
+            .update_ticket(update(t, Some(&["status"]), ""))
+            .await;
+        batch
+            .reject(
+                format!("UpdateTicket ticket.id={bad_id:?}"),
+                result,
+                &["ticket.id"],
+            )
+            .await;
+    }
+
+    for etag in ["abc", "1.5", "W/\"1\"", "\0"] {
+        let t = pb::Ticket {
+            id: id.clone(),
+            etag: etag.into(),
+            status: pb::TicketStatus::InProgress.into(),
+            ..Default::default()
+        };
+        let result = app
+            .sam()
+            .tickets
+            .update_ticket(update(t, Some(&["status"]), ""))
+            .await;
+        batch
+            .reject(
+                format!("UpdateTicket ticket.etag={etag:?}"),
+                result,
+                &["ticket.etag"],
+            )
+            .await;
+    }
+
+    let in_progress = with(|t| t.status = pb::TicketStatus::InProgress.into());
+    let masks: [Option<&[&str]>; 9] = [
+        None,
+        Some(&[]),
+        Some(&["subject"]),
+        Some(&["description"]),
+        Some(&["user_id"]),
+        Some(&["Status"]),
+        Some(&[""]),
+        Some(&["ticket.status"]),
+        Some(&["status", "bogus"]),
+    ];
+    for paths in masks {
+        let result = app
+            .sam()
+            .tickets
+            .update_ticket(update(in_progress.clone(), paths, ""))
+            .await;
+        batch
+            .reject(
+                format!("UpdateTicket update_mask={paths:?}"),
+                result,
+                &["update_mask"],
+            )
+            .await;
+    }
+
+    for status in [0, 99, -3] {
+        let mut t = in_progress.clone();
+        t.status = status;
+        let result = app
+            .sam()
+            .tickets
+            .update_ticket(update(t, Some(&["status"]), ""))
+            .await;
+        batch
+            .reject(
+                format!("UpdateTicket ticket.status={status}"),
+                result,
+                &["ticket.status"],
+            )
+            .await;
+    }
+    for priority in [0, 99, -1] {
+        let mut t = in_progress.clone();
+        t.priority = priority;
+        let result = app
+            .sam()
+            .tickets
+            .update_ticket(update(t, Some(&["priority"]), ""))
+            .await;
+        batch
+            .reject(
+                format!("UpdateTicket ticket.priority={priority}"),
+                result,
+                &["ticket.priority"],
+            )
+            .await;
+    }
+    let long_slug = "x".repeat(65);
+    for category_id in [
+        "",
+        "Bad",
+        "ride-issue",
+        long_slug.as_str(),
+        "no_such_category",
+        "lost_item",
+    ] {
+        let mut t = in_progress.clone();
+        t.category_id = category_id.into();
+        let result = app
+            .sam()
+            .tickets
+            .update_ticket(update(t, Some(&["category_id"]), ""))
+            .await;
+        batch
+            .reject(
+                format!("UpdateTicket ticket.category_id={}", short(category_id)),
+                result,
+                &["ticket.category_id"],
+            )
+            .await;
+    }
+    // Malformed, unknown, not staff, deactivated staff.
+    for assignee in ["nope", "\0", UNKNOWN, ALICE, UMA_INACTIVE_STAFF] {
+        let mut t = in_progress.clone();
+        t.assignee_id = assignee.into();
+        let result = app
+            .sam()
+            .tickets
+            .update_ticket(update(t, Some(&["assignee_id"]), ""))
+            .await;
+        batch
+            .reject(
+                format!("UpdateTicket ticket.assignee_id={assignee:?}"),
+                result,
+                &["ticket.assignee_id"],
+            )
+            .await;
+    }
+    for request_id in ["x", "12345", "\0"] {
+        let result = app
+            .sam()
+            .tickets
+            .update_ticket(update(in_progress.clone(), Some(&["status"]), request_id))
+            .await;
+        batch
+            .reject(
+                format!("UpdateTicket request_id={request_id:?}"),
+                result,
+                &["request_id"],
+            )
+            .await;
+    }
+    let all_wrong = pb::Ticket {
+        id: "nope".into(),
+        etag: "x".into(),
+        status: 0,
+        priority: 99,
+        category_id: "X".into(),
+        assignee_id: "x".into(),
+        ..Default::default()
+    };
+    let result = app
+        .sam()
+        .tickets
+        .update_ticket(update(
+            all_wrong,
+            Some(&["status", "priority", "category_id", "assignee_id", "bogus"]),
+            "x",
+        ))
+        .await;
+    batch
+        .reject(
+            "UpdateTicket, all wrong",
+            result,
+            &[
+                "ticket.id",
+                "ticket.etag",
+                "ticket.status",
+                "ticket.priority",
+                "ticket.category_id",
+                "ticket.assignee_id",
+                "update_mask",
+                "request_id",
+            ],
+        )
+        .await;
+
+    let assign = |ticket_id: &str, assignee_id: &str, request_id: &str| pb::AssignTicketRequest {
+        ticket_id: ticket_id.into(),
+        assignee_id: assignee_id.into(),
+        request_id: request_id.into(),
+    };
+    for ticket_id in ["", "nope", "TKT-", "\0"] {
+        let result = app
+            .sam()
+            .tickets
+            .assign_ticket(assign(ticket_id, SAM, ""))
+            .await;
+        batch
+            .reject(
+                format!("AssignTicket ticket_id={ticket_id:?}"),
+                result,
+                &["ticket_id"],
+            )
+            .await;
+    }
+    for assignee in ["", "nope", "\0", UNKNOWN, ALICE, UMA_INACTIVE_STAFF] {
+        let result = app
+            .sam()
+            .tickets
+            .assign_ticket(assign(&id, assignee, ""))
+            .await;
+        batch
+            .reject(
+                format!("AssignTicket assignee_id={assignee:?}"),
+                result,
+                &["assignee_id"],
+            )
+            .await;
+    }
+    let result = app.sam().tickets.assign_ticket(assign(&id, SAM, "x")).await;
+    batch
+        .reject("AssignTicket request_id=\"x\"", result, &["request_id"])
+        .await;
+    let result = app
+        .sam()
+        .tickets
+        .assign_ticket(assign("nope", "nope", "nope"))
+        .await;
+    batch
+        .reject(
+            "AssignTicket, all wrong",
+            result,
+            &["ticket_id", "assignee_id", "request_id"],
+        )
+        .await;
+    batch.finish();
+
+    // Read back over the API too: same version, same fields.
+    let now = app
+        .sam()
+        .tickets
+        .get_ticket(pb::GetTicketRequest { id: id.clone() })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(now.etag, ticket.etag);
+    assert_eq!(now.status(), ticket.status());
+    assert_eq!(now.priority(), ticket.priority());
+    assert_eq!(now.category_id, ticket.category_id);
+    assert_eq!(now.assignee_id, ticket.assignee_id);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox").await,
+        1,
+        "only the creation"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Messages and ratings
+// ---------------------------------------------------------------------------
+
+fn post(ticket_id: &str, body: &str, request_id: &str) -> pb::PostMessageRequest {
+    pb::PostMessageRequest {
+        ticket_id: ticket_id.into(),
+        body: body.into(),
+        internal: false,
+        request_id: request_id.into(),
+    }
+}
+
+#[tokio::test]
+async fn bad_input_messages_and_ratings_validate_and_change_nothing() {
+    let app = spawn_app().await;
+    let ticket = app.alice_ticket().await;
+    let other = app.alice_ticket().await;
+    let id = ticket.id.clone();
+    for body in ["First", "Second"] {
+        app.alice()
+            .tickets
+            .post_message(post(&id, body, ""))
+            .await
+            .expect("post");
+    }
+    let page = app
+        .alice()
+        .tickets
+        .list_messages(pb::ListMessagesRequest {
+            ticket_id: id.clone(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .expect("first page")
+        .into_inner();
+    let message_id = page.messages[0].id.clone();
+    let token = page.next_page_token;
+    assert!(!token.is_empty());
+
+    let mut batch = Batch::start(&app, Some(&id)).await;
+    for ticket_id in ["", "nope", "TKT-", "TKT-ABC12", "\0"] {
+        let result = app
+            .alice()
+            .tickets
+            .post_message(post(ticket_id, "Hello", ""))
+            .await;
+        batch
+            .reject(
+                format!("PostMessage ticket_id={ticket_id:?}"),
+                result,
+                &["ticket_id"],
+            )
+            .await;
+    }
+    let bodies = [
+        String::new(),
+        "  ".into(),
+        "\n\t\r".into(),
+        "\0".into(),
+        "hi\0".into(),
+        "x".repeat(10_001),
+        "é".repeat(10_001),
+    ];
+    for body in &bodies {
+        let result = app.alice().tickets.post_message(post(&id, body, "")).await;
+        batch
+            .reject(
+                format!("PostMessage body={}", short(body)),
+                result,
+                &["body"],
+            )
+            .await;
+        let result = app
+            .sam()
+            .tickets
+            .post_message(pb::PostMessageRequest {
+                internal: true,
+                ..post(&id, body, "")
+            })
+            .await;
+        batch
+            .reject(
+                format!("PostMessage internal body={}", short(body)),
+                result,
+                &["body"],
+            )
+            .await;
+    }
+    for request_id in ["x", "\0", "0a000000-0000-4000-8000-00000000000"] {
+        let result = app
+            .alice()
+            .tickets
+            .post_message(post(&id, "Hello", request_id))
+            .await;
+        batch
+            .reject(
+                format!("PostMessage request_id={request_id:?}"),
+                result,
+                &["request_id"],
+            )
+            .await;
+    }
+    let result = app.alice().tickets.post_message(post("x", "", "x")).await;
+    batch
+        .reject(
+            "PostMessage, all wrong",
+            result,
+            &["ticket_id", "body", "request_id"],
+        )
+        .await;
+
+    let get = |ticket_id: &str, message_id: &str| pb::GetMessageRequest {
+        ticket_id: ticket_id.into(),
+        message_id: message_id.into(),
+    };
+    for ticket_id in ["", "nope", "\0"] {
+        let result = app
+            .alice()
+            .tickets
+            .get_message(get(ticket_id, &message_id))
+            .await;
+        batch
+            .reject(
+                format!("GetMessage ticket_id={ticket_id:?}"),
+                result,
+                &["ticket_id"],
+            )
+            .await;
+    }
+    for bad in ["", "nope", "TKT-ABC123", "\0"] {
+        let result = app.alice().tickets.get_message(get(&id, bad)).await;
+        batch
+            .reject(
+                format!("GetMessage message_id={bad:?}"),
+                result,
+                &["message_id"],
+            )
+            .await;
+    }
+    let result = app.alice().tickets.get_message(get("x", "y")).await;
+    batch
+        .reject(
+            "GetMessage, all wrong",
+            result,
+            &["ticket_id", "message_id"],
+        )
+        .await;
+
+    let list = |ticket_id: &str, page_size: i32, page_token: &str| pb::ListMessagesRequest {
+        ticket_id: ticket_id.into(),
+        page_size,
+        page_token: page_token.into(),
+    };
+    for ticket_id in ["", "nope", "\0"] {
+        let result = app
+            .alice()
+            .tickets
+            .list_messages(list(ticket_id, 0, ""))
+            .await;
+        batch
+            .reject(
+                format!("ListMessages ticket_id={ticket_id:?}"),
+                result,
+                &["ticket_id"],
+            )
+            .await;
+    }
+    for page_size in [-1, 101, i32::MIN, i32::MAX] {
+        let result = app
+            .alice()
+            .tickets
+            .list_messages(list(&id, page_size, ""))
+            .await;
+        batch
+            .reject(
+                format!("ListMessages page_size={page_size}"),
+                result,
+                &["page_size"],
+            )
+            .await;
+    }
+    for page_token in ["garbage", "AAAA", "\0", &format!("{token}A")] {
+        let result = app
+            .alice()
+            .tickets
+            .list_messages(list(&id, 1, page_token))
+            .await;
+        batch
+            .reject(
+                format!("ListMessages page_token={}", short(page_token)),
+                result,
+                &["page_token"],
+            )
+            .await;
+    }
+    // A token of one ticket's messages replayed on another ticket, or by someone else.
+    let result = app
+        .alice()
+        .tickets
+        .list_messages(list(&other.id, 1, &token))
+        .await;
+    batch
+        .reject(
+            "ListMessages page token replayed on another ticket",
+            result,
+            &["page_token"],
+        )
+        .await;
+    let result = app.sam().tickets.list_messages(list(&id, 1, &token)).await;
+    batch
+        .reject(
+            "ListMessages page token of alice's replayed by sam",
+            result,
+            &["page_token"],
+        )
+        .await;
+    let result = app.alice().tickets.list_messages(list("", -1, "x")).await;
+    batch
+        .reject(
+            "ListMessages, all wrong",
+            result,
+            &["ticket_id", "page_size", "page_token"],
+        )
+        .await;
+    batch.finish();
+
+    // Ratings, on a resolved ticket.
+    let resolved = app
+        .sam()
+        .tickets
+        .update_ticket(set_status(&other.id, pb::TicketStatus::Resolved))
+        .await
+        .expect("resolve")
+        .into_inner();
+    let rate =
+        |ticket_id: &str, rating: i32, feedback: &str, request_id: &str| pb::RateTicketRequest {
+            ticket_id: ticket_id.into(),
+            rating,
+            feedback: feedback.into(),
+            request_id: request_id.into(),
+        };
+    let mut batch = Batch::start(&app, Some(&other.id)).await;
+    for rating in [0, 6, -1, i32::MAX, i32::MIN] {
+        let result = app
+            .alice()
+            .tickets
+            .rate_ticket(rate(&other.id, rating, "", ""))
+            .await;
+        batch
+            .reject(format!("RateTicket rating={rating}"), result, &["rating"])
+            .await;
+    }
+    for feedback in [
+        "x".repeat(10_001),
+        "é".repeat(10_001),
+        "\0".into(),
+        "ok\0".into(),
+    ] {
+        let result = app
+            .alice()
+            .tickets
+            .rate_ticket(rate(&other.id, 5, &feedback, ""))
+            .await;
+        batch
+            .reject(
+                format!("RateTicket feedback={}", short(&feedback)),
+                result,
+                &["feedback"],
+            )
+            .await;
+    }
+    for ticket_id in ["", "nope", "\0"] {
+        let result = app
+            .alice()
+            .tickets
+            .rate_ticket(rate(ticket_id, 5, "", ""))
+            .await;
+        batch
+            .reject(
+                format!("RateTicket ticket_id={ticket_id:?}"),
+                result,
+                &["ticket_id"],
+            )
+            .await;
+    }
+    let result = app
+        .alice()
+        .tickets
+        .rate_ticket(rate(&other.id, 5, "", "x"))
+        .await;
+    batch
+        .reject("RateTicket request_id=\"x\"", result, &["request_id"])
+        .await;
+    let result = app
+        .alice()
+        .tickets
+        .rate_ticket(rate("x", 0, "\0", "x"))
+        .await;
+    batch
+        .reject(
+            "RateTicket, all wrong",
+            result,
+            &["ticket_id", "rating", "feedback", "request_id"],
+        )
+        .await;
+    batch.finish();
+
+    let still = app
+        .alice()
+        .tickets
+        .get_ticket(pb::GetTicketRequest {
+            id: other.id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(still.rating, 0);
+    assert_eq!(still.etag, resolved.etag);
+    assert_eq!(still.status(), pb::TicketStatus::Resolved);
+
+    // The edges that are fine: 10,000 characters (not bytes).
+    let long = "é".repeat(10_000);
+    let posted = app
+        .alice()
+        .tickets
+        .post_message(post(&id, &long, ""))
+        .await
+        .expect("10,000 characters of body")
+        .into_inner();
+    assert_eq!(posted.body, long);
+    let rated = app
+        .alice()
+        .tickets
+        .rate_ticket(rate(&other.id, 5, &long, ""))
+        .await
+        .expect("10,000 characters of feedback")
+        .into_inner();
+    assert_eq!(rated.rating, 5);
+    assert_eq!(rated.rating_feedback, long);
+}
+
+// ---------------------------------------------------------------------------
+// Categories
+// ---------------------------------------------------------------------------
+
+fn category(id: &str, name: &str, description: &str) -> pb::Category {
+    pb::Category {
+        id: id.into(),
+        name: name.into(),
+        description: description.into(),
+        active: true,
+        sort_order: 5,
+    }
+}
+
+#[tokio::test]
+async fn bad_input_category_rpcs_validate_and_change_nothing() {
+    let app = spawn_app().await;
+    let mut batch = Batch::start(&app, None).await;
+    let long_slug = "x".repeat(65);
+    let bad_slugs = [
+        "",
+        "Ride_Issue",
+        "ride-issue",
+        "ride issue",
+        long_slug.as_str(),
+        "é",
+        "\0",
+    ];
+    for id in bad_slugs {
+        let result = app
+            .alice()
+            .categories
+            .get_category(pb::GetCategoryRequest { id: id.into() })
+            .await;
+        batch
+            .reject(format!("GetCategory id={}", short(id)), result, &["id"])
+            .await;
+    }
+
+    let create = |c: Option<pb::Category>, request_id: &str| pb::CreateCategoryRequest {
+        category: c,
+        request_id: request_id.into(),
+    };
+    let result = app.ada().categories.create_category(create(None, "")).await;
+    batch
+        .reject("CreateCategory without category", result, &["category"])
+        .await;
+    for id in bad_slugs {
+        let result = app
+            .ada()
+            .categories
+            .create_category(create(Some(category(id, "Name", "")), ""))
+            .await;
+        batch
+            .reject(
+                format!("CreateCategory category.id={}", short(id)),
+                result,
+                &["category.id"],
+            )
+            .await;
+    }
+    for name in [
+        String::new(),
+        "  ".into(),
+        "x".repeat(101),
+        "é".repeat(101),
+        "\0".into(),
+    ] {
+        let result = app
+            .ada()
+            .categories
+            .create_category(create(Some(category("fresh", &name, "")), ""))
+            .await;
+        batch
+            .reject(
+                format!("CreateCategory category.name={}", short(&name)),
+                result,
+                &["category.name"],
+            )
+            .await;
+    }
+    for description in ["x".repeat(1_001), "é".repeat(1_001), "\0".into()] {
+        let result = app
+            .ada()
+            .categories
+            .create_category(create(Some(category("fresh", "Fresh", &description)), ""))
+            .await;
+        batch
+            .reject(
+                format!(
+                    "CreateCategory category.description={}",
+                    short(&description)
+                ),
+                result,
+                &["category.description"],
+            )
+            .await;
+    }
+    let result = app
+        .ada()
+        .categories
+        .create_category(create(Some(category("fresh", "Fresh", "")), "x"))
+        .await;
+    batch
+        .reject("CreateCategory request_id=\"x\"", result, &["request_id"])
+        .await;
+    let result = app
+        .ada()
+        .categories
+        .create_category(create(Some(category("X", "", "\0")), "x"))
+        .await;
+    batch
+        .reject(
+            "CreateCategory, all wrong",
+            result,
+            &[
+                "category.id",
+                "category.name",
+                "category.description",
+                "request_id",
+            ],
+        )
+        .await;
+
+    let update = |c: Option<pb::Category>, paths: Option<&[&str]>, request_id: &str| {
+        pb::UpdateCategoryRequest {
+            category: c,
+            update_mask: paths.and_then(mask),
+            request_id: request_id.into(),
+        }
+    };
+    let renamed = || Some(category("other", "Renamed", "Renamed"));
+    let result = app
+        .ada()
+        .categories
+        .update_category(update(None, Some(&["name"]), ""))
+        .await;
+    batch
+        .reject("UpdateCategory without category", result, &["category"])
+        .await;
+    let masks: [Option<&[&str]>; 6] = [
+        None,
+        Some(&[]),
+        Some(&["id"]),
+        Some(&["bogus"]),
+        Some(&["Name"]),
+        Some(&["name", "created_at"]),
+    ];
+    for paths in masks {
+        let result = app
+            .ada()
+            .categories
+            .update_category(update(renamed(), paths, ""))
+            .await;
+        batch
+            .reject(
+                format!("UpdateCategory update_mask={paths:?}"),
+                result,
+                &["update_mask"],
+            )
+            .await;
+    }
+    for id in bad_slugs {
+        let result = app
+            .ada()
+            .categories
+            .update_category(update(
+                Some(category(id, "Renamed", "")),
+                Some(&["name"]),
+                "",
+            ))
+            .await;
+        batch
+            .reject(
+                format!("UpdateCategory category.id={}", short(id)),
+                result,
+                &["category.id"],
+            )
+            .await;
+    }
+    for name in [String::new(), "x".repeat(101), "\0".into()] {
+        let result = app
+            .ada()
+            .categories
+            .update_category(update(
+                Some(category("other", &name, "")),
+                Some(&["name"]),
+                "",
+            ))
+            .await;
+        batch
+            .reject(
+                format!("UpdateCategory category.name={}", short(&name)),
+                result,
+                &["category.name"],
+            )
+            .await;
+    }
+    let result = app
+        .ada()
+        .categories
+        .update_category(update(
+            Some(category("other", "Other", &"x".repeat(1_001))),
+            Some(&["description"]),
+            "",
+        ))
+        .await;
+    batch
+        .reject(
+            "UpdateCategory category.description of 1,001 characters",
+            result,
+            &["category.description"],
+        )
+        .await;
+    let result = app
+        .ada()
+        .categories
+        .update_category(update(
+            Some(category("X", "", &"x".repeat(1_001))),
+            Some(&["name", "description", "bogus"]),
+            "x",
+        ))
+        .await;
+    batch
+        .reject(
+            "UpdateCategory, all wrong",
+            result,
+            &[
+                "category.id",
+                "category.name",
+                "category.description",
+                "update_mask",
+                "request_id",
+            ],
+        )
+        .await;
+    batch.finish();
+
+    // The edges that are fine: 100 characters of name, 1,000 of description.
+    let created = app
+        .ada()
+        .categories
+        .create_category(create(
+            Some(category("edge_case", &"é".repeat(100), &"é".repeat(1_000))),
+            "",
+        ))
+        .await
+        .expect("edge lengths")
+        .into_inner();
+    assert_eq!(created.name.chars().count(), 100);
+}
+
+// ---------------------------------------------------------------------------
+// No input is an internal error
+// ---------------------------------------------------------------------------
+
+/// Strings a careless server could choke on.
+fn odd_strings() -> Vec<String> {
+    vec![
+        "a".repeat(100_000),
+        "é".repeat(100_000),
+        "🎫".repeat(100_000),
+        "\0".into(),
+        "\0".repeat(1_000),
+        "👩‍👩‍👧‍👦 family".into(),
+        "\u{202e}reversed\u{202c}".into(),
+        "\u{feff}\u{200b}\u{2060}".into(),
+        "\u{10ffff}\u{fffd}".into(),
+        "'; DROP TABLE tickets; --".into(),
+        "%s%n%x\\x00".into(),
+        "\r\n\r\n".into(),
+        format!("TKT-{}{}", "A".repeat(50_000), "1".repeat(50_000)),
+        format!("{UNKNOWN}\0"),
+        "00000000-0000-0000-0000-000000000000".into(),
+        "ffffffff-ffff-ffff-ffff-ffffffffffff".into(),
+        "null".into(),
+    ]
+}
+
+/// A real page token with its cursor time replaced by `micros` (the
+/// filters' fingerprint left intact, so only the time is off).
+fn retimed(token: &str, micros: i64) -> String {
+    let mut bytes = URL_SAFE_NO_PAD.decode(token).expect("page token is base64");
+    bytes[1..9].copy_from_slice(&micros.to_be_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn bad_input_odd_inputs_never_fail_internally() {
+    let app = spawn_app().await;
+    let ticket = app.alice_ticket().await;
+    app.alice_ticket().await;
+    let id = ticket.id.clone();
+    let mut failures = Vec::new();
+    let mut check = |case: String, code: Code| {
+        if matches!(code, Code::Internal | Code::Unknown) {
+            failures.push(format!("{case}: {code:?}"));
+        }
+    };
+    fn code_of<T>(r: Result<Response<T>, Status>) -> Code {
+        r.map_or_else(|s| s.code(), |_| Code::Ok)
+    }
+
+    for s in odd_strings() {
+        let label = short(&s);
+        let creates: [(&str, pb::CreateTicketRequest); 7] = [
+            (
+                "subject",
+                pb::CreateTicketRequest {
+                    subject: s.clone(),
+                    ..new_ticket("")
+                },
+            ),
+            (
+                "description",
+                pb::CreateTicketRequest {
+                    description: s.clone(),
+                    ..new_ticket("")
+                },
+            ),
+            (
+                "ride_id",
+                pb::CreateTicketRequest {
+                    ride_id: s.clone(),
+                    ..new_ticket("")
+                },
+            ),
+            (
+                "category_id",
+                pb::CreateTicketRequest {
+                    category_id: s.clone(),
+                    ..new_ticket("")
+                },
+            ),
+            (
+                "user_id",
+                pb::CreateTicketRequest {
+                    user_id: s.clone(),
+                    ..new_ticket("")
+                },
+            ),
+            (
+                "request_id",
+                pb::CreateTicketRequest {
+                    request_id: s.clone(),
+                    ..new_ticket("")
+                },
+            ),
+            (
+                "user_id (staff)",
+                pb::CreateTicketRequest {
+                    user_id: s.clone(),
+                    ride_id: String::new(),
+                    ..new_ticket("")
+                },
+            ),
+        ];
+        for (field, req) in creates {
+            let result = if field == "user_id (staff)" {
+                app.sam().tickets.create_ticket(req).await
+            } else {
+                app.alice().tickets.create_ticket(req).await
+            };
+            check(format!("CreateTicket {field}={label}"), code_of(result));
+        }
+
+        let r = app.alice().tickets.post_message(post(&id, &s, "")).await;
+        check(format!("PostMessage body={label}"), code_of(r));
+        let r = app
+            .alice()
+            .tickets
+            .post_message(post(&s, "Hello", ""))
+            .await;
+        check(format!("PostMessage ticket_id={label}"), code_of(r));
+        let r = app
+            .alice()
+            .tickets
+            .post_message(post(&id, "Hello", &s))
+            .await;
+        check(format!("PostMessage request_id={label}"), code_of(r));
+
+        for who in ["alice", "sam"] {
+            let mut c = if who == "alice" {
+                app.alice()
+            } else {
+                app.sam()
+            };
+            let r = c
+                .tickets
+                .get_ticket(pb::GetTicketRequest { id: s.clone() })
+                .await;
+            check(format!("GetTicket as {who} id={label}"), code_of(r));
+        }
+        let r = app
+            .alice()
+            .tickets
+            .get_message(pb::GetMessageRequest {
+                ticket_id: id.clone(),
+                message_id: s.clone(),
+            })
+            .await;
+        check(format!("GetMessage message_id={label}"), code_of(r));
+        let r = app
+            .sam()
+            .tickets
+            .list_tickets(pb::ListTicketsRequest {
+                category_id: s.clone(),
+                ..Default::default()
+            })
+            .await;
+        check(format!("ListTickets category_id={label}"), code_of(r));
+        let r = app
+            .sam()
+            .tickets
+            .list_tickets(pb::ListTicketsRequest {
+                page_token: s.clone(),
+                ..Default::default()
+            })
+            .await;
+        check(format!("ListTickets page_token={label}"), code_of(r));
+        let r = app
+            .alice()
+            .tickets
+            .list_messages(pb::ListMessagesRequest {
+                ticket_id: id.clone(),
+                page_size: 0,
+                page_token: s.clone(),
+            })
+            .await;
+        check(format!("ListMessages page_token={label}"), code_of(r));
+        let r = app
+            .alice()
+            .categories
+            .get_category(pb::GetCategoryRequest { id: s.clone() })
+            .await;
+        check(format!("GetCategory id={label}"), code_of(r));
+    }
+
+    // Out-of-range times, as filters and smuggled inside real page tokens.
+    for (label, t) in bad_timestamps() {
+        let r = app
+            .sam()
+            .tickets
+            .list_tickets(pb::ListTicketsRequest {
+                created_after: Some(t),
+                created_before: Some(t),
+                ..Default::default()
+            })
+            .await;
+        check(
+            format!("ListTickets created_after/before {label}"),
+            code_of(r),
+        );
+    }
+    let tickets_token = app
+        .alice()
+        .tickets
+        .list_tickets(pb::ListTicketsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .next_page_token;
+    for body in ["One", "Two"] {
+        app.alice()
+            .tickets
+            .post_message(post(&id, body, ""))
+            .await
+            .expect("post");
+    }
+    let messages_token = app
+        .alice()
+        .tickets
+        .list_messages(pb::ListMessagesRequest {
+            ticket_id: id.clone(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .expect("list messages")
+        .into_inner()
+        .next_page_token;
+    assert!(!tickets_token.is_empty() && !messages_token.is_empty());
+    for micros in [
+        i64::MIN,
+        i64::MAX,
+        -8_000_000_000_000_000_000, // ~253,000 BC: chrono can, PostgreSQL cannot
+        8_000_000_000_000_000_000,  // ~255,000 AD
+        -1,
+    ] {
+        let r = app
+            .alice()
+            .tickets
+            .list_tickets(pb::ListTicketsRequest {
+                page_size: 1,
+                page_token: retimed(&tickets_token, micros),
+                ..Default::default()
+            })
+            .await;
+        check(format!("ListTickets page token at {micros} µs"), code_of(r));
+        let r = app
+            .alice()
+            .tickets
+            .list_messages(pb::ListMessagesRequest {
+                ticket_id: id.clone(),
+                page_size: 1,
+                page_token: retimed(&messages_token, micros),
+            })
+            .await;
+        check(
+            format!("ListMessages page token at {micros} µs"),
+            code_of(r),
+        );
+    }
+
+    assert!(
+        failures.is_empty(),
+        "inputs that made the server fail internally:\n{}",
+        failures.join("\n")
+    );
+}

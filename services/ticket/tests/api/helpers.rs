@@ -7,7 +7,10 @@ use helpdesk_kit::{
     auth::{AuthConfig, Role},
     clock::ManualClock,
     config::CommonConfig,
-    testing::{TestDb, minter},
+    relay::RelayConfig,
+    testing::{
+        EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, minter, unique_exchange,
+    },
 };
 use helpdesk_proto::support::v1::{
     self as pb, category_service_client::CategoryServiceClient,
@@ -73,6 +76,10 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     standin: Standin,
+    /// This test's own events exchange.
+    pub exchange: String,
+    /// Between the relay and RabbitMQ, when the test asked for one.
+    pub broker: Option<TcpProxy>,
 }
 
 /// Knobs for unusual setups.
@@ -82,6 +89,8 @@ pub struct Setup {
     pub standin_delay: Duration,
     /// The ticket service's deadline on platform calls (default 800 ms).
     pub platform_timeout: Option<Duration>,
+    /// Route the relay's broker connection through a [`TcpProxy`] the test can cut.
+    pub broker_proxy: bool,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -106,6 +115,24 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         },
     ));
 
+    let exchange = unique_exchange();
+    let broker = if setup.broker_proxy {
+        Some(
+            TcpProxy::start("127.0.0.1:5672".parse().unwrap())
+                .await
+                .unwrap(),
+        )
+    } else {
+        None
+    };
+    let broker_url = match &broker {
+        Some(proxy) => format!("amqp://guest:guest@{}/%2f", proxy.addr),
+        None => amqp_url(),
+    };
+    let mut relay = RelayConfig::new(&broker_url, &exchange, "ticket-test");
+    relay.fallback_poll = Duration::from_millis(200);
+    relay.standby_poll = Duration::from_millis(100);
+
     let config = Config {
         common: CommonConfig {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
@@ -118,6 +145,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         rides_addr: standin_addr,
         platform_timeout: setup.platform_timeout.unwrap_or(Duration::from_millis(800)),
         idempotency_retention: chrono::Duration::hours(48),
+        relay: Some(relay),
     };
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),
@@ -146,6 +174,8 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             stop: Some(standin_stop),
             task: standin_task,
         },
+        exchange,
+        broker,
     }
 }
 
@@ -179,6 +209,13 @@ impl TestApp {
     }
     pub fn service(&self) -> As {
         self.as_(SERVICE, Role::Service)
+    }
+
+    /// Reads every event this test's service publishes from now on.
+    pub async fn tap(&self) -> EventTap {
+        EventTap::start(&self.exchange, "#")
+            .await
+            .expect("event tap")
     }
 
     /// Stops the stand-in: the dependency is down from now on.
@@ -241,6 +278,7 @@ impl Drop for TestApp {
         if let Some(stop) = self.standin.stop.take() {
             let _ = stop.send(());
         }
+        delete_broker_objects(Some(self.exchange.clone()), Vec::new());
     }
 }
 

@@ -5,6 +5,7 @@
 mod auth_matrix;
 mod bad_input;
 mod categories;
+mod events;
 mod helpers;
 mod idempotency;
 mod messages;

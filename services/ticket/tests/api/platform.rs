@@ -80,6 +80,7 @@ async fn a_slow_dependency_hits_the_deadline_and_is_unavailable() {
     let app = spawn_app_with(Setup {
         standin_delay: Duration::from_millis(400),
         platform_timeout: Some(Duration::from_millis(100)),
+        ..Setup::default()
     })
     .await;
     let started = std::time::Instant::now();

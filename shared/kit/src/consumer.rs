@@ -1,0 +1,447 @@
+//! The consumer kit: what every service that reacts to events runs.
+//!
+//! For each delivery: decode by the AMQP `type` property; open the service's
+//! own transaction; record the `event_id` in `processed_events` (a duplicate
+//! stops here, acked without effect); run the handler in that transaction;
+//! commit; ack. Failures never block the queue:
+//!
+//! - a malformed envelope, an unknown type or an undecodable body goes to the
+//!   dead-letter queue at once, with the reason in `x-death-reason`;
+//! - a permanent handler error (the event is wrong for us) dead-letters too;
+//! - a transient one (a dependency UNAVAILABLE, the database away) is
+//!   republished to a delay queue whose TTL returns it to the main queue
+//!   (`retry_delay`, doubling per attempt), and dead-lettered after
+//!   `max_attempts`.
+//!
+//! Topology per consumer (`queue` = e.g. `assignment.ticket-events`):
+//! `queue` (quorum) bound to the events exchange; `queue.retry.N` (one per
+//! attempt, TTL = delay N, dead-lettering back to `queue`); `queue.dead`.
+//!
+//! The loop reconnects with backoff after a broker restart or a closed
+//! channel, and on shutdown finishes the message in hand, then closes
+//! (unacked prefetched messages return to the queue).
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use futures_util::StreamExt;
+use lapin::{
+    BasicProperties, Channel,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+        ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+    },
+    types::{AMQPValue, FieldTable},
+};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::amqp::{self, Backoff};
+
+/// How one consumer connects and behaves.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// `AMQP_URL`.
+    pub amqp_url: String,
+    /// The events exchange to bind to.
+    pub exchange: String,
+    /// This consumer's queue; also its name in `processed_events`.
+    pub queue: String,
+    /// Routing keys (topic patterns) to bind.
+    pub bindings: Vec<String>,
+    /// Unacked deliveries in flight (broker-side buffer).
+    pub prefetch: u16,
+    /// Attempts before a failing event is dead-lettered.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles for each following one.
+    pub retry_delay: Duration,
+    /// Declare the main and dead-letter queues as quorum queues.
+    pub quorum: bool,
+}
+
+impl ConsumerConfig {
+    pub fn new(amqp_url: &str, exchange: &str, queue: &str, bindings: &[&str]) -> Self {
+        Self {
+            amqp_url: amqp_url.to_owned(),
+            exchange: exchange.to_owned(),
+            queue: queue.to_owned(),
+            bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
+            prefetch: 32,
+            max_attempts: 5,
+            retry_delay: Duration::from_secs(1),
+            quorum: true,
+        }
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead", self.queue)
+    }
+
+    fn retry_queue(&self, attempt: u32) -> String {
+        format!("{}.retry.{attempt}", self.queue)
+    }
+
+    fn retry_delay_for(&self, attempt: u32) -> Duration {
+        self.retry_delay * 2u32.saturating_pow(attempt.saturating_sub(1))
+    }
+}
+
+/// What a delivery says about itself.
+#[derive(Clone, Debug)]
+pub struct Meta {
+    pub event_id: Uuid,
+    pub message_type: String,
+    pub routing_key: String,
+    /// 1 on the first delivery, then 2, 3, ... on retries.
+    pub attempt: u32,
+}
+
+/// How a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying later (a dependency is down, a lock timed out).
+    #[error("transient: {0:#}")]
+    Transient(anyhow::Error),
+    /// Retrying cannot help (the event contradicts our state).
+    #[error("permanent: {0:#}")]
+    Permanent(anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(err: sqlx::Error) -> Self {
+        HandlerError::Transient(err.into())
+    }
+}
+
+/// Decoding outcome for a delivery's `type`.
+pub enum Decoded<E> {
+    Event(E),
+    /// A type this consumer does not handle.
+    Unknown,
+    /// The body does not decode as its type says.
+    Invalid(String),
+}
+
+/// Decodes `payload` as `E` when `message_type` is `E`'s full name.
+pub fn decode_as<E: helpdesk_proto::Event>(
+    message_type: &str,
+    payload: &[u8],
+) -> Option<Result<E, String>> {
+    (message_type == E::full_name()).then(|| E::decode(payload).map_err(|e| e.to_string()))
+}
+
+/// A service's reaction to events.
+pub trait Handler: Send + Sync + 'static {
+    type Event: Send;
+
+    /// Decodes by the `type` property.
+    fn decode(&self, message_type: &str, payload: &[u8]) -> Decoded<Self::Event>;
+
+    /// Applies the event inside the consumer's transaction. The event id is
+    /// recorded in the same transaction, so this runs once per event in effect.
+    fn handle(
+        &self,
+        tx: &mut PgConnection,
+        meta: &Meta,
+        event: Self::Event,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Declares the consumer's queues and bindings (idempotent).
+pub async fn declare_topology(channel: &Channel, config: &ConsumerConfig) -> lapin::Result<()> {
+    amqp::declare_exchange(channel, &config.exchange).await?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let main_args = if config.quorum {
+        amqp::headers([("x-queue-type", amqp::string_value("quorum"))])
+    } else {
+        FieldTable::default()
+    };
+    channel
+        .queue_declare(config.queue.as_str().into(), durable, main_args.clone())
+        .await?;
+    channel
+        .queue_declare(
+            config.dead_letter_queue().as_str().into(),
+            durable,
+            main_args,
+        )
+        .await?;
+    for attempt in 1..config.max_attempts {
+        let ttl = i64::try_from(config.retry_delay_for(attempt).as_millis()).unwrap_or(i64::MAX);
+        let args = amqp::headers([
+            ("x-message-ttl", AMQPValue::LongLongInt(ttl)),
+            ("x-dead-letter-exchange", amqp::string_value("")),
+            (
+                "x-dead-letter-routing-key",
+                amqp::string_value(config.queue.as_str()),
+            ),
+        ]);
+        channel
+            .queue_declare(config.retry_queue(attempt).as_str().into(), durable, args)
+            .await?;
+    }
+    for key in &config.bindings {
+        channel
+            .queue_bind(
+                config.queue.as_str().into(),
+                config.exchange.as_str().into(),
+                key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Declares the topology over a connection of its own (tests, admin tools).
+pub async fn declare(config: &ConsumerConfig) -> anyhow::Result<()> {
+    let connection = amqp::connect(&config.amqp_url, "declare").await?;
+    let channel = connection.create_channel().await?;
+    declare_topology(&channel, config).await?;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
+
+/// Consumes until `shutdown` is cancelled, reconnecting with backoff.
+pub async fn run<H: Handler>(
+    pool: PgPool,
+    config: ConsumerConfig,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    while !shutdown.is_cancelled() {
+        match session(&pool, &config, handler.as_ref(), &shutdown, &mut backoff).await {
+            Ok(()) => break,
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(queue = %config.queue, error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "consumer interrupted");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    tracing::info!(queue = %config.queue, "consumer stopped");
+}
+
+async fn session<H: Handler>(
+    pool: &PgPool,
+    config: &ConsumerConfig,
+    handler: &H,
+    shutdown: &CancellationToken,
+    backoff: &mut Backoff,
+) -> anyhow::Result<()> {
+    let connection = amqp::connect(&config.amqp_url, &config.queue)
+        .await
+        .context("connecting to RabbitMQ")?;
+    let channel = connection.create_channel().await?;
+    // Confirms for the retry and dead-letter republishes: the original is
+    // acked only once its copy is safely stored.
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    declare_topology(&channel, config).await?;
+    let mut deliveries = channel
+        .basic_consume(
+            config.queue.as_str().into(),
+            format!("{}-{}", config.queue, Uuid::new_v4().simple()).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = %config.queue, "consuming");
+    backoff.reset();
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                let _ = channel.close(200, "shutdown".into()).await;
+                let _ = connection.close(200, "shutdown".into()).await;
+                return Ok(());
+            }
+            delivery = deliveries.next() => {
+                let delivery = delivery.context("delivery stream ended")??;
+                process(pool, config, handler, &channel, delivery).await?;
+            }
+        }
+    }
+}
+
+/// Handles one delivery to completion: acked, retried or dead-lettered.
+/// An `Err` is a broker problem; the delivery will come back.
+async fn process<H: Handler>(
+    pool: &PgPool,
+    config: &ConsumerConfig,
+    handler: &H,
+    channel: &Channel,
+    delivery: lapin::message::Delivery,
+) -> anyhow::Result<()> {
+    let headers = delivery.properties.headers().as_ref();
+    let attempt = amqp::header_int(headers, "x-attempt").unwrap_or(1).max(1) as u32;
+    let event_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .and_then(|id| Uuid::parse_str(id.as_str()).ok());
+    let message_type = delivery
+        .properties
+        .kind()
+        .as_ref()
+        .map(|t| t.as_str().to_owned());
+    let (Some(event_id), Some(message_type)) = (event_id, message_type) else {
+        return dead_letter(
+            config,
+            channel,
+            &delivery,
+            attempt,
+            "malformed envelope: needs message_id (UUID) and type",
+        )
+        .await;
+    };
+    let event = match handler.decode(&message_type, &delivery.data) {
+        Decoded::Event(event) => event,
+        Decoded::Unknown => {
+            let reason = format!("unknown event type {message_type}");
+            return dead_letter(config, channel, &delivery, attempt, &reason).await;
+        }
+        Decoded::Invalid(why) => {
+            let reason = format!("undecodable {message_type}: {why}");
+            return dead_letter(config, channel, &delivery, attempt, &reason).await;
+        }
+    };
+    let meta = Meta {
+        event_id,
+        message_type,
+        routing_key: amqp::header_str(headers, "x-original-routing-key")
+            .unwrap_or_else(|| delivery.routing_key.as_str().to_owned()),
+        attempt,
+    };
+    let span = tracing::info_span!("consume", queue = %config.queue, event_id = %meta.event_id, r#type = %meta.message_type, attempt);
+    crate::telemetry::set_remote_parent(&span, amqp::header_str(headers, "traceparent").as_deref());
+
+    let outcome = apply(pool, &config.queue, handler, &meta, event)
+        .instrument(span)
+        .await;
+    match outcome {
+        Ok(()) => {
+            delivery.ack(BasicAckOptions::default()).await?;
+            Ok(())
+        }
+        Err(HandlerError::Transient(error)) if attempt < config.max_attempts => {
+            tracing::warn!(event_id = %meta.event_id, attempt, error = format!("{error:#}"), "handler failed, retrying later");
+            republish(
+                channel,
+                &config.retry_queue(attempt),
+                &delivery,
+                [
+                    ("x-attempt", AMQPValue::LongLongInt(i64::from(attempt) + 1)),
+                    ("x-last-error", amqp::string_value(format!("{error:#}"))),
+                ],
+            )
+            .await?;
+            delivery.ack(BasicAckOptions::default()).await?;
+            Ok(())
+        }
+        Err(error) => {
+            let reason = match &error {
+                HandlerError::Transient(e) => format!("gave up after {attempt} attempts: {e:#}"),
+                HandlerError::Permanent(e) => format!("rejected: {e:#}"),
+            };
+            dead_letter(config, channel, &delivery, attempt, &reason).await
+        }
+    }
+}
+
+/// Records the event id and runs the handler in one transaction.
+async fn apply<H: Handler>(
+    pool: &PgPool,
+    consumer: &str,
+    handler: &H,
+    meta: &Meta,
+    event: H::Event,
+) -> Result<(), HandlerError> {
+    let mut tx = pool.begin().await?;
+    let fresh = sqlx::query!(
+        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        consumer,
+        meta.event_id,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        tracing::debug!(event_id = %meta.event_id, "duplicate delivery, already processed");
+        return Ok(());
+    }
+    handler.handle(&mut tx, meta, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn dead_letter(
+    config: &ConsumerConfig,
+    channel: &Channel,
+    delivery: &lapin::message::Delivery,
+    attempt: u32,
+    reason: &str,
+) -> anyhow::Result<()> {
+    tracing::error!(queue = %config.queue, reason, "dead-lettering event");
+    republish(
+        channel,
+        &config.dead_letter_queue(),
+        delivery,
+        [
+            ("x-death-reason", amqp::string_value(reason)),
+            ("x-attempt", AMQPValue::LongLongInt(i64::from(attempt))),
+        ],
+    )
+    .await?;
+    delivery.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+/// Copies `delivery` into `queue` (default exchange) with extra headers and
+/// the original routing key, and waits for the broker's confirm.
+async fn republish<const N: usize>(
+    channel: &Channel,
+    queue: &str,
+    delivery: &lapin::message::Delivery,
+    extra: [(&'static str, AMQPValue); N],
+) -> anyhow::Result<()> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    // Retries come back from a delay queue under its name: keep the first key.
+    if !headers.inner().contains_key("x-original-routing-key") {
+        headers.insert(
+            "x-original-routing-key".into(),
+            amqp::string_value(delivery.routing_key.as_str()),
+        );
+    }
+    for (key, value) in extra {
+        headers.insert(key.into(), value);
+    }
+    let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
+    let confirmation = channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            &delivery.data,
+            properties,
+        )
+        .await?
+        .await?;
+    anyhow::ensure!(confirmation.is_ack(), "broker refused the copy for {queue}");
+    Ok(())
+}

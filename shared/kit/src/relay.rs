@@ -1,0 +1,240 @@
+//! The outbox relay: publishes committed outbox rows to RabbitMQ.
+//!
+//! - **One publisher at a time.** Any number of replicas run the relay; the
+//!   one holding a PostgreSQL advisory lock publishes, the others stand by.
+//!   A single publisher is what keeps events in commit order, per ticket and
+//!   overall. The lock lives on the relay's own connection, which also does
+//!   every read and write of the relay: if that connection dies, the lock is
+//!   gone and so is this relay's ability to mark rows, so two relays never
+//!   both believe they lead for long.
+//! - **Prompt.** The outbox insert trigger sends NOTIFY on commit; the relay
+//!   LISTENs and drains at once (a slow fallback poll covers lost wakeups).
+//! - **At least once.** A batch is published with publisher confirms and
+//!   marked sent only after every message in it was confirmed. A crash in
+//!   between republishes; consumers deduplicate on `event_id`.
+//! - **Broker down.** Writes keep committing to the outbox; the relay retries
+//!   with backoff and drains the backlog when the broker returns. The backlog
+//!   is logged while it exists and readable through [`crate::outbox::backlog`].
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use lapin::{
+    BasicProperties, Channel, options::BasicPublishOptions, options::ConfirmSelectOptions,
+};
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    amqp::{self, Backoff},
+    outbox,
+};
+
+/// Advisory lock key of the relay (one relay leads per database).
+const LEADER_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
+
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// `AMQP_URL`.
+    pub amqp_url: String,
+    /// `EVENTS_EXCHANGE`.
+    pub exchange: String,
+    /// AMQP `app_id` and connection name.
+    pub app_id: String,
+    /// Rows per publish batch.
+    pub batch_size: i64,
+    /// Drain even without a NOTIFY this often.
+    pub fallback_poll: Duration,
+    /// How often a standby replica tries to take the lead.
+    pub standby_poll: Duration,
+    /// `OUTBOX_RETENTION_HOURS`: sent rows older than this are deleted.
+    pub retention: chrono::Duration,
+}
+
+impl RelayConfig {
+    pub fn new(amqp_url: &str, exchange: &str, app_id: &str) -> Self {
+        Self {
+            amqp_url: amqp_url.to_owned(),
+            exchange: exchange.to_owned(),
+            app_id: app_id.to_owned(),
+            batch_size: 500,
+            fallback_poll: Duration::from_secs(2),
+            standby_poll: Duration::from_secs(2),
+            retention: chrono::Duration::hours(72),
+        }
+    }
+}
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(pool: PgPool, config: RelayConfig, shutdown: CancellationToken) {
+    let mut backoff = Backoff::default();
+    while !shutdown.is_cancelled() {
+        match lead(&pool, &config, &shutdown, &mut backoff).await {
+            Ok(()) => break,
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "outbox relay interrupted"
+                );
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    tracing::info!("outbox relay stopped");
+}
+
+/// Waits for the lead, then publishes until shutdown or an error.
+async fn lead(
+    pool: &PgPool,
+    config: &RelayConfig,
+    shutdown: &CancellationToken,
+    backoff: &mut Backoff,
+) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect_with(&pool.connect_options())
+        .await
+        .context("relay database connection")?;
+    loop {
+        let leader: bool = sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_lock($1) AS "locked!""#,
+            LEADER_LOCK
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        if leader {
+            break;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(config.standby_poll) => {}
+        }
+    }
+
+    let mut listener = PgListener::connect_with(pool)
+        .await
+        .context("LISTEN connection")?;
+    listener.listen("outbox").await?;
+    let broker = amqp::connect(&config.amqp_url, &config.app_id)
+        .await
+        .context("connecting to RabbitMQ")?;
+    let channel = broker.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    amqp::declare_exchange(&channel, &config.exchange).await?;
+    tracing::info!(exchange = %config.exchange, "outbox relay leading");
+
+    let mut prune = tokio::time::interval(Duration::from_secs(3600));
+    let mut report = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        let published = drain(&mut conn, &channel, config).await?;
+        if published > 0 {
+            // A healthy round: the next outage starts its backoff from scratch.
+            backoff.reset();
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                let _ = broker.close(200, "shutdown".into()).await;
+                return Ok(());
+            }
+            notification = listener.recv() => { notification?; }
+            () = tokio::time::sleep(config.fallback_poll) => {}
+            _ = prune.tick() => {
+                let before = Utc::now() - config.retention;
+                let deleted = outbox::prune(&mut conn, before).await?;
+                if deleted > 0 {
+                    tracing::info!(deleted, "pruned sent outbox rows");
+                }
+            }
+            _ = report.tick() => {
+                let backlog = outbox::backlog(&mut conn).await?;
+                if backlog.unsent > 0 {
+                    tracing::info!(unsent = backlog.unsent, oldest_age_ms = backlog.oldest_age_ms(), "outbox backlog");
+                }
+            }
+        }
+    }
+}
+
+struct Row {
+    id: i64,
+    event_id: Uuid,
+    routing_key: String,
+    message_type: String,
+    payload: Vec<u8>,
+    traceparent: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// Publishes every unsent row, batch by batch; returns how many.
+async fn drain(
+    conn: &mut PgConnection,
+    channel: &Channel,
+    config: &RelayConfig,
+) -> anyhow::Result<usize> {
+    let mut total = 0;
+    loop {
+        let rows = sqlx::query_as!(
+            Row,
+            "SELECT id, event_id, routing_key, message_type, payload, traceparent, created_at
+             FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+            config.batch_size,
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        if rows.is_empty() {
+            return Ok(total);
+        }
+        // Pipelined: publish the whole batch, then collect the confirms.
+        let mut confirms = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let confirm = channel
+                .basic_publish(
+                    config.exchange.as_str().into(),
+                    row.routing_key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &row.payload,
+                    properties(row, &config.app_id),
+                )
+                .await?;
+            confirms.push(confirm);
+        }
+        for (confirm, row) in confirms.into_iter().zip(&rows) {
+            let confirmation = confirm.await?;
+            anyhow::ensure!(
+                confirmation.is_ack(),
+                "broker refused event {}",
+                row.event_id
+            );
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        sqlx::query!("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)", &ids)
+            .execute(&mut *conn)
+            .await?;
+        total += rows.len();
+        if (rows.len() as i64) < config.batch_size {
+            return Ok(total);
+        }
+    }
+}
+
+fn properties(row: &Row, app_id: &str) -> BasicProperties {
+    let mut headers = Vec::new();
+    if let Some(traceparent) = &row.traceparent {
+        headers.push(("traceparent", amqp::string_value(traceparent.as_str())));
+    }
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/x-protobuf".into())
+        .with_type(row.message_type.as_str().into())
+        .with_message_id(row.event_id.to_string().into())
+        .with_timestamp(row.created_at.timestamp().max(0) as u64)
+        .with_app_id(app_id.into())
+        .with_headers(amqp::headers(headers))
+}

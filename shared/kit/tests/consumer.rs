@@ -1,0 +1,446 @@
+//! The consumer kit against the real RabbitMQ and PostgreSQL: duplicates,
+//! poison messages, retries with backoff, dead letters, a consumer killed
+//! mid-message, a broker outage, and a graceful stop.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use helpdesk_kit::{
+    amqp,
+    consumer::{self, ConsumerConfig, Decoded, Handler, HandlerError, Meta},
+    testing::{TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange},
+};
+use helpdesk_proto::support::v1 as pb;
+use lapin::{BasicProperties, options::BasicGetOptions, options::BasicPublishOptions};
+use prost::{Message, Name};
+use sqlx::{PgConnection, migrate::Migrator};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Records effects in a table and misbehaves on request, by subject.
+#[derive(Default)]
+struct Recorder {
+    attempts: Mutex<Vec<(String, u32, Instant)>>,
+    fail_first: AtomicU32,
+    release: Notify,
+    entered: Notify,
+}
+
+impl Handler for Recorder {
+    type Event = pb::TicketCreated;
+
+    fn decode(&self, message_type: &str, payload: &[u8]) -> Decoded<Self::Event> {
+        match consumer::decode_as::<pb::TicketCreated>(message_type, payload) {
+            Some(Ok(event)) => Decoded::Event(event),
+            Some(Err(why)) => Decoded::Invalid(why),
+            None => Decoded::Unknown,
+        }
+    }
+
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        meta: &Meta,
+        event: Self::Event,
+    ) -> Result<(), HandlerError> {
+        let subject = event.ticket.map(|t| t.subject).unwrap_or_default();
+        self.attempts
+            .lock()
+            .unwrap()
+            .push((subject.clone(), meta.attempt, Instant::now()));
+        sqlx::query("INSERT INTO effects (event_id, subject) VALUES ($1, $2)")
+            .bind(meta.event_id)
+            .bind(&subject)
+            .execute(&mut *tx)
+            .await?;
+        match subject.as_str() {
+            "always-fails" => Err(HandlerError::Transient(anyhow::anyhow!(
+                "dependency unavailable"
+            ))),
+            "flaky" if self.fail_first.fetch_sub(1, Ordering::SeqCst) > 0 => {
+                Err(HandlerError::Transient(anyhow::anyhow!("not yet")))
+            }
+            "rejected" => Err(HandlerError::Permanent(anyhow::anyhow!(
+                "ticket unknown here"
+            ))),
+            "block" => {
+                self.entered.notify_one();
+                self.release.notified().await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+struct Fixture {
+    db: TestDb,
+    config: ConsumerConfig,
+    handler: Arc<Recorder>,
+    publisher: lapin::Channel,
+    _connection: lapin::Connection,
+}
+
+impl Fixture {
+    async fn new(url: Option<String>) -> Self {
+        helpdesk_kit::telemetry::init_for_tests();
+        let db = TestDb::create(&Migrator::with_migrations(Vec::new()))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE effects (event_id uuid NOT NULL, subject text NOT NULL)")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let exchange = unique_exchange();
+        let queue = format!("test.consumer.{}", Uuid::new_v4().simple());
+        let mut config = ConsumerConfig::new(
+            &url.unwrap_or_else(amqp_url),
+            &exchange,
+            &queue,
+            &["ticket.created"],
+        );
+        config.max_attempts = 3;
+        config.retry_delay = Duration::from_millis(60);
+        consumer::declare(&ConsumerConfig {
+            amqp_url: amqp_url(),
+            ..config.clone()
+        })
+        .await
+        .unwrap();
+        let connection = amqp::connect(&amqp_url(), "test-publisher").await.unwrap();
+        let publisher = connection.create_channel().await.unwrap();
+        Self {
+            db,
+            config,
+            handler: Arc::new(Recorder::default()),
+            publisher,
+            _connection: connection,
+        }
+    }
+
+    fn start(&self) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(consumer::run(
+            self.db.pool.clone(),
+            self.config.clone(),
+            self.handler.clone(),
+            stop.clone(),
+        ));
+        (stop, task)
+    }
+
+    async fn publish_raw(&self, event_id: &str, message_type: &str, payload: &[u8]) {
+        self.publisher
+            .basic_publish(
+                self.config.exchange.as_str().into(),
+                "ticket.created".into(),
+                BasicPublishOptions::default(),
+                payload,
+                BasicProperties::default()
+                    .with_message_id(event_id.into())
+                    .with_type(message_type.into())
+                    .with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Publishes a TicketCreated with `subject`; returns its event id.
+    async fn publish(&self, subject: &str) -> Uuid {
+        let id = Uuid::now_v7();
+        self.publish_with_id(id, subject).await;
+        id
+    }
+
+    async fn publish_with_id(&self, id: Uuid, subject: &str) {
+        let event = pb::TicketCreated {
+            header: Some(pb::EventHeader {
+                event_id: id.to_string(),
+                ..Default::default()
+            }),
+            ticket: Some(pb::TicketSnapshot {
+                subject: subject.into(),
+                ..Default::default()
+            }),
+        };
+        self.publish_raw(
+            &id.to_string(),
+            pb::TicketCreated::full_name().as_str(),
+            &event.encode_to_vec(),
+        )
+        .await;
+    }
+
+    async fn effects(&self, subject: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM effects WHERE subject = $1")
+            .bind(subject)
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Waits (bounded) until `subject` has `n` committed effects.
+    async fn wait_effects(&self, subject: &str, n: i64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.effects(subject).await < n {
+            assert!(Instant::now() < deadline, "{subject}: expected {n} effects");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Takes the next dead letter (bounded wait).
+    async fn dead_letter(&self) -> lapin::message::BasicGetMessage {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self
+                .publisher
+                .basic_get(
+                    self.config.dead_letter_queue().as_str().into(),
+                    BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap();
+            if let Some(message) = got {
+                return message;
+            }
+            assert!(Instant::now() < deadline, "nothing was dead-lettered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn queue_depth(&self, queue: &str) -> u32 {
+        let declared = self
+            .publisher
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        declared.message_count()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let c = &self.config;
+        let mut queues = vec![c.queue.clone(), c.dead_letter_queue()];
+        queues.extend((1..c.max_attempts).map(|n| format!("{}.retry.{n}", c.queue)));
+        delete_broker_objects(Some(c.exchange.clone()), queues);
+    }
+}
+
+fn reason(message: &lapin::message::BasicGetMessage) -> String {
+    amqp::header_str(
+        message.delivery.properties.headers().as_ref(),
+        "x-death-reason",
+    )
+    .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_duplicated_delivery_has_no_second_effect() {
+    let f = Fixture::new(None).await;
+    let (stop, task) = f.start();
+    let id = Uuid::now_v7();
+    f.publish_with_id(id, "dup").await;
+    f.publish_with_id(id, "dup").await;
+    f.publish("after").await;
+    f.wait_effects("after", 1).await;
+    assert_eq!(f.effects("dup").await, 1);
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE event_id = $1")
+            .bind(id)
+            .fetch_one(&f.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 1);
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        f.queue_depth(&f.config.queue).await,
+        0,
+        "both copies were acked"
+    );
+}
+
+#[tokio::test]
+async fn poison_messages_are_dead_lettered_with_a_reason_and_the_queue_keeps_flowing() {
+    let f = Fixture::new(None).await;
+    let (stop, task) = f.start();
+    f.publish_raw(&Uuid::now_v7().to_string(), "support.v1.NoSuchEvent", b"x")
+        .await;
+    f.publish_raw(
+        &Uuid::now_v7().to_string(),
+        pb::TicketCreated::full_name().as_str(),
+        b"\xff\xff\xff",
+    )
+    .await;
+    f.publish_raw("not-a-uuid", pb::TicketCreated::full_name().as_str(), b"")
+        .await;
+    f.publish("rejected").await;
+    f.publish("fine").await;
+    f.wait_effects("fine", 1).await;
+
+    let mut reasons = Vec::new();
+    for _ in 0..4 {
+        reasons.push(reason(&f.dead_letter().await));
+    }
+    assert!(
+        reasons[0].contains("unknown event type support.v1.NoSuchEvent"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("undecodable"), "{reasons:?}");
+    assert!(reasons[2].contains("malformed envelope"), "{reasons:?}");
+    assert!(
+        reasons[3].contains("rejected: ticket unknown here"),
+        "{reasons:?}"
+    );
+    // A permanent failure is not retried, and its effect was rolled back.
+    assert_eq!(f.effects("rejected").await, 0);
+    assert_eq!(
+        f.handler
+            .attempts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.0 == "rejected")
+            .count(),
+        1
+    );
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn failing_handlers_are_retried_with_growing_delays_then_dead_lettered() {
+    let f = Fixture::new(None).await;
+    f.handler.fail_first.store(2, Ordering::SeqCst);
+    let (stop, task) = f.start();
+    f.publish("always-fails").await;
+    f.publish("flaky").await;
+
+    let dead = f.dead_letter().await;
+    assert!(
+        reason(&dead).contains("gave up after 3 attempts: dependency unavailable"),
+        "{}",
+        reason(&dead)
+    );
+    assert_eq!(
+        amqp::header_int(dead.delivery.properties.headers().as_ref(), "x-attempt"),
+        Some(3)
+    );
+    assert_eq!(
+        amqp::header_str(
+            dead.delivery.properties.headers().as_ref(),
+            "x-original-routing-key"
+        )
+        .as_deref(),
+        Some("ticket.created")
+    );
+    // A transient failure eventually succeeds, once.
+    f.wait_effects("flaky", 1).await;
+    assert_eq!(
+        f.effects("always-fails").await,
+        0,
+        "failed attempts left no effect"
+    );
+
+    let attempts = f.handler.attempts.lock().unwrap().clone();
+    let always: Vec<_> = attempts.iter().filter(|a| a.0 == "always-fails").collect();
+    assert_eq!(
+        always.iter().map(|a| a.1).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let first_gap = always[1].2 - always[0].2;
+    let second_gap = always[2].2 - always[1].2;
+    assert!(
+        first_gap >= Duration::from_millis(60),
+        "first retry after {first_gap:?}"
+    );
+    assert!(
+        second_gap >= Duration::from_millis(120),
+        "second retry after {second_gap:?}"
+    );
+    assert_eq!(attempts.iter().filter(|a| a.0 == "flaky").count(), 3);
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_consumer_killed_mid_message_loses_nothing() {
+    let f = Fixture::new(None).await;
+    let (_stop, task) = f.start();
+    f.publish("block").await;
+    f.handler.entered.notified().await;
+    // Killed hard: no ack, the transaction is dropped.
+    task.abort();
+    let _ = task.await;
+    assert_eq!(f.effects("block").await, 0);
+
+    let replacement = Arc::new(Recorder::default());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(
+        f.db.pool.clone(),
+        f.config.clone(),
+        replacement.clone(),
+        stop.clone(),
+    ));
+    replacement.entered.notified().await;
+    replacement.release.notify_one();
+    f.wait_effects("block", 1).await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(f.effects("block").await, 1);
+}
+
+#[tokio::test]
+async fn the_consumer_reconnects_after_the_broker_goes_away() {
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap())
+        .await
+        .unwrap();
+    let f = Fixture::new(Some(format!("amqp://guest:guest@{}/%2f", proxy.addr))).await;
+    let (stop, task) = f.start();
+    f.publish("before").await;
+    f.wait_effects("before", 1).await;
+
+    proxy.down();
+    f.publish("during").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(f.effects("during").await, 0);
+    proxy.up();
+    f.wait_effects("during", 1).await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_finishes_the_message_in_hand() {
+    let f = Fixture::new(None).await;
+    let (stop, task) = f.start();
+    f.publish("block").await;
+    f.handler.entered.notified().await;
+    stop.cancel();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!task.is_finished(), "stopped before finishing its message");
+    f.handler.release.notify_one();
+    task.await.unwrap();
+    assert_eq!(f.effects("block").await, 1);
+    assert_eq!(
+        f.queue_depth(&f.config.queue).await,
+        0,
+        "the message was acked"
+    );
+}
