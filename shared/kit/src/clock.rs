@@ -60,8 +60,19 @@ pub fn to_timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-/// Converts a protobuf timestamp to chrono; `None` when out of range.
+/// Seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range of
+/// `google.protobuf.Timestamp`, well inside what PostgreSQL stores.
+const MIN_SECONDS: i64 = -62_135_596_800;
+const MAX_SECONDS: i64 = 253_402_300_799;
+
+/// Whether `t` lies in the `google.protobuf.Timestamp` range.
+pub fn in_timestamp_range(t: DateTime<Utc>) -> bool {
+    (MIN_SECONDS..=MAX_SECONDS).contains(&t.timestamp())
+}
+
+/// Converts a protobuf timestamp to chrono; `None` outside the range the
+/// Timestamp type defines (0001-01-01 to 9999-12-31) or with bad nanos.
 pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    let nanos = u32::try_from(t.nanos).ok()?;
-    DateTime::from_timestamp(t.seconds, nanos)
+    let nanos = u32::try_from(t.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    DateTime::from_timestamp(t.seconds, nanos).filter(|d| in_timestamp_range(*d))
 }

@@ -7,6 +7,7 @@
 //! - [`telemetry`]: JSON logs, and OpenTelemetry export when configured.
 //! - [`server`]: the gRPC bootstrap (health, reflection, auth, graceful stop).
 //! - [`auth`]: JWT verification and the typed [`auth::Caller`].
+//! - [`client`]: calling other services: deadlines, service tokens, errors.
 //! - [`error`]: the one mapping from domain errors to gRPC statuses.
 //! - [`db`]: the PostgreSQL pool and migrations (the kit's tables + the service's).
 //! - [`clock`]: injected time, so tests move the clock instead of sleeping.
@@ -22,6 +23,7 @@
 
 pub mod amqp;
 pub mod auth;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod consumer;

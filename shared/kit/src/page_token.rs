@@ -55,7 +55,10 @@ pub fn decode(token: &str, fingerprint: u64) -> Result<Option<Cursor>, String> {
     if stored != fingerprint {
         return Err("was issued for different filters".to_owned());
     }
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    // Tokens carry no MAC: an edited time must still be one the database stores.
+    let at = DateTime::from_timestamp_micros(micros)
+        .filter(|t| crate::clock::in_timestamp_range(*t))
+        .ok_or_else(invalid)?;
     Ok(Some(Cursor { at, id }))
 }
 

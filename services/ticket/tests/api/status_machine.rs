@@ -166,7 +166,7 @@ async fn replies_drive_the_status_and_the_first_response() {
     sam.tickets.post_message(reply(&t, false)).await.unwrap();
     let answered = current(&app, &t.id).await;
     assert_eq!(answered.status, S::WaitingUser as i32);
-    let first = answered.first_response_at.clone().expect("first response");
+    let first = answered.first_response_at.expect("first response");
 
     // The user answers: waiting_user -> in_progress.
     alice.tickets.post_message(reply(&t, false)).await.unwrap();
