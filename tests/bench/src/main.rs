@@ -1,0 +1,18 @@
+//! `bench <name>`: benchmarks that print their figures beside a baseline
+//! measured in the same run on the same machine (docs/performance.md).
+//!
+//! - `relay`: drains 10,000 outbox rows through the relay, next to raw
+//!   publish-with-confirms of the same messages; then commit→broker latency.
+//!
+//! Needs the local PostgreSQL and RabbitMQ (`TEST_DATABASE_URL`, `TEST_AMQP_URL`).
+
+mod relay;
+mod report;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        Some("relay") => relay::run().await,
+        _ => anyhow::bail!("usage: bench relay"),
+    }
+}
