@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -18,8 +18,10 @@ pub type SharedClock = Arc<dyn Clock>;
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Truncated to microseconds, PostgreSQL's precision, so a value returned
+    /// at creation equals the value read back later.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 }
 
@@ -75,4 +77,44 @@ pub fn in_timestamp_range(t: DateTime<Utc>) -> bool {
 pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
     let nanos = u32::try_from(t.nanos).ok().filter(|n| *n < 1_000_000_000)?;
     DateTime::from_timestamp(t.seconds, nanos).filter(|d| in_timestamp_range(*d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clock_has_database_precision() {
+        let now = SystemClock.now();
+        assert_eq!(now.timestamp_subsec_nanos() % 1_000, 0);
+    }
+
+    #[test]
+    fn timestamps_outside_the_protobuf_range_are_refused() {
+        let ok = prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 5,
+        };
+        assert!(from_timestamp(&ok).is_some());
+        for bad in [
+            prost_types::Timestamp {
+                seconds: -62_135_596_801,
+                nanos: 0,
+            },
+            prost_types::Timestamp {
+                seconds: 253_402_300_800,
+                nanos: 0,
+            },
+            prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1,
+            },
+            prost_types::Timestamp {
+                seconds: 0,
+                nanos: 1_000_000_000,
+            },
+        ] {
+            assert!(from_timestamp(&bad).is_none(), "{bad:?}");
+        }
+    }
 }
