@@ -3,16 +3,20 @@
 //!
 //! - `relay`: drains 10,000 outbox rows through the relay, next to raw
 //!   publish-with-confirms of the same messages; then commit→broker latency.
+//! - `tickets`: CreateTicket, GetTicket and ListTickets (page 1 and 1,000 on
+//!   1,000,000 tickets) over gRPC, next to the same SQL issued directly.
 //!
 //! Needs the local PostgreSQL and RabbitMQ (`TEST_DATABASE_URL`, `TEST_AMQP_URL`).
 
 mod relay;
 mod report;
+mod tickets;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("relay") => relay::run().await,
-        _ => anyhow::bail!("usage: bench relay"),
+        Some("tickets") => tickets::run().await,
+        _ => anyhow::bail!("usage: bench relay|tickets"),
     }
 }

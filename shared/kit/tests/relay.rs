@@ -1,0 +1,171 @@
+//! The outbox relay against the real broker: one leader among replicas,
+//! order kept, a standby taking over, and pruning of sent rows.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use helpdesk_kit::{
+    outbox,
+    relay::{self, RelayConfig},
+    testing::{EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange},
+};
+use helpdesk_proto::support::v1 as pb;
+use sqlx::{PgPool, migrate::Migrator};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+async fn insert(pool: &PgPool, from: usize, to: usize) {
+    let mut tx = pool.begin().await.unwrap();
+    for i in from..to {
+        let event = pb::TicketCreated {
+            header: Some(pb::EventHeader {
+                event_id: Uuid::now_v7().to_string(),
+                ..Default::default()
+            }),
+            ticket: Some(pb::TicketSnapshot {
+                subject: format!("{i}"),
+                ..Default::default()
+            }),
+        };
+        outbox::enqueue(&mut tx, Uuid::now_v7(), Uuid::now_v7(), &event)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+fn subjects(received: &[helpdesk_kit::testing::Received]) -> Vec<usize> {
+    received
+        .iter()
+        .map(|r| {
+            r.decode::<pb::TicketCreated>()
+                .ticket
+                .unwrap()
+                .subject
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn one_of_several_relays_publishes_in_order_and_a_standby_takes_over() {
+    helpdesk_kit::telemetry::init_for_tests();
+    let db = TestDb::create(&Migrator::with_migrations(Vec::new()))
+        .await
+        .unwrap();
+    let exchange = unique_exchange();
+    let mut tap = EventTap::start(&exchange, "#").await.unwrap();
+    let mut config = RelayConfig::new(&amqp_url(), &exchange, "relay-test");
+    config.standby_poll = Duration::from_millis(50);
+    config.batch_size = 64;
+
+    let (first_stop, second_stop) = (CancellationToken::new(), CancellationToken::new());
+    let first = tokio::spawn(relay::run(
+        db.pool.clone(),
+        config.clone(),
+        first_stop.clone(),
+    ));
+    let second = tokio::spawn(relay::run(
+        db.pool.clone(),
+        config.clone(),
+        second_stop.clone(),
+    ));
+
+    // Concurrent writers; the outbox id order is the commit order per writer.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let pool = db.pool.clone();
+            tokio::spawn(async move {
+                for batch in 0..5 {
+                    let from = w * 1000 + batch * 50;
+                    insert(&pool, from, from + 50).await;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let received = subjects(&tap.take(1000).await);
+    tap.assert_quiet(Duration::from_millis(300)).await;
+    // Exactly once (no crash), and each writer's events in its commit order.
+    let mut sorted = received.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 1000);
+    for w in 0..4 {
+        let mine: Vec<usize> = received.iter().copied().filter(|s| s / 1000 == w).collect();
+        assert!(
+            mine.windows(2).all(|p| p[0] < p[1]),
+            "writer {w} out of order"
+        );
+    }
+
+    // Stop whichever leads; the other takes over and publishes what follows.
+    first_stop.cancel();
+    first.await.unwrap();
+    insert(&db.pool, 5000, 5010).await;
+    let started = Instant::now();
+    let after = subjects(&tap.take(10).await);
+    assert_eq!(after, (5000..5010).collect::<Vec<_>>());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    second_stop.cancel();
+    second.await.unwrap();
+
+    assert_eq!(outbox::backlog(&db.pool).await.unwrap().unsent, 0);
+    // Sent rows go once they are older than the retention.
+    assert_eq!(
+        outbox::prune(&db.pool, Utc::now() - chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        outbox::prune(&db.pool, Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        1010
+    );
+    delete_broker_objects(Some(exchange), Vec::new());
+}
+
+#[tokio::test]
+async fn events_committed_while_the_relay_is_down_are_published_when_it_starts() {
+    helpdesk_kit::telemetry::init_for_tests();
+    let db = TestDb::create(&Migrator::with_migrations(Vec::new()))
+        .await
+        .unwrap();
+    let exchange = unique_exchange();
+    let mut tap = EventTap::start(&exchange, "#").await.unwrap();
+    insert(&db.pool, 0, 25).await;
+    let backlog = outbox::backlog(&db.pool).await.unwrap();
+    assert_eq!(backlog.unsent, 25);
+    assert!(backlog.oldest.is_some());
+    // Rolled-back changes leave no event behind.
+    {
+        let mut tx = db.pool.begin().await.unwrap();
+        let event = pb::TicketCreated::default();
+        outbox::enqueue(&mut tx, Uuid::now_v7(), Uuid::now_v7(), &event)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+    }
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(relay::run(
+        db.pool.clone(),
+        RelayConfig::new(&amqp_url(), &exchange, "relay-test"),
+        stop.clone(),
+    ));
+    let received = tap.take(25).await;
+    assert_eq!(subjects(&received), (0..25).collect::<Vec<_>>());
+    let first = &received[0];
+    assert_eq!(first.content_type, "application/x-protobuf");
+    assert!(first.persistent);
+    assert_eq!(first.message_type, "support.v1.TicketCreated");
+    assert!(Uuid::parse_str(&first.message_id).is_ok());
+    tap.assert_quiet(Duration::from_millis(300)).await;
+    stop.cancel();
+    task.await.unwrap();
+    delete_broker_objects(Some(exchange), Vec::new());
+}
