@@ -104,3 +104,41 @@ pub fn set_remote_parent(span: &tracing::Span, traceparent: Option<&str>) {
     let parent = TraceContextPropagator::new().extract(&carrier);
     let _ = span.set_parent(parent);
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[test]
+    fn a_consumer_span_continues_the_producers_trace() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let producer = tracing::info_span!("producer");
+            let traceparent = producer
+                .in_scope(current_traceparent)
+                .expect("a traceparent");
+            let producer_trace = producer.context().span().span_context().trace_id();
+            assert!(
+                traceparent.contains(&producer_trace.to_string()),
+                "{traceparent}"
+            );
+
+            let consumer = tracing::info_span!("consumer");
+            set_remote_parent(&consumer, Some(&traceparent));
+            assert_eq!(
+                consumer.context().span().span_context().trace_id(),
+                producer_trace
+            );
+        });
+        assert!(
+            tracing::subscriber::with_default(tracing_subscriber::registry(), current_traceparent)
+                .is_none()
+        );
+    }
+}
