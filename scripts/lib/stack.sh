@@ -37,7 +37,8 @@ service_db() {
 service_grpc_names() {
     case $1 in
         platform-standin) echo "platform.accounts.v1.AccountsService, platform.rides.v1.RidesService" ;;
-        ticket) echo "support.v1.TicketService, support.v1.CategoryService" ;;
+        ticket) echo "support.v1.TicketService, support.v1.CategoryService, support.v1.OperationsService" ;;
+        assignment) echo "support.v1.AssignmentService" ;;
         *) echo "" ;;
     esac
 }

@@ -1,0 +1,50 @@
+//! Domain ↔ protobuf conversions.
+
+use helpdesk_kit::clock::to_timestamp;
+use helpdesk_proto::support::v1 as pb;
+
+use crate::domain::{Agent, Assignment, Tier};
+
+pub fn tier_to_pb(t: Tier) -> pb::AgentTier {
+    match t {
+        Tier::L1 => pb::AgentTier::L1,
+        Tier::L2 => pb::AgentTier::L2,
+    }
+}
+
+/// A wire tier; `Err` for UNSPECIFIED or an unknown number.
+pub fn tier_from_pb(raw: i32) -> Result<Tier, String> {
+    match pb::AgentTier::try_from(raw) {
+        Ok(pb::AgentTier::L1) => Ok(Tier::L1),
+        Ok(pb::AgentTier::L2) => Ok(Tier::L2),
+        Ok(pb::AgentTier::Unspecified) => Err("must be specified".into()),
+        Err(_) => Err(format!("unknown tier {raw}")),
+    }
+}
+
+pub fn agent(a: &Agent) -> pb::Agent {
+    pb::Agent {
+        id: a.account_id.to_string(),
+        display_name: a.display_name.clone(),
+        active: a.active,
+        available: a.available,
+        capacity: a.capacity,
+        skills: a.skills.clone(),
+        tier: tier_to_pb(a.tier).into(),
+        open_tickets: a.open_tickets,
+        last_assigned_time: a.last_assigned_at.map(to_timestamp),
+    }
+}
+
+pub fn assignment(a: &Assignment) -> pb::Assignment {
+    pb::Assignment {
+        ticket_id: a.ticket_id.to_string(),
+        human_id: a.human_id.clone(),
+        agent_id: a.agent_id.map(|u| u.to_string()).unwrap_or_default(),
+        category_id: a.category_id.clone(),
+        // Stored as the wire number (the ticket service's priorities).
+        priority: i32::from(a.priority),
+        ticket_create_time: Some(to_timestamp(a.ticket_created_at)),
+        assign_time: a.assigned_at.map(to_timestamp),
+    }
+}

@@ -1,0 +1,86 @@
+//! The assignment service's settings, from environment variables with
+//! defaults that run locally with no configuration. Each field documents its
+//! variable and default.
+
+use std::time::Duration;
+
+use helpdesk_kit::{
+    amqp,
+    config::{CommonConfig, millis_or, string_or, var_or},
+    consumer::ConsumerConfig,
+};
+
+use crate::{consumer::BINDINGS, domain::Tier};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `LISTEN_ADDR` (default `0.0.0.0:50052`), `DATABASE_URL` (default
+    /// `postgres://postgres@127.0.0.1:5432/helpdesk_assignment`),
+    /// `DATABASE_MAX_CONNECTIONS`, `JWT_*`, `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub common: CommonConfig,
+    /// `ACCOUNTS_ADDR`: the accounts service, for the staff directory
+    /// (default `http://127.0.0.1:50060`, the local stand-in).
+    pub accounts_addr: String,
+    /// `TICKET_ADDR`: the ticket service (default `http://127.0.0.1:50051`).
+    pub ticket_addr: String,
+    /// `CALL_TIMEOUT_MS`: deadline of each call to those two (default 2000).
+    pub call_timeout: Duration,
+    /// The event consumer: `AMQP_URL` and `EVENTS_EXCHANGE` (kit defaults),
+    /// `CONSUMER_QUEUE` (default `assignment.ticket-events`),
+    /// `CONSUMER_MAX_ATTEMPTS` (default 5) and `CONSUMER_RETRY_MS` (first
+    /// retry delay, doubling; default 1000).
+    pub consumer: ConsumerConfig,
+    /// `DEFAULT_CAPACITY`: open tickets a new agent may hold (default 10).
+    pub default_capacity: i32,
+    /// `ROSTER_SYNC_SECS`: how often the roster is read from the accounts
+    /// service (default 60; also once at start).
+    pub roster_interval: Duration,
+    /// `RECONCILE_SECS`: how often workloads are checked against the ticket
+    /// service (default 300).
+    pub reconcile_interval: Duration,
+    /// `REDISTRIBUTE_ON_UNAVAILABLE`: an agent going off shift or leaving
+    /// hands their open tickets to others (`true`, default) or keeps them.
+    pub redistribute_on_unavailable: bool,
+    /// `ESCALATION_TIER`: where escalated tickets go (`l1` or `l2`; default `l2`).
+    pub escalation_tier: Tier,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut consumer = ConsumerConfig::new(
+            &string_or("AMQP_URL", amqp::DEFAULT_URL),
+            &string_or("EVENTS_EXCHANGE", amqp::DEFAULT_EXCHANGE),
+            &string_or("CONSUMER_QUEUE", "assignment.ticket-events"),
+            &BINDINGS,
+        );
+        consumer.max_attempts = var_or("CONSUMER_MAX_ATTEMPTS", 5)?;
+        anyhow::ensure!(
+            consumer.max_attempts >= 1,
+            "CONSUMER_MAX_ATTEMPTS must be at least 1"
+        );
+        consumer.retry_delay = millis_or("CONSUMER_RETRY_MS", Duration::from_millis(1000))?;
+        let default_capacity = var_or("DEFAULT_CAPACITY", 10)?;
+        anyhow::ensure!(
+            crate::domain::agent::capacity(default_capacity).is_ok(),
+            "DEFAULT_CAPACITY must be between 0 and {}",
+            crate::domain::agent::MAX_CAPACITY
+        );
+        let secs = |name: &str, default: u64| -> anyhow::Result<Duration> {
+            let n: u64 = var_or(name, default)?;
+            anyhow::ensure!(n >= 1, "{name} must be at least 1");
+            Ok(Duration::from_secs(n))
+        };
+        Ok(Self {
+            common: CommonConfig::from_env(50052, "helpdesk_assignment")?,
+            accounts_addr: string_or("ACCOUNTS_ADDR", "http://127.0.0.1:50060"),
+            ticket_addr: string_or("TICKET_ADDR", "http://127.0.0.1:50051"),
+            call_timeout: millis_or("CALL_TIMEOUT_MS", Duration::from_millis(2000))?,
+            consumer,
+            default_capacity,
+            roster_interval: secs("ROSTER_SYNC_SECS", 60)?,
+            reconcile_interval: secs("RECONCILE_SECS", 300)?,
+            redistribute_on_unavailable: var_or("REDISTRIBUTE_ON_UNAVAILABLE", true)?,
+            escalation_tier: var_or("ESCALATION_TIER", Tier::L2)?,
+        })
+    }
+}

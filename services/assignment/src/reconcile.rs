@@ -1,0 +1,106 @@
+//! Reconciliation: every `RECONCILE_SECS`, the workload projection is
+//! checked against the ticket service, the source of truth, and corrected.
+//! Events cover every change in normal operation; this catches what they
+//! cannot (a change made while an event was dead-lettered, a bug, a hand
+//! edit of the database) and logs each correction so drift is visible.
+//!
+//! The open tickets are listed without holding the decision lock (a long
+//! listing must not stall assignment). To stay right anyway, a revision
+//! mark is taken under the lock before listing: rows changed after it are
+//! newer than the listing and left alone; every other row is made to match.
+
+use std::time::Duration;
+
+use helpdesk_kit::error::ApiResult;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    engine::Engine,
+    storage::{agents, assignments},
+};
+
+/// What one reconciliation found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Open tickets in the ticket service.
+    pub open_tickets: usize,
+    /// Assignment rows corrected.
+    pub tickets_corrected: u64,
+    /// Agents whose stored workload was wrong.
+    pub drift: Vec<agents::Drift>,
+    /// Waiting tickets assigned afterwards.
+    pub assigned: usize,
+}
+
+/// One reconciliation pass.
+pub async fn once(engine: &Engine) -> ApiResult<Report> {
+    let mark = {
+        let mut tx = engine.begin().await?;
+        let mark = assignments::revision_mark(&mut tx).await?;
+        tx.commit().await?;
+        mark
+    };
+    let open = engine.tickets().open_tickets().await?;
+
+    let ids: Vec<Uuid> = open.iter().map(|t| t.id).collect();
+    let human_ids: Vec<String> = open.iter().map(|t| t.human_id.clone()).collect();
+    let categories: Vec<String> = open.iter().map(|t| t.category_id.clone()).collect();
+    let priorities: Vec<i16> = open.iter().map(|t| t.priority).collect();
+    let created: Vec<_> = open.iter().map(|t| t.created_at).collect();
+    let assignees: Vec<Uuid> = open
+        .iter()
+        .map(|t| t.assignee.unwrap_or(Uuid::nil()))
+        .collect();
+    let held_by: Vec<Uuid> = open.iter().filter_map(|t| t.assignee).collect();
+
+    let now = engine.clock().now();
+    let mut tx = engine.begin().await?;
+    agents::ensure_known(&mut tx, &held_by, now).await?;
+    let listed = assignments::Listed {
+        ids: &ids,
+        human_ids: &human_ids,
+        categories: &categories,
+        priorities: &priorities,
+        created: &created,
+        assignees: &assignees,
+    };
+    let tickets_corrected = assignments::match_listing(&mut tx, &listed, mark, now).await?;
+    let drift = agents::recount_all(&mut tx, now).await?;
+    for d in &drift {
+        tracing::warn!(agent = %d.agent, stored = d.stored, actual = d.actual, "workload drift corrected");
+    }
+    let assigned = engine.drain(&mut tx, Uuid::new_v4()).await?;
+    tx.commit().await?;
+    if tickets_corrected > 0 {
+        tracing::warn!(
+            tickets = tickets_corrected,
+            "assignments corrected from the ticket service"
+        );
+    }
+    Ok(Report {
+        open_tickets: open.len(),
+        tickets_corrected,
+        drift,
+        assigned,
+    })
+}
+
+/// Reconciles every `every` (first after one interval: events keep the
+/// projection current; this is the safety net), until `shutdown`.
+pub async fn run(engine: Engine, every: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match once(&engine).await {
+            Ok(report) => tracing::debug!(?report, "reconciled"),
+            Err(error) => {
+                tracing::warn!(%error, "reconciliation failed; retrying at the next interval")
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The roster: agents come from the accounts service's staff directory, at
+//! start and every `ROSTER_SYNC_SECS`. New staff join with the defaults
+//! (on shift, `DEFAULT_CAPACITY`, tier L1); known agents get their name and
+//! active flag refreshed (settings made here are kept); staff who left or
+//! were deactivated stop receiving tickets, and under
+//! `REDISTRIBUTE_ON_UNAVAILABLE` their open tickets go to others.
+
+use std::time::Duration;
+
+use helpdesk_kit::error::ApiResult;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{accounts::AccountsClient, engine::Engine, storage::agents};
+
+/// What one sync changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Staff accounts listed (active or not).
+    pub staff: usize,
+    /// Agents new to the roster.
+    pub added: u64,
+    /// Agents who left or were deactivated since the last sync.
+    pub deactivated: usize,
+    /// Open tickets taken from deactivated agents.
+    pub redistributed: usize,
+    /// Waiting tickets assigned afterwards.
+    pub assigned: usize,
+}
+
+#[derive(Clone)]
+pub struct Roster {
+    engine: Engine,
+    accounts: AccountsClient,
+    default_capacity: i32,
+}
+
+impl Roster {
+    pub fn new(engine: Engine, accounts: AccountsClient, default_capacity: i32) -> Self {
+        Self {
+            engine,
+            accounts,
+            default_capacity,
+        }
+    }
+
+    /// One sync: the directory is read first (no lock held during the
+    /// calls), then applied in one decision transaction.
+    pub async fn sync(&self) -> ApiResult<SyncReport> {
+        let staff = self.accounts.staff().await?;
+        let now = self.engine.clock().now();
+        let seed = Uuid::new_v4();
+        let ids: Vec<Uuid> = staff.iter().map(|s| s.id).collect();
+        let names: Vec<String> = staff.iter().map(|s| s.display_name.clone()).collect();
+        let active: Vec<bool> = staff.iter().map(|s| s.active).collect();
+
+        let mut tx = self.engine.begin().await?;
+        let mut report = SyncReport {
+            staff: staff.len(),
+            added: agents::upsert_roster(
+                &mut tx,
+                &ids,
+                &names,
+                &active,
+                self.default_capacity,
+                now,
+            )
+            .await?,
+            ..SyncReport::default()
+        };
+        if staff.is_empty() {
+            // An empty directory is far likelier an accounts-side fault than
+            // everyone quitting: do not strip every agent of their work.
+            tracing::warn!("accounts listed no staff at all; nobody deactivated");
+        } else {
+            let still_active: Vec<Uuid> = staff.iter().filter(|s| s.active).map(|s| s.id).collect();
+            let left = agents::deactivate_others(&mut tx, &still_active, now).await?;
+            report.deactivated = left.len();
+        }
+        if self.engine.policy().redistribute_on_unavailable {
+            let leaving = agents::inactive_holding_work(&mut tx).await?;
+            if !leaving.is_empty() {
+                report.redistributed = self.engine.redistribute(&mut tx, &leaving, seed).await?;
+            }
+        }
+        // New or returning agents may take waiting tickets.
+        report.assigned = self.engine.drain(&mut tx, seed).await?;
+        tx.commit().await?;
+        if report.added > 0 || report.deactivated > 0 || report.redistributed > 0 {
+            tracing::info!(?report, "roster synced");
+        }
+        Ok(report)
+    }
+}
+
+/// Syncs now and then every `every`, until `shutdown`.
+pub async fn run(roster: Roster, every: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(error) = roster.sync().await {
+            tracing::warn!(%error, "roster sync failed; retrying at the next interval");
+        }
+    }
+}

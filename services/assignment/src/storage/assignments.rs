@@ -1,0 +1,220 @@
+//! The `assignments` table: who holds each ticket, and the waiting queue.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::Assignment;
+
+/// Inserts a ticket seen for the first time; `false` when it was known
+/// (a duplicate or late event changes nothing here).
+pub async fn insert(
+    conn: &mut PgConnection,
+    a: &Assignment,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "INSERT INTO assignments (ticket_id, human_id, category_id, priority, ticket_created_at,
+                                  agent_id, open, assigned_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (ticket_id) DO NOTHING",
+        a.ticket_id,
+        a.human_id,
+        a.category_id,
+        a.priority,
+        a.ticket_created_at,
+        a.agent_id,
+        a.open,
+        a.assigned_at,
+        now,
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn get<'c>(db: impl PgExecutor<'c>, ticket: Uuid) -> sqlx::Result<Option<Assignment>> {
+    sqlx::query_as!(
+        Assignment,
+        "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
+                assigned_at
+         FROM assignments WHERE ticket_id = $1",
+        ticket,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The head of the waiting queue: most urgent, then oldest.
+pub async fn next_waiting(conn: &mut PgConnection) -> sqlx::Result<Option<Assignment>> {
+    sqlx::query_as!(
+        Assignment,
+        "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
+                assigned_at
+         FROM assignments WHERE agent_id IS NULL AND open
+         ORDER BY priority DESC, ticket_created_at, ticket_id
+         LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The first `limit` waiting tickets, in the order they will be served.
+pub async fn waiting<'c>(db: impl PgExecutor<'c>, limit: i64) -> sqlx::Result<Vec<Assignment>> {
+    sqlx::query_as!(
+        Assignment,
+        "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
+                assigned_at
+         FROM assignments WHERE agent_id IS NULL AND open
+         ORDER BY priority DESC, ticket_created_at, ticket_id
+         LIMIT $1",
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// An agent's open tickets, most recently assigned first.
+pub async fn open_of(conn: &mut PgConnection, agent: Uuid) -> sqlx::Result<Vec<Assignment>> {
+    sqlx::query_as!(
+        Assignment,
+        "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
+                assigned_at
+         FROM assignments WHERE agent_id = $1 AND open
+         ORDER BY assigned_at DESC NULLS LAST, ticket_id DESC",
+        agent,
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The open ticket most recently given to `agent` (rebalancing moves it:
+/// the least worked on).
+pub async fn latest_of(conn: &mut PgConnection, agent: Uuid) -> sqlx::Result<Option<Assignment>> {
+    sqlx::query_as!(
+        Assignment,
+        "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
+                assigned_at
+         FROM assignments WHERE agent_id = $1 AND open
+         ORDER BY assigned_at DESC NULLS LAST, ticket_id DESC
+         LIMIT 1",
+        agent,
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Sets who holds the ticket (`None`: back to the queue if open).
+pub async fn set_agent(
+    conn: &mut PgConnection,
+    ticket: Uuid,
+    agent: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE assignments
+         SET agent_id = $2, assigned_at = CASE WHEN $2::uuid IS NULL THEN NULL ELSE $3::timestamptz END,
+             updated_at = $3, revision = nextval('assignment_revision')
+         WHERE ticket_id = $1",
+        ticket,
+        agent,
+        now,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets whether the ticket counts toward its agent's workload.
+pub async fn set_open(
+    conn: &mut PgConnection,
+    ticket: Uuid,
+    open: bool,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE assignments SET open = $2, updated_at = $3, revision = nextval('assignment_revision')
+         WHERE ticket_id = $1",
+        ticket,
+        open,
+        now,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A revision mark: every later change has a higher revision. Taken under
+/// the decision lock, so every change at or below it has committed.
+pub async fn revision_mark(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(r#"SELECT nextval('assignment_revision') AS "mark!""#)
+        .fetch_one(conn)
+        .await
+}
+
+/// The open tickets as the ticket service listed them (parallel arrays;
+/// the nil UUID stands for "unassigned").
+pub struct Listed<'a> {
+    pub ids: &'a [Uuid],
+    pub human_ids: &'a [String],
+    pub categories: &'a [String],
+    pub priorities: &'a [i16],
+    pub created: &'a [DateTime<Utc>],
+    pub assignees: &'a [Uuid],
+}
+
+/// Makes rows unchanged since `mark` match the listing: listed tickets are
+/// open with the listed assignee, unlisted ones are not open. Rows changed
+/// after `mark` are newer than the listing and left alone. Returns how many
+/// rows changed.
+pub async fn match_listing(
+    conn: &mut PgConnection,
+    listed: &Listed<'_>,
+    mark: i64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let upserted = sqlx::query!(
+        "INSERT INTO assignments (ticket_id, human_id, category_id, priority, ticket_created_at,
+                                  agent_id, open, assigned_at, updated_at)
+         SELECT t.id, t.human_id, t.category_id, t.priority, t.created_at,
+                NULLIF(t.agent, '00000000-0000-0000-0000-000000000000'::uuid), true,
+                CASE WHEN t.agent = '00000000-0000-0000-0000-000000000000'::uuid THEN NULL ELSE $7::timestamptz END,
+                $7
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::timestamptz[], $6::uuid[])
+              AS t(id, human_id, category_id, priority, created_at, agent)
+         ON CONFLICT (ticket_id) DO UPDATE
+             SET agent_id = EXCLUDED.agent_id, open = true, priority = EXCLUDED.priority,
+                 category_id = EXCLUDED.category_id,
+                 assigned_at = CASE WHEN assignments.agent_id IS NOT DISTINCT FROM EXCLUDED.agent_id
+                                    THEN assignments.assigned_at ELSE EXCLUDED.assigned_at END,
+                 updated_at = EXCLUDED.updated_at, revision = nextval('assignment_revision')
+             WHERE assignments.revision <= $8
+               AND (assignments.agent_id IS DISTINCT FROM EXCLUDED.agent_id
+                    OR NOT assignments.open
+                    OR assignments.priority <> EXCLUDED.priority
+                    OR assignments.category_id <> EXCLUDED.category_id)",
+        listed.ids,
+        listed.human_ids,
+        listed.categories,
+        listed.priorities,
+        listed.created,
+        listed.assignees,
+        now,
+        mark,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let closed = sqlx::query!(
+        "UPDATE assignments SET open = false, updated_at = $3,
+                                revision = nextval('assignment_revision')
+         WHERE open AND revision <= $2 AND NOT (ticket_id = ANY ($1))",
+        listed.ids,
+        mark,
+        now,
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(upserted + closed)
+}

@@ -1,0 +1,11 @@
+//! The assignment service over real gRPC, PostgreSQL and RabbitMQ, with the
+//! real ticket service (and its outbox relay) and the platform stand-in
+//! in-process. One test binary (modules below) so it links once.
+
+mod access;
+mod events;
+mod helpers;
+mod load;
+mod roster;
+mod routing;
+mod workload;

@@ -1,0 +1,242 @@
+//! Workloads stay true: redistribution when an agent goes off shift,
+//! manual reassignment by staff, reopened tickets, rebalancing, and the
+//! reconciliation that corrects drift against the ticket service.
+
+use helpdesk_kit::auth::Role;
+use helpdesk_proto::support::v1::{self as pb, TicketPriority as P, TicketStatus as S};
+
+use crate::helpers::*;
+
+async fn set_status(env: &TestEnv, ticket: &str, status: S) {
+    env.tickets_as(SAM, Role::Staff)
+        .update_ticket(pb::UpdateTicketRequest {
+            ticket: Some(pb::Ticket {
+                id: ticket.into(),
+                status: status.into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["status".into()],
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+/// Creates `n` tickets and waits until each has an assignee.
+async fn assigned_tickets(env: &TestEnv, n: usize) -> Vec<pb::Ticket> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t = env.create_ticket("ride_issue", P::Medium).await;
+        env.wait_until("the ticket is assigned", || async {
+            !env.assignee(&t.id).await.is_empty()
+        })
+        .await;
+        out.push(env.ticket(&t.id).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_agent_going_off_shift_hands_open_tickets_to_others_and_the_rest_wait() {
+    let env = spawn().await;
+    env.set_capacity(SUE, 3).await;
+    let tickets = assigned_tickets(&env, 4).await;
+    let held_by = |who: &str| tickets.iter().filter(|t| t.assignee_id == who).count();
+    assert_eq!(
+        (held_by(SAM), held_by(SUE)),
+        (2, 2),
+        "least-loaded alternates"
+    );
+
+    env.set_available(SAM, false).await;
+    let mut now = Vec::new();
+    for t in &tickets {
+        now.push(env.assignee(&t.id).await);
+    }
+    assert_eq!(
+        now.iter().filter(|a| *a == SUE).count(),
+        3,
+        "Sue fills up to capacity"
+    );
+    assert_eq!(
+        now.iter().filter(|a| a.is_empty()).count(),
+        1,
+        "one waits, unassigned"
+    );
+    assert!(!now.iter().any(|a| a == SAM));
+    assert_eq!((env.workload(SAM).await, env.workload(SUE).await), (0, 3));
+    assert_eq!(env.waiting().await.len(), 1);
+
+    // Back on shift: the waiting ticket is Sam's again.
+    env.set_available(SAM, true).await;
+    assert!(env.waiting().await.is_empty());
+    assert_eq!((env.workload(SAM).await, env.workload(SUE).await), (1, 3));
+    assert!(env.stored_workloads_are_true().await);
+}
+
+#[tokio::test]
+async fn manual_reassignment_resolution_and_reopening_move_the_workload() {
+    let env = spawn().await;
+    let t = assigned_tickets(&env, 1).await.remove(0);
+    assert_eq!(t.assignee_id, SAM);
+
+    // Staff hand it to Sue in the ticket service: the workload follows.
+    env.tickets_as(SAM, Role::Staff)
+        .assign_ticket(pb::AssignTicketRequest {
+            ticket_id: t.id.clone(),
+            assignee_id: SUE.into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    env.wait_until("Sue holds the reassigned ticket", || async {
+        env.workload(SUE).await == 1 && env.workload(SAM).await == 0
+    })
+    .await;
+
+    set_status(&env, &t.id, S::Resolved).await;
+    env.wait_until("resolving frees Sue's slot", || async {
+        env.workload(SUE).await == 0
+    })
+    .await;
+    set_status(&env, &t.id, S::InProgress).await;
+    env.wait_until("reopening gives it back to Sue", || async {
+        env.workload(SUE).await == 1
+    })
+    .await;
+    assert_eq!(env.assignee(&t.id).await, SUE);
+    assert!(env.stored_workloads_are_true().await);
+}
+
+#[tokio::test]
+async fn reconciliation_corrects_a_corrupted_workload_and_projection() {
+    let env = spawn().await;
+    let tickets = assigned_tickets(&env, 3).await;
+    let (sam, sue) = (env.workload(SAM).await, env.workload(SUE).await);
+    assert_eq!(sam + sue, 3);
+
+    // Corrupt both the cached count and the projection behind it.
+    sqlx::query("UPDATE agents SET open_tickets = 42 WHERE account_id = $1::uuid")
+        .bind(SAM)
+        .execute(&env.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE assignments SET open = false WHERE ticket_id = $1::uuid")
+        .bind(&tickets[1].id)
+        .execute(&env.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(env.workload(SAM).await, 42);
+
+    let report = assignment_service::reconcile::once(env.engine())
+        .await
+        .unwrap();
+    assert_eq!(report.open_tickets, 3);
+    assert_eq!(report.tickets_corrected, 1);
+    let sam_drift = report
+        .drift
+        .iter()
+        .find(|d| d.agent.to_string() == SAM)
+        .expect("Sam's drift reported");
+    assert_eq!((sam_drift.stored, sam_drift.actual), (42, sam));
+    assert_eq!(
+        (env.workload(SAM).await, env.workload(SUE).await),
+        (sam, sue)
+    );
+    assert!(env.stored_workloads_are_true().await);
+
+    // A second pass finds nothing left to fix.
+    let again = assignment_service::reconcile::once(env.engine())
+        .await
+        .unwrap();
+    assert_eq!((again.tickets_corrected, again.drift.len()), (0, 0));
+}
+
+#[tokio::test]
+async fn rebalance_evens_workloads_and_is_for_admins_only() {
+    let env = spawn().await;
+    env.set_available(SUE, false).await;
+    let tickets = assigned_tickets(&env, 5).await;
+    assert!(tickets.iter().all(|t| t.assignee_id == SAM));
+    // Back on shift with nothing waiting: Sam keeps all five until rebalanced.
+    env.set_available(SUE, true).await;
+    assert_eq!((env.workload(SAM).await, env.workload(SUE).await), (5, 0));
+
+    expect_code(
+        env.assignments_as(SAM, Role::Staff)
+            .rebalance(pb::RebalanceRequest {})
+            .await,
+        tonic::Code::PermissionDenied,
+    );
+    let moved = env
+        .admin()
+        .rebalance(pb::RebalanceRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .moved;
+    assert_eq!(moved, 2);
+    assert_eq!((env.workload(SAM).await, env.workload(SUE).await), (3, 2));
+    let mut sue_holds = 0;
+    for t in &tickets {
+        if env.assignee(&t.id).await == SUE {
+            sue_holds += 1;
+        }
+    }
+    assert_eq!(sue_holds, 2, "the ticket service agrees");
+    let again = env
+        .admin()
+        .rebalance(pb::RebalanceRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .moved;
+    assert_eq!(again, 0);
+}
+
+#[tokio::test]
+async fn manual_assignment_names_an_agent_even_over_capacity_or_picks_automatically() {
+    let env = spawn().await;
+    env.set_capacity(SUE, 0).await;
+    let t = assigned_tickets(&env, 1).await.remove(0);
+    assert_eq!(t.assignee_id, SAM);
+    let staff = || env.assignments_as(SAM, Role::Staff);
+
+    let moved = staff()
+        .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
+            ticket_id: t.id.clone(),
+            agent_id: SUE.into(),
+            auto: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moved.agent_id, SUE);
+    assert_eq!(env.assignee(&t.id).await, SUE);
+    assert_eq!((env.workload(SAM).await, env.workload(SUE).await), (0, 1));
+
+    // Auto: anyone but the holder who has room (Sam).
+    let auto = staff()
+        .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
+            ticket_id: t.id.clone(),
+            agent_id: String::new(),
+            auto: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(auto.agent_id, SAM);
+    env.set_available(SUE, false).await;
+    let none = staff()
+        .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
+            ticket_id: t.id.clone(),
+            agent_id: String::new(),
+            auto: true,
+        })
+        .await;
+    let status = expect_code(none, tonic::Code::FailedPrecondition);
+    assert!(status.message().contains("no agent available"));
+    assert!(env.stored_workloads_are_true().await);
+}
