@@ -8,6 +8,7 @@ use helpdesk_kit::{
     clock::SharedClock,
     db, idempotency,
     ops::Operations,
+    outbox::Waker,
     relay,
 };
 use helpdesk_proto::support::v1::{
@@ -70,7 +71,13 @@ impl Application {
     /// Serves until `shutdown` completes; in-flight calls finish first.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let verifier = Verifier::new(&self.config.common.auth)?;
-        let tickets = TicketApi::new(self.pool.clone(), self.platform, self.clock.clone());
+        let waker = Waker::new();
+        let tickets = TicketApi::new(
+            self.pool.clone(),
+            self.platform,
+            self.clock.clone(),
+            waker.clone(),
+        );
         let categories = CategoryApi::new(self.pool.clone());
         let routes = Routes::new(TicketServiceServer::new(tickets))
             .add_service(CategoryServiceServer::new(categories))
@@ -79,10 +86,16 @@ impl Application {
             )));
 
         let stop_relay = CancellationToken::new();
-        let relay =
-            self.config.relay.clone().map(|config| {
-                tokio::spawn(relay::run(self.pool.clone(), config, stop_relay.clone()))
-            });
+        let relay = self.config.relay.clone().map(|config| {
+            tokio::spawn(relay::run(
+                self.pool.clone(),
+                config,
+                waker.clone(),
+                stop_relay.clone(),
+            ))
+        });
+        // Wakes a relay leading in another replica (this one's is woken directly).
+        let forward = tokio::spawn(waker.forward(self.pool.clone(), stop_relay.clone()));
 
         let pruner = tokio::spawn(prune_idempotency_keys(
             self.pool.clone(),
@@ -108,6 +121,7 @@ impl Application {
         if let Some(relay) = relay {
             let _ = relay.await;
         }
+        let _ = forward.await;
         self.pool.close().await;
         served
     }

@@ -1,12 +1,109 @@
 //! The producer half of the transactional outbox: [`enqueue`] writes an event
 //! row in the same transaction as the change it describes, so there is never
-//! a change without its event nor an event without its change. A relay
-//! publishes the rows to RabbitMQ after commit (docs/events.md).
+//! a change without its event nor an event without its change. The relay
+//! publishes the rows to RabbitMQ after commit (docs/events.md); a
+//! [`Waker`] tells it to look now instead of at its next poll.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use helpdesk_proto::Event;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{Connection, Executor, PgConnection, PgExecutor, PgPool, Postgres, Transaction};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::amqp::Backoff;
+
+/// The LISTEN/NOTIFY channel relays wait on.
+pub const CHANNEL: &str = "outbox";
+
+/// Wakes relays once events are committed.
+///
+/// Not a trigger: NOTIFY inside the writing transaction serializes every
+/// commit on a database-wide lock (see migration 0002). Instead, writers
+/// call [`Waker::commit`]: the relay in this process wakes at once, and
+/// [`Waker::forward`] sends one NOTIFY for any number of wake-ups from its own
+/// session (asynchronous commit), for a relay leading in another replica;
+/// while this process's relay leads, it sends nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Waker {
+    local: Arc<Notify>,
+    remote: Arc<Notify>,
+    /// Set while this process's relay leads: then nobody else needs a NOTIFY.
+    leading: Arc<AtomicBool>,
+}
+
+impl Waker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Signals that events were committed.
+    pub fn wake(&self) {
+        self.local.notify_one();
+        self.remote.notify_one();
+    }
+
+    /// Commits a transaction that enqueued events, then wakes the relays.
+    pub async fn commit(&self, tx: Transaction<'_, Postgres>) -> sqlx::Result<()> {
+        tx.commit().await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Completes when [`Waker::wake`] was called since the last time
+    /// (a wake-up while nobody waits is kept, not lost).
+    pub async fn woken(&self) {
+        self.local.notified().await;
+    }
+
+    /// The relay of this process took (`true`) or lost (`false`) the lead.
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::SeqCst);
+    }
+
+    /// Forwards wake-ups to other replicas as NOTIFY until `shutdown`.
+    pub async fn forward(self, pool: PgPool, shutdown: CancellationToken) {
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            let result: sqlx::Result<()> = async {
+                let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+                // A NOTIFY-only transaction need not wait for the WAL flush.
+                conn.execute("SET synchronous_commit = off").await?;
+                backoff.reset();
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = self.remote.notified() => {}
+                    }
+                    if self.leading.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(CHANNEL)
+                        .execute(&mut conn)
+                        .await?;
+                }
+            }
+            .await;
+            if let Err(error) = result {
+                let delay = backoff.next_delay().min(Duration::from_secs(5));
+                tracing::warn!(%error, "outbox wake-up forwarding interrupted");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
 
 /// Inserts `event` for `aggregate_id` (the ticket) into the outbox.
 pub async fn enqueue<E: Event>(

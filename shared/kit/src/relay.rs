@@ -7,8 +7,9 @@
 //!   every read and write of the relay: if that connection dies, the lock is
 //!   gone and so is this relay's ability to mark rows, so two relays never
 //!   both believe they lead for long.
-//! - **Prompt.** The outbox insert trigger sends NOTIFY on commit; the relay
-//!   LISTENs and drains at once (a slow fallback poll covers lost wakeups).
+//! - **Prompt.** Writers wake the relay after commit ([`outbox::Waker`]): in
+//!   process directly, across replicas by NOTIFY, which the relay LISTENs
+//!   for. It drains at once; a slow fallback poll covers a lost wake-up.
 //! - **At least once.** A batch is published with publisher confirms and
 //!   marked sent only after every message in it was confirmed. A crash in
 //!   between republishes; consumers deduplicate on `event_id`.
@@ -67,11 +68,19 @@ impl RelayConfig {
     }
 }
 
-/// Runs until `shutdown` is cancelled.
-pub async fn run(pool: PgPool, config: RelayConfig, shutdown: CancellationToken) {
+/// Runs until `shutdown` is cancelled. `waker` is the one this process's
+/// writers commit with.
+pub async fn run(
+    pool: PgPool,
+    config: RelayConfig,
+    waker: outbox::Waker,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
-        match lead(&pool, &config, &shutdown, &mut backoff).await {
+        let led = lead(&pool, &config, &waker, &shutdown, &mut backoff).await;
+        waker.set_leading(false);
+        match led {
             Ok(()) => break,
             Err(error) => {
                 let delay = backoff.next_delay();
@@ -94,6 +103,7 @@ pub async fn run(pool: PgPool, config: RelayConfig, shutdown: CancellationToken)
 async fn lead(
     pool: &PgPool,
     config: &RelayConfig,
+    waker: &outbox::Waker,
     shutdown: &CancellationToken,
     backoff: &mut Backoff,
 ) -> anyhow::Result<()> {
@@ -119,7 +129,7 @@ async fn lead(
     let mut listener = PgListener::connect_with(pool)
         .await
         .context("LISTEN connection")?;
-    listener.listen("outbox").await?;
+    listener.listen(outbox::CHANNEL).await?;
     let broker = amqp::connect(&config.amqp_url, &config.app_id)
         .await
         .context("connecting to RabbitMQ")?;
@@ -128,6 +138,7 @@ async fn lead(
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     amqp::declare_exchange(&channel, &config.exchange).await?;
+    waker.set_leading(true);
     tracing::info!(exchange = %config.exchange, "outbox relay leading");
 
     let mut prune = tokio::time::interval(Duration::from_secs(3600));
@@ -143,6 +154,7 @@ async fn lead(
                 let _ = broker.close(200, "shutdown".into()).await;
                 return Ok(());
             }
+            () = waker.woken() => {}
             notification = listener.recv() => { notification?; }
             () = tokio::time::sleep(config.fallback_poll) => {}
             _ = prune.tick() => {
@@ -173,25 +185,18 @@ struct Row {
 }
 
 /// Publishes every unsent row, batch by batch; returns how many.
+///
+/// Pipelined: while the broker confirms batch N, the next batch is read
+/// (rows after N's last id: N is not marked yet). A row that commits later
+/// with a lower id is picked up by the next drain, which starts over.
 async fn drain(
     conn: &mut PgConnection,
     channel: &Channel,
     config: &RelayConfig,
 ) -> anyhow::Result<usize> {
     let mut total = 0;
-    loop {
-        let rows = sqlx::query_as!(
-            Row,
-            "SELECT id, event_id, routing_key, message_type, payload, traceparent, created_at
-             FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-            config.batch_size,
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        if rows.is_empty() {
-            return Ok(total);
-        }
-        // Pipelined: publish the whole batch, then collect the confirms.
+    let mut rows = unsent_after(conn, 0, config.batch_size).await?;
+    while !rows.is_empty() {
         let mut confirms = Vec::with_capacity(rows.len());
         for row in &rows {
             let confirm = channel
@@ -205,6 +210,13 @@ async fn drain(
                 .await?;
             confirms.push(confirm);
         }
+        let full = rows.len() as i64 == config.batch_size;
+        let last_id = rows.last().map_or(0, |r| r.id);
+        let next = if full {
+            unsent_after(conn, last_id, config.batch_size).await?
+        } else {
+            Vec::new()
+        };
         for (confirm, row) in confirms.into_iter().zip(&rows) {
             let confirmation = confirm.await?;
             anyhow::ensure!(
@@ -218,10 +230,25 @@ async fn drain(
             .execute(&mut *conn)
             .await?;
         total += rows.len();
-        if (rows.len() as i64) < config.batch_size {
-            return Ok(total);
-        }
+        rows = next;
     }
+    Ok(total)
+}
+
+async fn unsent_after(
+    conn: &mut PgConnection,
+    after_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Row>> {
+    sqlx::query_as!(
+        Row,
+        "SELECT id, event_id, routing_key, message_type, payload, traceparent, created_at
+         FROM outbox WHERE sent_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
+        after_id,
+        limit,
+    )
+    .fetch_all(conn)
+    .await
 }
 
 fn properties(row: &Row, app_id: &str) -> BasicProperties {

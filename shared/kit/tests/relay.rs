@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use helpdesk_kit::{
-    outbox,
+    outbox::{self, Waker},
     relay::{self, RelayConfig},
     testing::{EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange},
 };
@@ -14,7 +14,7 @@ use sqlx::{PgPool, migrate::Migrator};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-async fn insert(pool: &PgPool, from: usize, to: usize) {
+async fn insert(pool: &PgPool, waker: &Waker, from: usize, to: usize) {
     let mut tx = pool.begin().await.unwrap();
     for i in from..to {
         let event = pb::TicketCreated {
@@ -31,7 +31,7 @@ async fn insert(pool: &PgPool, from: usize, to: usize) {
             .await
             .unwrap();
     }
-    tx.commit().await.unwrap();
+    waker.commit(tx).await.unwrap();
 }
 
 fn subjects(received: &[helpdesk_kit::testing::Received]) -> Vec<usize> {
@@ -60,26 +60,38 @@ async fn one_of_several_relays_publishes_in_order_and_a_standby_takes_over() {
     config.standby_poll = Duration::from_millis(50);
     config.batch_size = 64;
 
+    // Two relay replicas, and writers in a third process whose wake-ups can
+    // only reach the leader as NOTIFY; a long fallback poll proves it.
+    config.fallback_poll = Duration::from_secs(30);
     let (first_stop, second_stop) = (CancellationToken::new(), CancellationToken::new());
     let first = tokio::spawn(relay::run(
         db.pool.clone(),
         config.clone(),
+        Waker::new(),
         first_stop.clone(),
     ));
     let second = tokio::spawn(relay::run(
         db.pool.clone(),
         config.clone(),
+        Waker::new(),
         second_stop.clone(),
     ));
+    let writers_waker = Waker::new();
+    let forwarding = CancellationToken::new();
+    let forward = tokio::spawn(
+        writers_waker
+            .clone()
+            .forward(db.pool.clone(), forwarding.clone()),
+    );
 
     // Concurrent writers; the outbox id order is the commit order per writer.
     let writers: Vec<_> = (0..4)
         .map(|w| {
-            let pool = db.pool.clone();
+            let (pool, waker) = (db.pool.clone(), writers_waker.clone());
             tokio::spawn(async move {
                 for batch in 0..5 {
                     let from = w * 1000 + batch * 50;
-                    insert(&pool, from, from + 50).await;
+                    insert(&pool, &waker, from, from + 50).await;
                 }
             })
         })
@@ -105,13 +117,15 @@ async fn one_of_several_relays_publishes_in_order_and_a_standby_takes_over() {
     // Stop whichever leads; the other takes over and publishes what follows.
     first_stop.cancel();
     first.await.unwrap();
-    insert(&db.pool, 5000, 5010).await;
+    insert(&db.pool, &writers_waker, 5000, 5010).await;
     let started = Instant::now();
     let after = subjects(&tap.take(10).await);
     assert_eq!(after, (5000..5010).collect::<Vec<_>>());
     assert!(started.elapsed() < Duration::from_secs(5));
     second_stop.cancel();
     second.await.unwrap();
+    forwarding.cancel();
+    forward.await.unwrap();
 
     assert_eq!(outbox::backlog(&db.pool).await.unwrap().unsent, 0);
     // Sent rows go once they are older than the retention.
@@ -138,7 +152,8 @@ async fn events_committed_while_the_relay_is_down_are_published_when_it_starts()
         .unwrap();
     let exchange = unique_exchange();
     let mut tap = EventTap::start(&exchange, "#").await.unwrap();
-    insert(&db.pool, 0, 25).await;
+    let waker = Waker::new();
+    insert(&db.pool, &waker, 0, 25).await;
     let backlog = outbox::backlog(&db.pool).await.unwrap();
     assert_eq!(backlog.unsent, 25);
     assert!(backlog.oldest.is_some());
@@ -155,6 +170,7 @@ async fn events_committed_while_the_relay_is_down_are_published_when_it_starts()
     let task = tokio::spawn(relay::run(
         db.pool.clone(),
         RelayConfig::new(&amqp_url(), &exchange, "relay-test"),
+        waker.clone(),
         stop.clone(),
     ));
     let received = tap.take(25).await;

@@ -133,7 +133,13 @@ pub async fn run() -> anyhow::Result<()> {
     config.batch_size = BATCH as i64;
     let stop = CancellationToken::new();
     let started = Instant::now();
-    let relay_task = tokio::spawn(relay::run(db.pool.clone(), config, stop.clone()));
+    let waker = helpdesk_kit::outbox::Waker::new();
+    let relay_task = tokio::spawn(relay::run(
+        db.pool.clone(),
+        config,
+        waker.clone(),
+        stop.clone(),
+    ));
     loop {
         if helpdesk_kit::outbox::backlog(&db.pool).await?.unsent == 0 {
             break;
@@ -195,7 +201,7 @@ pub async fn run() -> anyhow::Result<()> {
         .bind(body)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        waker.commit(tx).await?;
         let committed = Instant::now();
         deliveries
             .next()

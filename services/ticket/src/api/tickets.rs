@@ -9,6 +9,7 @@ use helpdesk_kit::{
     clock::{SharedClock, from_timestamp},
     error::{ApiError, ApiResult, Violations},
     idempotency::{self, Key, parse_request_id},
+    outbox::Waker,
     page_token::{self, Cursor},
 };
 use helpdesk_proto::support::v1::{self as pb, ticket_service_server::TicketService};
@@ -42,14 +43,17 @@ pub struct TicketApi {
     pool: PgPool,
     platform: Platform,
     clock: SharedClock,
+    /// Every write enqueues events: commit through it to wake the relay.
+    outbox: Waker,
 }
 
 impl TicketApi {
-    pub fn new(pool: PgPool, platform: Platform, clock: SharedClock) -> Self {
+    pub fn new(pool: PgPool, platform: Platform, clock: SharedClock, outbox: Waker) -> Self {
         Self {
             pool,
             platform,
             clock,
+            outbox,
         }
     }
 }
@@ -171,37 +175,9 @@ impl TicketApi {
         };
 
         let key = key_for(caller, "CreateTicket", request_id, &req);
-        if let Some(key) = &key
-            && let Some(done) = idempotency::replayed(&self.pool, key).await?
-        {
-            return Ok(done);
+        if let Err(error) = self.check_references(caller, user_id, ride_id).await {
+            return self.replay_or(key.as_ref(), error).await;
         }
-
-        // Both foreign references at once, before any connection is taken.
-        let ride_lookup = async {
-            match ride_id {
-                Some(id) => self.platform.ride(id).await,
-                None => Ok(None),
-            }
-        };
-        let (user, ride) = tokio::join!(self.platform.user(user_id), ride_lookup);
-        let (user, ride) = (user?, ride?);
-        let mut v = Violations::default();
-        match user {
-            None => v.add("user_id", "no such account"),
-            Some(u) if !u.active => v.add("user_id", "account is deactivated"),
-            Some(_) => {}
-        }
-        if ride_id.is_some() {
-            let own_ride = ride
-                .as_ref()
-                .is_some_and(|r| r.rider_id == user_id.to_string());
-            // Users learn nothing about other people's rides.
-            if ride.is_none() || (caller.role == Role::User && !own_ride) {
-                v.add("ride_id", "no such ride for this user");
-            }
-        }
-        v.into_result()?;
 
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
@@ -236,9 +212,60 @@ impl TicketApi {
         Context { caller, now }.created(&mut tx, &ticket).await?;
         let response = convert::ticket(&ticket);
         idempotency::complete_opt(&mut tx, key.as_ref(), &response).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         tracing::info!(ticket = %ticket.human_id, "ticket created");
         Ok(response)
+    }
+
+    /// Validates the foreign references of a new ticket: both calls at
+    /// once, before any database connection is taken.
+    async fn check_references(
+        &self,
+        caller: &Caller,
+        user_id: Uuid,
+        ride_id: Option<Uuid>,
+    ) -> ApiResult<()> {
+        let ride_lookup = async {
+            match ride_id {
+                Some(id) => self.platform.ride(id).await,
+                None => Ok(None),
+            }
+        };
+        let (user, ride) = tokio::join!(self.platform.user(user_id), ride_lookup);
+        let (user, ride) = (user?, ride?);
+        let mut v = Violations::default();
+        match user {
+            None => v.add("user_id", "no such account"),
+            Some(u) if !u.active => v.add("user_id", "account is deactivated"),
+            Some(_) => {}
+        }
+        if ride_id.is_some() {
+            let own_ride = ride
+                .as_ref()
+                .is_some_and(|r| r.rider_id == user_id.to_string());
+            // Users learn nothing about other people's rides.
+            if ride.is_none() || (caller.role == Role::User && !own_ride) {
+                v.add("ride_id", "no such ride for this user");
+            }
+        }
+        v.into_result()
+    }
+
+    /// A request that failed before its transaction may be the retry of one
+    /// that succeeded: answer that (even while a dependency is down, or the
+    /// account changed since); otherwise report `error`. Checked only on
+    /// failure, so the usual path costs no extra query.
+    async fn replay_or<R: prost::Message + Default>(
+        &self,
+        key: Option<&Key>,
+        error: ApiError,
+    ) -> ApiResult<R> {
+        if let Some(key) = key
+            && let Some(done) = idempotency::replayed(&self.pool, key).await?
+        {
+            return Ok(done);
+        }
+        Err(error)
     }
 
     async fn get(&self, caller: &Caller, req: pb::GetTicketRequest) -> ApiResult<pb::Ticket> {
@@ -425,7 +452,7 @@ impl TicketApi {
         }
         let response = convert::ticket(&ticket);
         idempotency::complete_opt(&mut tx, edit.idempotency.as_ref(), &response).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(response)
     }
 
@@ -485,7 +512,7 @@ impl TicketApi {
         context.changed(&mut tx, &ticket, &events).await?;
         let response = convert::message(&message);
         idempotency::complete_opt(&mut tx, idem.as_ref(), &response).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(response)
     }
 
@@ -585,7 +612,7 @@ impl TicketApi {
         Context { caller, now }.rated(&mut tx, &ticket).await?;
         let response = convert::ticket(&ticket);
         idempotency::complete_opt(&mut tx, idem.as_ref(), &response).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(response)
     }
 }
