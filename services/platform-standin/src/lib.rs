@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod data;
+pub mod ids;
 pub mod rides;
 
 use std::{future::Future, time::Duration};

@@ -138,18 +138,33 @@ impl From<ApiError> for Status {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
+        let unavailable = |why: &str| {
+            tracing::warn!(error = %err, "database unavailable");
+            ApiError::Unavailable(format!("{why}, retry later"))
+        };
         match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %err, "database unavailable");
-                ApiError::Unavailable("database unavailable, retry later".into())
-            }
+            // The connection itself failed: refused, reset, cut during the
+            // handshake (seen as a protocol error), or no connection free.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => unavailable("database unavailable"),
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 // serialization_failure, deadlock_detected: a concurrent change won.
                 Some("40001" | "40P01") => {
                     ApiError::Aborted("concurrent update, retry the request".into())
                 }
-                // admin_shutdown, cannot_connect_now: the server is restarting.
-                Some("57P01" | "57P03") => ApiError::Unavailable("database restarting".into()),
+                // Class 08 connection exception, 53 insufficient resources
+                // (too many connections, disk full), 57P0x shutdown/restart.
+                Some(code)
+                    if code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57P") =>
+                {
+                    unavailable("database unavailable")
+                }
                 _ => ApiError::Internal(err.into()),
             },
             _ => ApiError::Internal(err.into()),

@@ -186,17 +186,30 @@ struct Row {
 
 /// Publishes every unsent row, batch by batch; returns how many.
 ///
-/// Pipelined: while the broker confirms batch N, the next batch is read
-/// (rows after N's last id: N is not marked yet). A row that commits later
-/// with a lower id is picked up by the next drain, which starts over.
+/// Each batch starts again from the lowest unsent id. A transaction that
+/// took its ids earlier may commit later; reading "after the last id sent"
+/// (to overlap the next read with the broker's confirms) would then publish
+/// a ticket's later event before its earlier one. The relay test with
+/// concurrent writers caught exactly that.
 async fn drain(
     conn: &mut PgConnection,
     channel: &Channel,
     config: &RelayConfig,
 ) -> anyhow::Result<usize> {
     let mut total = 0;
-    let mut rows = unsent_after(conn, 0, config.batch_size).await?;
-    while !rows.is_empty() {
+    loop {
+        let rows = sqlx::query_as!(
+            Row,
+            "SELECT id, event_id, routing_key, message_type, payload, traceparent, created_at
+             FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+            config.batch_size,
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        if rows.is_empty() {
+            return Ok(total);
+        }
+        // Pipelined within the batch: publish it all, then collect the confirms.
         let mut confirms = Vec::with_capacity(rows.len());
         for row in &rows {
             let confirm = channel
@@ -210,13 +223,6 @@ async fn drain(
                 .await?;
             confirms.push(confirm);
         }
-        let full = rows.len() as i64 == config.batch_size;
-        let last_id = rows.last().map_or(0, |r| r.id);
-        let next = if full {
-            unsent_after(conn, last_id, config.batch_size).await?
-        } else {
-            Vec::new()
-        };
         for (confirm, row) in confirms.into_iter().zip(&rows) {
             let confirmation = confirm.await?;
             anyhow::ensure!(
@@ -230,25 +236,10 @@ async fn drain(
             .execute(&mut *conn)
             .await?;
         total += rows.len();
-        rows = next;
+        if (rows.len() as i64) < config.batch_size {
+            return Ok(total);
+        }
     }
-    Ok(total)
-}
-
-async fn unsent_after(
-    conn: &mut PgConnection,
-    after_id: i64,
-    limit: i64,
-) -> sqlx::Result<Vec<Row>> {
-    sqlx::query_as!(
-        Row,
-        "SELECT id, event_id, routing_key, message_type, payload, traceparent, created_at
-         FROM outbox WHERE sent_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
-        after_id,
-        limit,
-    )
-    .fetch_all(conn)
-    .await
 }
 
 fn properties(row: &Row, app_id: &str) -> BasicProperties {

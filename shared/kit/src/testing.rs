@@ -324,3 +324,34 @@ impl EventTap {
         }
     }
 }
+
+/// A client interceptor sending a fixed `authorization` value (or none):
+/// tests act as any caller, or as a broken one.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    /// A valid dev token for `sub` with `role`.
+    pub fn token(sub: &str, role: Role) -> Self {
+        Self(Some(bearer(sub, role)))
+    }
+
+    /// Exactly this header value, or no header at all.
+    pub fn raw(value: Option<&str>) -> Self {
+        Self(value.map(|v| v.parse().expect("ASCII header value")))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}

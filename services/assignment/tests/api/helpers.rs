@@ -15,7 +15,7 @@ use helpdesk_kit::{
     config::CommonConfig,
     consumer::{self, ConsumerConfig},
     relay::RelayConfig,
-    testing::{EventTap, TestDb, amqp_url, delete_broker_objects, minter, unique_exchange},
+    testing::{Bearer, EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange},
 };
 use helpdesk_proto::{
     Event,
@@ -27,33 +27,12 @@ use helpdesk_proto::{
 use lapin::{BasicProperties, options::BasicPublishOptions, options::ConfirmSelectOptions};
 use platform_standin::{DemoData, Options, SeedUser};
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::{
-    Code, Request, Status,
-    metadata::{Ascii, MetadataValue},
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
-};
+use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 use uuid::Uuid;
 
-pub const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
-pub const SAM: &str = "0b000000-0000-4000-8000-000000000001";
-pub const SUE: &str = "0b000000-0000-4000-8000-000000000002";
-pub const TOM: &str = "0b000000-0000-4000-8000-000000000003";
+pub use platform_standin::ids::{ADA, ALICE, SAM, SUE, TOM};
+/// A staff member the tests add to the stand-in's data.
 pub const VIC: &str = "0b000000-0000-4000-8000-000000000005";
-pub const ADA: &str = "0c000000-0000-4000-8000-000000000001";
-
-/// Adds a fixed `authorization` value to every request.
-#[derive(Clone)]
-pub struct Bearer(MetadataValue<Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
 
 pub type Assignments = AssignmentServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
@@ -290,8 +269,7 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
 
 impl TestEnv {
     fn bearer(sub: &str, role: Role) -> Bearer {
-        let token = minter().mint(sub, role, chrono::Duration::hours(1));
-        Bearer(format!("Bearer {token}").parse().unwrap())
+        Bearer::token(sub, role)
     }
 
     /// The assignment API (replica 0) as `sub` with `role`.

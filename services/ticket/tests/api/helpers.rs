@@ -9,7 +9,8 @@ use helpdesk_kit::{
     config::CommonConfig,
     relay::RelayConfig,
     testing::{
-        EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, minter, unique_exchange,
+        Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, minter,
+        unique_exchange,
     },
 };
 use helpdesk_proto::support::v1::{
@@ -19,39 +20,12 @@ use helpdesk_proto::support::v1::{
 use platform_standin::{DemoData, Options};
 use ticket_service::{MIGRATOR, config::Config, startup::Application};
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::{
-    Code, Request, Status,
-    metadata::{Ascii, MetadataValue},
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
-};
+use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 
-pub const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
-pub const BOB: &str = "0a000000-0000-4000-8000-000000000002";
-pub const CAROL_INACTIVE: &str = "0a000000-0000-4000-8000-000000000003";
-pub const SAM: &str = "0b000000-0000-4000-8000-000000000001";
-pub const SUE: &str = "0b000000-0000-4000-8000-000000000002";
-pub const UMA_INACTIVE_STAFF: &str = "0b000000-0000-4000-8000-000000000004";
-pub const ADA: &str = "0c000000-0000-4000-8000-000000000001";
+pub use platform_standin::ids::*;
+
 pub const SERVICE: &str = "assignment-service";
-pub const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
-pub const BOB_RIDE: &str = "0d000000-0000-4000-8000-000000000003";
 pub const UNKNOWN: &str = "0f000000-0000-4000-8000-000000000099";
-
-/// Adds a fixed `authorization` value to every request.
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
 
 pub type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Categories = CategoryServiceClient<InterceptedService<Channel, Bearer>>;
@@ -80,6 +54,8 @@ pub struct TestApp {
     pub exchange: String,
     /// Between the relay and RabbitMQ, when the test asked for one.
     pub broker: Option<TcpProxy>,
+    /// Between the service and PostgreSQL, when the test asked for one.
+    pub database: Option<TcpProxy>,
 }
 
 /// Knobs for unusual setups.
@@ -91,6 +67,8 @@ pub struct Setup {
     pub platform_timeout: Option<Duration>,
     /// Route the relay's broker connection through a [`TcpProxy`] the test can cut.
     pub broker_proxy: bool,
+    /// Route the service's database connections through a [`TcpProxy`] too.
+    pub database_proxy: bool,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -129,6 +107,19 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         Some(proxy) => format!("amqp://guest:guest@{}/%2f", proxy.addr),
         None => amqp_url(),
     };
+    let database = if setup.database_proxy {
+        Some(
+            TcpProxy::start("127.0.0.1:5432".parse().unwrap())
+                .await
+                .unwrap(),
+        )
+    } else {
+        None
+    };
+    let database_url = match &database {
+        Some(proxy) => db.url.replace("127.0.0.1:5432", &proxy.addr.to_string()),
+        None => db.url.clone(),
+    };
     let mut relay = RelayConfig::new(&broker_url, &exchange, "ticket-test");
     relay.fallback_poll = Duration::from_millis(200);
     relay.standby_poll = Duration::from_millis(100);
@@ -136,7 +127,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
     let config = Config {
         common: CommonConfig {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: db.url.clone(),
+            database_url,
             database_max_connections: 8,
             auth: AuthConfig::dev(),
             otlp_endpoint: None,
@@ -176,13 +167,14 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         },
         exchange,
         broker,
+        database,
     }
 }
 
 impl TestApp {
     /// Clients sending `authorization` exactly as given (or nothing).
     pub fn with_header(&self, value: Option<&str>) -> As {
-        let bearer = Bearer(value.map(|v| v.parse().expect("ASCII header")));
+        let bearer = Bearer::raw(value);
         As {
             tickets: TicketServiceClient::with_interceptor(self.channel.clone(), bearer.clone()),
             categories: CategoryServiceClient::with_interceptor(self.channel.clone(), bearer),

@@ -6,6 +6,7 @@ mod auth_matrix;
 mod bad_input;
 mod categories;
 mod events;
+mod faults;
 mod helpers;
 mod idempotency;
 mod messages;
