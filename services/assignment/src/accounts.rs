@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use helpdesk_kit::{
-    auth::Minter,
+    auth::AuthConfig,
     client::{ServiceToken, channel, unavailable},
     error::ApiResult,
 };
@@ -32,11 +32,11 @@ pub struct AccountsClient {
 }
 
 impl AccountsClient {
-    pub fn new(addr: &str, timeout: Duration, minter: Minter) -> anyhow::Result<Self> {
+    pub fn new(addr: &str, timeout: Duration, auth: &AuthConfig) -> anyhow::Result<Self> {
         Ok(Self {
             inner: AccountsServiceClient::with_interceptor(
                 channel(addr, timeout)?,
-                ServiceToken::new(minter, SERVICE_SUBJECT),
+                ServiceToken::new(auth, SERVICE_SUBJECT),
             ),
         })
     }

@@ -7,11 +7,7 @@
 
 use std::{future::Future, sync::Arc};
 
-use helpdesk_kit::{
-    auth::{Minter, Verifier},
-    clock::SharedClock,
-    consumer, db,
-};
+use helpdesk_kit::{auth::Verifier, clock::SharedClock, consumer, db};
 use helpdesk_proto::support::v1::assignment_service_server::AssignmentServiceServer;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -48,9 +44,16 @@ impl Application {
         )
         .await?;
         db::migrate(&pool, &MIGRATOR).await?;
-        let minter = Minter::new(&config.common.auth);
-        let tickets = TicketClient::new(&config.ticket_addr, config.call_timeout, minter.clone())?;
-        let accounts = AccountsClient::new(&config.accounts_addr, config.call_timeout, minter)?;
+        let tickets = TicketClient::new(
+            &config.ticket_addr,
+            config.call_timeout,
+            &config.common.auth,
+        )?;
+        let accounts = AccountsClient::new(
+            &config.accounts_addr,
+            config.call_timeout,
+            &config.common.auth,
+        )?;
         let engine = Engine::new(
             pool.clone(),
             tickets,

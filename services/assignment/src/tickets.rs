@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use helpdesk_kit::{
-    auth::Minter,
+    auth::AuthConfig,
     client::{ServiceToken, channel, unavailable},
     clock::from_timestamp,
     error::ApiResult,
@@ -58,11 +58,11 @@ pub struct TicketClient {
 }
 
 impl TicketClient {
-    pub fn new(addr: &str, timeout: Duration, minter: Minter) -> anyhow::Result<Self> {
+    pub fn new(addr: &str, timeout: Duration, auth: &AuthConfig) -> anyhow::Result<Self> {
         Ok(Self {
             inner: TicketServiceClient::with_interceptor(
                 channel(addr, timeout)?,
-                ServiceToken::new(minter, SERVICE_SUBJECT),
+                ServiceToken::new(auth, SERVICE_SUBJECT),
             ),
         })
     }

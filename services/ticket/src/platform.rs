@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use helpdesk_kit::{
-    auth::Minter,
+    auth::AuthConfig,
     client::{ServiceToken, absent_on_not_found, channel},
     error::ApiResult,
 };
@@ -29,9 +29,9 @@ impl Platform {
         accounts_addr: &str,
         rides_addr: &str,
         timeout: Duration,
-        minter: Minter,
+        auth: &AuthConfig,
     ) -> anyhow::Result<Self> {
-        let token = ServiceToken::new(minter, SERVICE_SUBJECT);
+        let token = ServiceToken::new(auth, SERVICE_SUBJECT);
         Ok(Self {
             accounts: AccountsServiceClient::with_interceptor(
                 channel(accounts_addr, timeout)?,

@@ -4,12 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use helpdesk_kit::{
-    auth::{Minter, Verifier},
-    clock::SharedClock,
-    db, idempotency,
-    ops::Operations,
-    outbox::Waker,
-    relay,
+    auth::Verifier, clock::SharedClock, db, idempotency, ops::Operations, outbox::Waker, relay,
 };
 use helpdesk_proto::support::v1::{
     category_service_server::CategoryServiceServer,
@@ -48,7 +43,7 @@ impl Application {
             &config.accounts_addr,
             &config.rides_addr,
             config.platform_timeout,
-            Minter::new(&config.common.auth),
+            &config.common.auth,
         )?;
         let listener = helpdesk_kit::server::bind(config.common.listen_addr).await?;
         Ok(Self {

@@ -125,6 +125,9 @@ pub struct AuthConfig {
     pub issuer: String,
     /// `JWT_AUDIENCE`.
     pub audience: String,
+    /// `SERVICE_TOKEN_FILE`: the token this service presents to others,
+    /// issued by the identity provider; unset = minted with `secret`.
+    pub service_token_file: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -134,6 +137,7 @@ impl fmt::Debug for AuthConfig {
             .field("public_key", &self.public_key_pem.as_ref().map(|(a, _)| a))
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("service_token_file", &self.service_token_file)
             .finish()
     }
 }
@@ -145,6 +149,7 @@ impl AuthConfig {
             public_key_pem: None,
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
+            service_token_file: None,
         }
     }
 
@@ -162,6 +167,9 @@ impl AuthConfig {
             public_key_pem,
             issuer: string_or("JWT_ISSUER", DEFAULT_ISSUER),
             audience: string_or("JWT_AUDIENCE", DEFAULT_AUDIENCE),
+            service_token_file: std::env::var_os("SERVICE_TOKEN_FILE")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
         })
     }
 }
