@@ -28,7 +28,8 @@ pub fn channel(addr: &str, timeout: Duration) -> anyhow::Result<Channel> {
         .connect_lazy())
 }
 
-/// Adds `authorization: Bearer <service token>` to every request.
+/// Adds `authorization: Bearer <service token>` (and the current W3C
+/// `traceparent`, when tracing is exported) to every request.
 ///
 /// Production (`SERVICE_TOKEN_FILE` set): the token the identity provider
 /// issued to this service, read from a mounted file (re-read every 30 s, so
@@ -95,6 +96,12 @@ impl Interceptor for ServiceToken {
         let value = MetadataValue::try_from(format!("Bearer {}", self.token()?))
             .map_err(|_| Status::unavailable("service token is not valid ASCII"))?;
         request.metadata_mut().insert("authorization", value);
+        // Carry our trace to the callee.
+        if let Some(traceparent) = crate::telemetry::current_traceparent()
+            && let Ok(value) = MetadataValue::try_from(traceparent)
+        {
+            request.metadata_mut().insert("traceparent", value);
+        }
         Ok(request)
     }
 }
