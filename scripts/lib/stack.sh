@@ -50,6 +50,9 @@ service_env() {
     local name=$1 db
     db=$(service_db "$name")
     echo "LISTEN_ADDR=$BIND_HOST:$(service_port "$name")"
+    # A local stack: accept the public development JWT secret unless a real
+    # one is set (services refuse to start on it otherwise).
+    echo "HELPDESK_DEV=${HELPDESK_DEV:-true}"
     echo "RUST_LOG=${RUST_LOG:-info}"
     # Text logs are easier to read in .dev/logs; production keeps JSON.
     echo "LOG_FORMAT=${LOG_FORMAT:-text}"

@@ -1,14 +1,16 @@
 //! Compiles every `.proto` under `<workspace>/proto` with a vendored protoc, so
 //! no build needs a system protoc. `$PROTOC` still wins when set.
 
-use std::{env, error::Error, fs, path::Path, path::PathBuf};
+use std::{env, error::Error, fs, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn Error>> {
     if env::var_os("PROTOC").is_none() {
         // SAFETY: build scripts are single-threaded; nothing reads env concurrently.
         unsafe { env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build script binary can be reused by a checkout in
+    // another directory sharing the target dir, where a compile-time path lies.
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let mut protos = Vec::new();
     for dir in ["support/v1", "platform/accounts/v1", "platform/rides/v1"] {
         for entry in fs::read_dir(root.join(dir))? {

@@ -78,12 +78,24 @@ pub struct Claims {
     pub aud: String,
 }
 
+/// Our own services: trusted with staff powers (`TRUSTED_SERVICES`).
+/// Other teams' services (rides, payments, ...) may open tickets for users
+/// and read them, but not edit, assign or read internal notes.
+pub const DEFAULT_TRUSTED_SERVICES: &[&str] = &[
+    "ticket-service",
+    "assignment-service",
+    "notification-service",
+    "scheduler-service",
+];
+
 /// The verified caller of an RPC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     /// The `sub` claim: an account UUID, or a service name for `service`.
     pub id: String,
     pub role: Role,
+    /// A `service` listed in `TRUSTED_SERVICES`.
+    pub trusted: bool,
 }
 
 impl Caller {
@@ -102,6 +114,11 @@ impl Caller {
 
     pub fn is_service(&self) -> bool {
         self.role == Role::Service
+    }
+
+    /// One of our own services (see [`DEFAULT_TRUSTED_SERVICES`]).
+    pub fn is_trusted_service(&self) -> bool {
+        self.role == Role::Service && self.trusted
     }
 
     /// Reads the caller the [`AuthLayer`] stored on the request.
@@ -128,6 +145,8 @@ pub struct AuthConfig {
     /// `SERVICE_TOKEN_FILE`: the token this service presents to others,
     /// issued by the identity provider; unset = minted with `secret`.
     pub service_token_file: Option<std::path::PathBuf>,
+    /// `TRUSTED_SERVICES`: comma-separated service subjects with staff powers.
+    pub trusted_services: Vec<String>,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -138,6 +157,7 @@ impl fmt::Debug for AuthConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("service_token_file", &self.service_token_file)
+            .field("trusted_services", &self.trusted_services)
             .finish()
     }
 }
@@ -150,10 +170,31 @@ impl AuthConfig {
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
             service_token_file: None,
+            trusted_services: DEFAULT_TRUSTED_SERVICES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
         }
     }
 
+    /// Reads the `JWT_*` settings. Without `JWT_SECRET` or
+    /// `JWT_PUBLIC_KEY_FILE` the process refuses to start, unless
+    /// `HELPDESK_DEV=true` explicitly accepts the public development secret
+    /// (anyone could mint an admin token with it).
     pub fn from_env() -> anyhow::Result<Self> {
+        let config = Self::from_env_allowing_dev_secret()?;
+        let explicit = std::env::var_os("JWT_SECRET").is_some_and(|v| !v.is_empty());
+        if config.public_key_pem.is_none() && !explicit && !var_or("HELPDESK_DEV", false)? {
+            anyhow::bail!(
+                "set JWT_SECRET or JWT_PUBLIC_KEY_FILE (or HELPDESK_DEV=true to accept the public development secret)"
+            );
+        }
+        Ok(config)
+    }
+
+    /// As [`Self::from_env`], falling back to the development secret (the
+    /// `mint-token` dev tool).
+    pub fn from_env_allowing_dev_secret() -> anyhow::Result<Self> {
         let public_key_pem = match std::env::var("JWT_PUBLIC_KEY_FILE") {
             Ok(path) if !path.is_empty() => {
                 let algorithm: Algorithm = var_or("JWT_ALGORITHM", Algorithm::RS256)?;
@@ -170,6 +211,17 @@ impl AuthConfig {
             service_token_file: std::env::var_os("SERVICE_TOKEN_FILE")
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
+            trusted_services: match std::env::var("TRUSTED_SERVICES") {
+                Ok(list) if !list.trim().is_empty() => list
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                _ => DEFAULT_TRUSTED_SERVICES
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+            },
         })
     }
 }
@@ -178,6 +230,7 @@ impl AuthConfig {
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    trusted_services: Vec<String>,
 }
 
 impl Verifier {
@@ -195,7 +248,11 @@ impl Verifier {
         validation.set_issuer(&[&config.issuer]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         validation.leeway = 30;
-        Ok(Self { key, validation })
+        Ok(Self {
+            key,
+            validation,
+            trusted_services: config.trusted_services.clone(),
+        })
     }
 
     /// Verifies an `authorization` header value.
@@ -222,9 +279,11 @@ impl Verifier {
                 "token subject is not an account id",
             ));
         }
+        let trusted = claims.role == Role::Service && self.trusted_services.contains(&claims.sub);
         Ok(Caller {
             id: claims.sub,
             role: claims.role,
+            trusted,
         })
     }
 }

@@ -137,7 +137,7 @@ impl CategoryApi {
         if let Some(done) = idempotency::claim_opt(&mut tx, key.as_ref()).await? {
             return Ok(done);
         }
-        let mut current = categories::get(&mut *tx, &patch.id)
+        let mut current = categories::lock(&mut tx, &patch.id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("category {}", patch.id)))?;
         for path in &paths {

@@ -117,5 +117,6 @@ pub fn snapshot(t: &Ticket) -> pb::TicketSnapshot {
         subject: t.subject.clone(),
         ride_id: opt_uuid(t.ride_id),
         create_time: Some(to_timestamp(t.created_at)),
+        version: t.version,
     }
 }

@@ -108,7 +108,13 @@ impl Context<'_> {
             message_id: m.id.to_string(),
             author_role: author_role_to_pb(m.author_role).into(),
             internal: m.internal,
-            excerpt: m.body.chars().take(200).collect(),
+            // Internal notes carry no text on the bus: one careless consumer
+            // must not be able to show staff-only words to the user.
+            excerpt: if m.internal {
+                String::new()
+            } else {
+                m.body.chars().take(200).collect()
+            },
             first_response,
         })
         .await

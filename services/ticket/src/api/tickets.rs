@@ -77,9 +77,10 @@ fn visible(caller: &Caller, ticket: &Ticket) -> bool {
     caller.is_staff() || caller.is_service() || caller.account_id() == Some(ticket.user_id)
 }
 
-/// Staff, admins and services see internal notes; users never do.
+/// Staff, admins and our own services see internal notes; users and other
+/// teams' services never do.
 fn sees_internal(caller: &Caller) -> bool {
-    caller.is_staff() || caller.is_service()
+    caller.is_staff() || caller.is_trusted_service()
 }
 
 fn rule(err: RuleError) -> ApiError {
@@ -87,7 +88,7 @@ fn rule(err: RuleError) -> ApiError {
 }
 
 fn staff_or_service(caller: &Caller, what: &str) -> ApiResult<()> {
-    if caller.is_staff() || caller.is_service() {
+    if caller.is_staff() || caller.is_trusted_service() {
         Ok(())
     } else {
         Err(ApiError::denied(format!("only staff may {what}")))
@@ -414,15 +415,13 @@ impl TicketApi {
         edit: Edit,
         assignee_field: &str,
     ) -> ApiResult<pb::Ticket> {
-        if let Some(key) = &edit.idempotency
-            && let Some(done) = idempotency::replayed(&self.pool, key).await?
+        if let Err(error) = self
+            .check_assignee(edit.change.assignee, assignee_field)
+            .await
         {
-            return Ok(done);
+            return self.replay_or(edit.idempotency.as_ref(), error).await;
         }
-        self.check_assignee(edit.change.assignee, assignee_field)
-            .await?;
 
-        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         if let Some(done) = idempotency::claim_opt(&mut tx, edit.idempotency.as_ref()).await? {
             return Ok(done);
@@ -430,6 +429,8 @@ impl TicketApi {
         let mut ticket = tickets::lock(&mut tx, &edit.key)
             .await?
             .ok_or_else(|| ApiError::not_found("ticket"))?;
+        // After the lock: writes to one ticket get times in the order they ran.
+        let now = self.clock.now();
         if let Some(etag) = edit.etag
             && etag != ticket.version
         {
@@ -484,7 +485,6 @@ impl TicketApi {
         };
         let idem = key_for(caller, "PostMessage", request_id, &req);
 
-        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         if let Some(done) = idempotency::claim_opt(&mut tx, idem.as_ref()).await? {
             return Ok(done);
@@ -493,6 +493,8 @@ impl TicketApi {
             Some(t) if visible(caller, &t) => t,
             _ => return Err(ApiError::not_found(format!("ticket {}", req.ticket_id))),
         };
+        // After the lock: writes to one ticket get times in the order they ran.
+        let now = self.clock.now();
         let (events, first_response) = ticket.on_message(role, req.internal, now).map_err(rule)?;
         let message = Message {
             id: Uuid::now_v7(),
@@ -504,7 +506,11 @@ impl TicketApi {
             created_at: now,
         };
         messages::insert(&mut tx, &message).await?;
-        tickets::save(&mut tx, &mut ticket).await?;
+        // An internal note leaves the ticket as it was: its etag must not
+        // change under the user (or abort a colleague's pending update).
+        if !req.internal {
+            tickets::save(&mut tx, &mut ticket).await?;
+        }
         let context = Context { caller, now };
         context
             .message_posted(&mut tx, &ticket, &message, first_response)
@@ -598,7 +604,6 @@ impl TicketApi {
         };
         let idem = key_for(caller, "RateTicket", request_id, &req);
 
-        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         if let Some(done) = idempotency::claim_opt(&mut tx, idem.as_ref()).await? {
             return Ok(done);
@@ -607,6 +612,8 @@ impl TicketApi {
             Some(t) if visible(caller, &t) => t,
             _ => return Err(ApiError::not_found(format!("ticket {}", req.ticket_id))),
         };
+        // After the lock: writes to one ticket get times in the order they ran.
+        let now = self.clock.now();
         ticket.rate(rating, feedback, now).map_err(rule)?;
         tickets::save(&mut tx, &mut ticket).await?;
         Context { caller, now }.rated(&mut tx, &ticket).await?;

@@ -37,6 +37,18 @@ pub async fn get<'c>(db: impl PgExecutor<'c>, id: &str) -> sqlx::Result<Option<C
     .await
 }
 
+/// Reads a category and locks its row until the transaction ends, so two
+/// admins' partial updates apply one after the other instead of overwriting.
+pub async fn lock(conn: &mut sqlx::PgConnection, id: &str) -> sqlx::Result<Option<Category>> {
+    sqlx::query_as!(
+        Category,
+        "SELECT id, name, description, active, sort_order FROM categories WHERE id = $1 FOR UPDATE",
+        id,
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// Inserts; `false` when the id is taken.
 pub async fn insert<'c>(db: impl PgExecutor<'c>, c: &Category) -> sqlx::Result<bool> {
     let done = sqlx::query!(

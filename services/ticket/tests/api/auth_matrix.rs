@@ -24,8 +24,8 @@ use tonic_health::pb::{
 };
 
 use crate::helpers::{
-    ADA, ALICE, As, BOB, BOB_RIDE, SAM, SERVICE, TestApp, UNKNOWN, mask, new_ticket, set_status,
-    spawn_app,
+    ADA, ALICE, As, BOB, BOB_RIDE, SAM, SERVICE, TestApp, UNKNOWN, expect_code, mask, new_ticket,
+    set_status, spawn_app, ticket_for,
 };
 
 // ---------------------------------------------------------------------------
@@ -879,4 +879,93 @@ async fn auth_matrix_creation_and_category_rpcs_by_role() {
     let app = spawn_app().await;
     let fx = fixture(&app).await;
     walk(&app, &fx, CREATE_AND_CATEGORY_ROWS).await;
+}
+
+/// Other teams' services (not in TRUSTED_SERVICES) open tickets for users
+/// and read them; they do not edit, assign, read internal notes or the ops view.
+#[tokio::test]
+async fn auth_matrix_other_teams_services_get_no_staff_powers() {
+    let app = spawn_app().await;
+    let mut payments = app.as_("payments-service", Role::Service);
+    let ticket = payments
+        .tickets
+        .create_ticket(ticket_for(ALICE))
+        .await
+        .expect("a platform service opens a ticket for a user")
+        .into_inner();
+    payments
+        .tickets
+        .get_ticket(pb::GetTicketRequest {
+            id: ticket.id.clone(),
+        })
+        .await
+        .expect("and reads it");
+    let note = app
+        .sam()
+        .tickets
+        .post_message(pb::PostMessageRequest {
+            ticket_id: ticket.id.clone(),
+            body: "Refund approved by finance".into(),
+            internal: true,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let get_note = pb::GetMessageRequest {
+        ticket_id: ticket.id.clone(),
+        message_id: note.id.clone(),
+    };
+    expect_code(
+        payments.tickets.get_message(get_note.clone()).await,
+        Code::NotFound,
+    );
+    let listed = payments
+        .tickets
+        .list_messages(pb::ListMessagesRequest {
+            ticket_id: ticket.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.messages.is_empty(),
+        "internal notes leaked: {listed:?}"
+    );
+    expect_code(
+        payments
+            .tickets
+            .update_ticket(set_status(&ticket.id, pb::TicketStatus::Closed))
+            .await,
+        Code::PermissionDenied,
+    );
+    expect_code(
+        payments
+            .tickets
+            .assign_ticket(pb::AssignTicketRequest {
+                ticket_id: ticket.id.clone(),
+                assignee_id: SAM.into(),
+                request_id: String::new(),
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    // Our own services keep their powers.
+    app.service()
+        .tickets
+        .get_message(get_note)
+        .await
+        .expect("a trusted service reads notes");
+    // An internal note changes nothing the user can see, not even the etag.
+    let after = app
+        .alice()
+        .tickets
+        .get_ticket(pb::GetTicketRequest {
+            id: ticket.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.etag, ticket.etag);
 }
