@@ -13,8 +13,6 @@ use helpdesk_proto::platform::accounts::v1::{
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 use uuid::Uuid;
 
-use crate::tickets::SERVICE_SUBJECT;
-
 /// The largest page the accounts service serves.
 const PAGE_SIZE: i32 = 500;
 
@@ -32,11 +30,17 @@ pub struct AccountsClient {
 }
 
 impl AccountsClient {
-    pub fn new(addr: &str, timeout: Duration, auth: &AuthConfig) -> anyhow::Result<Self> {
+    /// `identity`: as for [`crate::tickets::TicketClient::new`].
+    pub fn new(
+        addr: &str,
+        timeout: Duration,
+        auth: &AuthConfig,
+        identity: &'static str,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             inner: AccountsServiceClient::with_interceptor(
                 channel(addr, timeout)?,
-                ServiceToken::new(auth, SERVICE_SUBJECT),
+                ServiceToken::new(auth, identity),
             ),
         })
     }

@@ -27,8 +27,11 @@ pub struct Config {
     pub call_timeout: Duration,
     /// The event consumer: `AMQP_URL` and `EVENTS_EXCHANGE` (kit defaults),
     /// `CONSUMER_QUEUE` (default `assignment.ticket-events`),
-    /// `CONSUMER_MAX_ATTEMPTS` (default 5) and `CONSUMER_RETRY_MS` (first
-    /// retry delay, doubling; default 1000).
+    /// `CONSUMER_MAX_ATTEMPTS` (default 8) and `CONSUMER_RETRY_MS` (first
+    /// retry delay, doubling; default 1000). With the defaults an event is
+    /// retried after 1, 2, 4, ..., 64 s: about two minutes of a dependency
+    /// outage (only escalation calls the ticket service from a handler) pass
+    /// without a dead letter.
     pub consumer: ConsumerConfig,
     /// `DEFAULT_CAPACITY`: open tickets a new agent may hold (default 10).
     pub default_capacity: i32,
@@ -43,6 +46,14 @@ pub struct Config {
     pub redistribute_on_unavailable: bool,
     /// `ESCALATION_TIER`: where escalated tickets go (`l1` or `l2`; default `l2`).
     pub escalation_tier: Tier,
+    /// `DRAIN_SECS`: how often the drainer serves the waiting queue even if
+    /// nothing woke it (default 5): it retries after a ticket-service outage.
+    pub drain_interval: Duration,
+    /// `SERVICE_IDENTITY`: the subject the ticket service records as the
+    /// actor of our changes (default `assignment-service`). With tokens
+    /// from `SERVICE_TOKEN_FILE` set it to that token's `sub`, or our own
+    /// `ticket.assigned` events would be taken for staff reassignments.
+    pub service_identity: String,
 }
 
 impl Config {
@@ -53,7 +64,7 @@ impl Config {
             &string_or("CONSUMER_QUEUE", "assignment.ticket-events"),
             &BINDINGS,
         );
-        consumer.max_attempts = var_or("CONSUMER_MAX_ATTEMPTS", 5)?;
+        consumer.max_attempts = var_or("CONSUMER_MAX_ATTEMPTS", 8)?;
         anyhow::ensure!(
             consumer.max_attempts >= 1,
             "CONSUMER_MAX_ATTEMPTS must be at least 1"
@@ -81,6 +92,12 @@ impl Config {
             reconcile_interval: secs("RECONCILE_SECS", 300)?,
             redistribute_on_unavailable: var_or("REDISTRIBUTE_ON_UNAVAILABLE", true)?,
             escalation_tier: var_or("ESCALATION_TIER", Tier::L2)?,
+            drain_interval: secs("DRAIN_SECS", 5)?,
+            service_identity: {
+                let identity = string_or("SERVICE_IDENTITY", crate::tickets::SERVICE_SUBJECT);
+                anyhow::ensure!(!identity.is_empty(), "SERVICE_IDENTITY must not be empty");
+                identity
+            },
         })
     }
 }

@@ -1,14 +1,29 @@
 //! Reacting to the ticket service's events (kit consumer: each event is
 //! handled once, inside a transaction that also records its id).
 //!
-//! - `TicketCreated`: the ticket joins the waiting queue, then the queue is
-//!   served, so a new ticket never jumps older or more urgent waiting ones.
-//! - `TicketAssigned` by anyone but us (staff reassigning by hand): the
-//!   workload follows. Our own assignments are already recorded, and their
-//!   events may describe states we have since moved past, so they are skipped.
-//! - `TicketStatusChanged`: resolved/closed frees a slot; reopened takes one
-//!   again with the same agent, even over capacity.
-//! - `TicketEscalated`: to the escalation tier.
+//! A handler applies only its event's own effect (the assignment row and
+//! the workloads it touches) and then wakes this replica's drainer, which
+//! serves the waiting queue in its own transactions once the handler
+//! committed. So an event never fails, is retried or dead-lettered because
+//! the ticket service is away while tickets wait; and a new ticket never
+//! jumps older or more urgent waiting ones.
+//!
+//! - `TicketCreated`: the ticket joins the waiting queue.
+//! - `TicketAssigned` by anyone but us (staff reassigning by hand) and
+//!   `TicketStatusChanged`: the row takes the holder and openness of the
+//!   event's snapshot (the ticket as of the event), so resolved/closed frees
+//!   a slot and reopened takes one again with the same agent, even over
+//!   capacity. Our own assignments are already recorded, and their events
+//!   may describe states we have since moved past, so they are skipped
+//!   (recognised by `SERVICE_IDENTITY`).
+//! - `TicketEscalated`: to the escalation tier (one AssignTicket, a single
+//!   decision, in the handler).
+//!
+//! **Stale events.** Events are retried and may arrive out of order. Each
+//! row remembers the newest event applied to it (`last_event_at`, from the
+//! header's `occurred_at` or else the UUIDv7 event id's time, with the
+//! event id breaking ties); a state-setting event not newer than that is
+//! ignored.
 //!
 //! An event about a ticket we never saw (its `TicketCreated` is late or was
 //! lost) tracks it from the event's snapshot first. A dependency that is
@@ -21,7 +36,7 @@ use helpdesk_kit::{
     consumer::{Decoded, Handler, HandlerError, Meta, decode_as},
     error::ApiError,
 };
-use helpdesk_proto::support::v1::{self as pb, TicketStatus};
+use helpdesk_proto::support::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -29,7 +44,7 @@ use crate::{
     domain::Assignment,
     engine::{self, Engine},
     storage::assignments,
-    tickets::SERVICE_SUBJECT,
+    tickets::counts,
 };
 
 /// The routing keys the assignment queue is bound to.
@@ -51,11 +66,45 @@ pub enum TicketEvent {
 
 pub struct TicketEvents {
     engine: Engine,
+    /// `SERVICE_IDENTITY`: the actor id of our own changes.
+    identity: String,
 }
 
 impl TicketEvents {
-    pub fn new(engine: Engine) -> Self {
-        Self { engine }
+    pub fn new(engine: Engine, identity: String) -> Self {
+        Self { engine, identity }
+    }
+
+    /// Sets the row to the event's snapshot (holder, openness) unless a
+    /// newer event was applied; tracks the ticket when unknown.
+    async fn apply_snapshot(
+        &self,
+        tx: &mut PgConnection,
+        snapshot: Assignment,
+        at: DateTime<Utc>,
+        event: Uuid,
+    ) -> Result<(), HandlerError> {
+        engine::lock(tx).await?;
+        match assignments::get(&mut *tx, snapshot.ticket_id).await? {
+            Some(a) => {
+                let (holder, open) = (snapshot.agent_id, snapshot.open);
+                if self
+                    .engine
+                    .apply_event(tx, &a, holder, open, at, event)
+                    .await?
+                {
+                    if a.agent_id != holder {
+                        tracing::info!(ticket = %a.human_id, from = ?a.agent_id, to = ?holder, "reassignment recorded");
+                    }
+                } else {
+                    tracing::info!(ticket = %a.human_id, %event, %at, "stale event ignored: a newer one was applied");
+                }
+            }
+            None => {
+                self.engine.track(tx, &snapshot, at, event).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -81,59 +130,40 @@ impl Handler for TicketEvents {
         meta: &Meta,
         event: TicketEvent,
     ) -> Result<(), HandlerError> {
-        let seed = meta.event_id;
+        let id = meta.event_id;
         match event {
             TicketEvent::Created(e) => {
                 let a = tracked(e.ticket.as_ref())?;
+                let at = occurred_at(e.header.as_ref(), id)?;
                 engine::lock(tx).await?;
-                if !self.engine.track(tx, &a).await? {
+                if !self.engine.track(tx, &a, at, id).await? {
                     tracing::debug!(ticket = %a.human_id, "ticket already tracked");
                 }
             }
             TicketEvent::Assigned(e) => {
-                if is_ours(e.header.as_ref()) {
+                if is_ours(e.header.as_ref(), &self.identity) {
                     return Ok(());
                 }
-                let holder = optional_uuid(&e.assignee_id).map_err(permanent)?;
+                let at = occurred_at(e.header.as_ref(), id)?;
                 let snapshot = tracked(e.ticket.as_ref())?;
-                engine::lock(tx).await?;
-                match assignments::get(&mut *tx, snapshot.ticket_id).await? {
-                    Some(a) => {
-                        self.engine.record_holder(tx, &a, holder).await?;
-                        tracing::info!(ticket = %a.human_id, from = ?a.agent_id, to = ?holder, "manual reassignment recorded");
-                    }
-                    None => {
-                        let a = Assignment {
-                            agent_id: holder,
-                            ..snapshot
-                        };
-                        self.engine.track(tx, &a).await?;
-                    }
-                }
+                self.apply_snapshot(tx, snapshot, at, id).await?;
             }
             TicketEvent::StatusChanged(e) => {
-                let open = counts(e.to);
+                let at = occurred_at(e.header.as_ref(), id)?;
                 let snapshot = tracked(e.ticket.as_ref())?;
-                engine::lock(tx).await?;
-                match assignments::get(&mut *tx, snapshot.ticket_id).await? {
-                    Some(a) => self.engine.set_open(tx, &a, open).await?,
-                    None => {
-                        self.engine
-                            .track(tx, &Assignment { open, ..snapshot })
-                            .await?;
-                    }
-                }
+                self.apply_snapshot(tx, snapshot, at, id).await?;
             }
             TicketEvent::Escalated(e) => {
+                let at = occurred_at(e.header.as_ref(), id)?;
                 let snapshot = tracked(e.ticket.as_ref())?;
                 engine::lock(tx).await?;
-                self.engine.track(tx, &snapshot).await?;
+                self.engine.track(tx, &snapshot, at, id).await?;
                 let a = assignments::get(&mut *tx, snapshot.ticket_id)
                     .await?
                     .ok_or_else(|| permanent("tracked ticket vanished".to_owned()))?;
                 if a.open {
                     self.engine
-                        .escalate(tx, &a, &e.reason, seed)
+                        .escalate(tx, &a, &e.reason, id)
                         .await
                         .map_err(from_api)?;
                 } else {
@@ -141,23 +171,34 @@ impl Handler for TicketEvents {
                 }
             }
         }
-        // A freed slot, a new ticket or a returned one: serve the queue.
-        self.engine.drain(tx, seed).await.map_err(from_api)?;
+        // A freed slot, a new ticket or a returned one: the queue may move,
+        // after this transaction (the drainer waits for our lock).
+        self.engine.wake_drainer();
         Ok(())
     }
 }
 
-/// Whether the event records a change we made ourselves.
-fn is_ours(header: Option<&pb::EventHeader>) -> bool {
-    header.is_some_and(|h| h.actor_role == "service" && h.actor_id == SERVICE_SUBJECT)
+/// Whether the event records a change we made ourselves (`identity`:
+/// `SERVICE_IDENTITY`, the subject the ticket service saw on our calls).
+fn is_ours(header: Option<&pb::EventHeader>, identity: &str) -> bool {
+    header.is_some_and(|h| h.actor_role == "service" && h.actor_id == identity)
 }
 
-/// Whether a ticket in `status` counts toward a workload.
-fn counts(status: i32) -> bool {
-    !matches!(
-        TicketStatus::try_from(status),
-        Ok(TicketStatus::Resolved | TicketStatus::Closed)
-    )
+/// When the event happened: the header's `occurred_at`, else the time in
+/// its UUIDv7 id.
+fn occurred_at(header: Option<&pb::EventHeader>, id: Uuid) -> Result<DateTime<Utc>, HandlerError> {
+    if let Some(at) = header
+        .and_then(|h| h.occurred_at.as_ref())
+        .and_then(from_timestamp)
+    {
+        return Ok(at);
+    }
+    id.get_timestamp()
+        .and_then(|t| {
+            let (secs, nanos) = t.to_unix();
+            DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+        })
+        .ok_or_else(|| permanent(format!("event {id} has no occurred_at and is not a UUIDv7")))
 }
 
 /// The ticket as an event's snapshot describes it.
@@ -205,5 +246,48 @@ fn from_api(err: ApiError) -> HandlerError {
             HandlerError::Transient(err.into())
         }
         other => HandlerError::Permanent(other.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(actor: &str, role: &str) -> pb::EventHeader {
+        pb::EventHeader {
+            actor_id: actor.into(),
+            actor_role: role.into(),
+            ..pb::EventHeader::default()
+        }
+    }
+
+    #[test]
+    fn our_events_are_recognised_by_the_configured_identity() {
+        let idp = "idp|svc-assignment";
+        assert!(is_ours(Some(&header(idp, "service")), idp));
+        assert!(!is_ours(
+            Some(&header("assignment-service", "service")),
+            idp
+        ));
+        assert!(!is_ours(Some(&header(idp, "staff")), idp));
+        assert!(!is_ours(None, idp));
+    }
+
+    #[test]
+    fn an_event_without_occurred_at_is_dated_by_its_uuidv7() {
+        let id = Uuid::now_v7();
+        let at = occurred_at(None, id).unwrap();
+        assert!((Utc::now() - at).num_seconds().abs() < 5);
+        let stamped = pb::EventHeader {
+            occurred_at: Some(helpdesk_kit::clock::to_timestamp(
+                DateTime::from_timestamp(1_000, 0).unwrap(),
+            )),
+            ..pb::EventHeader::default()
+        };
+        assert_eq!(
+            occurred_at(Some(&stamped), id).unwrap(),
+            DateTime::from_timestamp(1_000, 0).unwrap()
+        );
+        assert!(occurred_at(None, Uuid::new_v4()).is_err());
     }
 }

@@ -8,6 +8,14 @@
 //! listing must not stall assignment). To stay right anyway, a revision
 //! mark is taken under the lock before listing: rows changed after it are
 //! newer than the listing and left alone; every other row is made to match.
+//!
+//! The listing asks for each open status separately, so a ticket that moved
+//! between them while it ran (open → in progress) can be missing from it.
+//! A row is therefore marked not open only after GetTicket confirms the
+//! ticket resolved, closed or gone: one call each, at most
+//! [`MAX_CONFIRMATIONS`] per pass (the rest next pass), made outside the
+//! lock. A ticket the call finds open, or that cannot be asked about, is
+//! left alone.
 
 use std::time::Duration;
 
@@ -18,7 +26,11 @@ use uuid::Uuid;
 use crate::{
     engine::Engine,
     storage::{agents, assignments},
+    tickets::Current,
 };
+
+/// Most unlisted rows confirmed with GetTicket in one pass.
+pub const MAX_CONFIRMATIONS: i64 = 500;
 
 /// What one reconciliation found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -54,6 +66,24 @@ pub async fn once(engine: &Engine) -> ApiResult<Report> {
         .collect();
     let held_by: Vec<Uuid> = open.iter().filter_map(|t| t.assignee).collect();
 
+    // Rows open here but not listed: confirm each before closing it.
+    let unlisted = {
+        let mut conn = engine.pool().acquire().await?;
+        assignments::unlisted(&mut conn, &ids, mark, MAX_CONFIRMATIONS).await?
+    };
+    let mut done = Vec::new();
+    for ticket in unlisted {
+        match engine.tickets().current(ticket).await {
+            Ok(Current::Done | Current::Missing) => done.push(ticket),
+            Ok(Current::Open) => {
+                tracing::debug!(%ticket, "unlisted ticket is open (it moved between statuses while listed)")
+            }
+            Err(error) => {
+                tracing::warn!(%ticket, %error, "could not confirm an unlisted ticket; left for the next pass")
+            }
+        }
+    }
+
     let now = engine.clock().now();
     let mut tx = engine.begin().await?;
     agents::ensure_known(&mut tx, &held_by, now).await?;
@@ -65,13 +95,14 @@ pub async fn once(engine: &Engine) -> ApiResult<Report> {
         created: &created,
         assignees: &assignees,
     };
-    let tickets_corrected = assignments::match_listing(&mut tx, &listed, mark, now).await?;
+    let tickets_corrected = assignments::match_listing(&mut tx, &listed, mark, now).await?
+        + assignments::close_unchanged(&mut tx, &done, mark, now).await?;
     let drift = agents::recount_all(&mut tx, now).await?;
     for d in &drift {
         tracing::warn!(agent = %d.agent, stored = d.stored, actual = d.actual, "workload drift corrected");
     }
-    let assigned = engine.drain(&mut tx, Uuid::new_v4()).await?;
     tx.commit().await?;
+    let assigned = engine.drain().await;
     if tickets_corrected > 0 {
         tracing::warn!(
             tickets = tickets_corrected,

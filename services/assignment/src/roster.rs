@@ -45,11 +45,12 @@ impl Roster {
     }
 
     /// One sync: the directory is read first (no lock held during the
-    /// calls), then applied in one decision transaction.
+    /// calls) and applied in one decision transaction; then the tickets of
+    /// whoever left are handed on and the queue is served, one decision per
+    /// transaction (what an outage interrupts, the next sync finishes).
     pub async fn sync(&self) -> ApiResult<SyncReport> {
         let staff = self.accounts.staff().await?;
         let now = self.engine.clock().now();
-        let seed = Uuid::new_v4();
         let ids: Vec<Uuid> = staff.iter().map(|s| s.id).collect();
         let names: Vec<String> = staff.iter().map(|s| s.display_name.clone()).collect();
         let active: Vec<bool> = staff.iter().map(|s| s.active).collect();
@@ -77,15 +78,17 @@ impl Roster {
             let left = agents::deactivate_others(&mut tx, &still_active, now).await?;
             report.deactivated = left.len();
         }
-        if self.engine.policy().redistribute_on_unavailable {
-            let leaving = agents::inactive_holding_work(&mut tx).await?;
-            if !leaving.is_empty() {
-                report.redistributed = self.engine.redistribute(&mut tx, &leaving, seed).await?;
-            }
+        let leaving = if self.engine.policy().redistribute_on_unavailable {
+            agents::inactive_holding_work(&mut tx).await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await?;
+        if !leaving.is_empty() {
+            report.redistributed = self.engine.redistribute(&leaving).await?;
         }
         // New or returning agents may take waiting tickets.
-        report.assigned = self.engine.drain(&mut tx, seed).await?;
-        tx.commit().await?;
+        report.assigned = self.engine.drain().await;
         if report.added > 0 || report.deactivated > 0 || report.redistributed > 0 {
             tracing::info!(?report, "roster synced");
         }

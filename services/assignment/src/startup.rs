@@ -1,8 +1,9 @@
 //! Builds the service from its config and runs it. `main` and the tests go
 //! through the same [`Application`], the tests on port 0 with a manual clock.
 //!
-//! Besides the gRPC server it runs three tasks: the event consumer, the
-//! roster sync and the reconciliation. All three stop (the consumer after
+//! Besides the gRPC server it runs four tasks: the event consumer, the
+//! drainer (serves the waiting queue when woken and every `DRAIN_SECS`),
+//! the roster sync and the reconciliation. All stop (the consumer after
 //! finishing the event in hand) once the server has drained its calls.
 
 use std::{future::Future, sync::Arc};
@@ -20,7 +21,7 @@ use crate::{
     api::AssignmentApi,
     config::Config,
     consumer::TicketEvents,
-    engine::{Engine, Policy},
+    engine::{self, Engine, Policy},
     reconcile,
     roster::{self, Roster},
     tickets::TicketClient,
@@ -44,15 +45,20 @@ impl Application {
         )
         .await?;
         db::migrate(&pool, &MIGRATOR).await?;
+        // Token minting wants a `'static` subject; one small string per
+        // process (tests build a few).
+        let identity: &'static str = Box::leak(config.service_identity.clone().into_boxed_str());
         let tickets = TicketClient::new(
             &config.ticket_addr,
             config.call_timeout,
             &config.common.auth,
+            identity,
         )?;
         let accounts = AccountsClient::new(
             &config.accounts_addr,
             config.call_timeout,
             &config.common.auth,
+            identity,
         )?;
         let engine = Engine::new(
             pool.clone(),
@@ -104,7 +110,15 @@ impl Application {
             tokio::spawn(consumer::run(
                 self.pool.clone(),
                 self.config.consumer.clone(),
-                Arc::new(TicketEvents::new(self.engine.clone())),
+                Arc::new(TicketEvents::new(
+                    self.engine.clone(),
+                    self.config.service_identity.clone(),
+                )),
+                stop.clone(),
+            )),
+            tokio::spawn(engine::run_drainer(
+                self.engine.clone(),
+                self.config.drain_interval,
                 stop.clone(),
             )),
             tokio::spawn(roster::run(

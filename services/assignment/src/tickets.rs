@@ -1,9 +1,10 @@
 //! The ticket service, as the assignment service calls it: AssignTicket,
-//! unassigning through UpdateTicket, and listing open tickets for
-//! reconciliation. Calls carry a service token (subject
-//! [`SERVICE_SUBJECT`]) and a deadline; the ticket service's answers are
-//! translated into [`Outcome`]s the engine decides on, and anything that
-//! may pass with time into UNAVAILABLE (the caller rolls back and retries).
+//! unassigning through UpdateTicket, and listing open tickets (and
+//! confirming single ones with GetTicket) for reconciliation. Calls carry a
+//! service token (subject `SERVICE_IDENTITY`) and a deadline; the ticket
+//! service's answers are translated into [`Outcome`]s the engine decides
+//! on, and anything that may pass with time into UNAVAILABLE (the caller
+//! rolls back and retries).
 
 use std::time::Duration;
 
@@ -18,10 +19,12 @@ use helpdesk_proto::support::v1::{
     self as pb, TicketStatus, ticket_service_client::TicketServiceClient,
 };
 use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
+use tonic_types::StatusExt;
 use uuid::Uuid;
 
-/// The subject of the tokens we present; the ticket service records it as
-/// the actor of the changes we make, which is how we recognise our own events.
+/// The default subject of the tokens we present (`SERVICE_IDENTITY`); the
+/// ticket service records it as the actor of the changes we make, which is
+/// how we recognise our own events.
 pub const SERVICE_SUBJECT: &str = "assignment-service";
 
 /// Page size of the reconciliation listing (the ticket service's maximum).
@@ -30,14 +33,39 @@ const PAGE_SIZE: i32 = 100;
 /// How a change the ticket service was asked for turned out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Done (or already so).
-    Done,
+    /// Done (or already so); the ticket as the answer describes it.
+    Done(Answer),
     /// The ticket is closed: it takes no more changes.
     Closed,
     /// No such ticket.
     Missing,
-    /// The ticket service refused the assignee (not active staff).
+    /// The ticket service refused the assignee (not active staff): a
+    /// field violation on `assignee_id`.
     AssigneeRejected(String),
+    /// The ticket service refused the request for another reason (a field
+    /// violation on anything but `assignee_id`): retrying cannot help.
+    Invalid(String),
+}
+
+/// What the ticket service answered a change with (empty for an unassign,
+/// whose answer the engine does not use).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// The ticket still counts toward a workload (not resolved or closed).
+    pub open: bool,
+    /// When the ticket last changed (`update_time`).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// One ticket as GetTicket shows it now (reconciliation's confirmation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Current {
+    /// Open, in progress or waiting for the user.
+    Open,
+    /// Resolved or closed.
+    Done,
+    /// NOT_FOUND.
+    Missing,
 }
 
 /// One open ticket, as reconciliation needs it.
@@ -58,11 +86,18 @@ pub struct TicketClient {
 }
 
 impl TicketClient {
-    pub fn new(addr: &str, timeout: Duration, auth: &AuthConfig) -> anyhow::Result<Self> {
+    /// `identity` is the subject of locally minted tokens (ignored when the
+    /// token comes from `SERVICE_TOKEN_FILE`).
+    pub fn new(
+        addr: &str,
+        timeout: Duration,
+        auth: &AuthConfig,
+        identity: &'static str,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             inner: TicketServiceClient::with_interceptor(
                 channel(addr, timeout)?,
-                ServiceToken::new(auth, SERVICE_SUBJECT),
+                ServiceToken::new(auth, identity),
             ),
         })
     }
@@ -76,6 +111,22 @@ impl TicketClient {
             request_id: request_id.to_string(),
         };
         outcome(self.inner.clone().assign_ticket(request).await)
+    }
+
+    /// Whether `ticket` still counts, as the ticket service says now.
+    pub async fn current(&self, ticket: Uuid) -> ApiResult<Current> {
+        let request = pb::GetTicketRequest {
+            id: ticket.to_string(),
+        };
+        match self.inner.clone().get_ticket(request).await {
+            Ok(t) => Ok(if counts(t.get_ref().status) {
+                Current::Open
+            } else {
+                Current::Done
+            }),
+            Err(s) if s.code() == Code::NotFound => Ok(Current::Missing),
+            Err(s) => Err(unavailable("ticket", &s)),
+        }
     }
 
     /// Leaves `ticket` without an assignee.
@@ -129,16 +180,41 @@ impl TicketClient {
     }
 }
 
-fn outcome<T>(result: Result<tonic::Response<T>, Status>) -> ApiResult<Outcome> {
+/// Whether a ticket in `status` counts toward a workload.
+pub fn counts(status: i32) -> bool {
+    !matches!(
+        TicketStatus::try_from(status),
+        Ok(TicketStatus::Resolved | TicketStatus::Closed)
+    )
+}
+
+fn outcome(result: Result<tonic::Response<pb::Ticket>, Status>) -> ApiResult<Outcome> {
     match result {
-        Ok(_) => Ok(Outcome::Done),
+        Ok(t) => Ok(Outcome::Done(Answer {
+            open: counts(t.get_ref().status),
+            at: t.get_ref().update_time.as_ref().and_then(from_timestamp),
+        })),
         Err(s) => match s.code() {
             Code::FailedPrecondition => Ok(Outcome::Closed),
             Code::NotFound => Ok(Outcome::Missing),
-            Code::InvalidArgument => Ok(Outcome::AssigneeRejected(s.message().to_owned())),
+            Code::InvalidArgument if names_assignee(&s) => {
+                Ok(Outcome::AssigneeRejected(s.message().to_owned()))
+            }
+            Code::InvalidArgument => Ok(Outcome::Invalid(s.message().to_owned())),
             _ => Err(unavailable("ticket", &s)),
         },
     }
+}
+
+/// Whether an INVALID_ARGUMENT blames the assignee: only then is the agent
+/// at fault (a malformed ticket or request id must not cost an agent their
+/// place on the roster).
+fn names_assignee(s: &Status) -> bool {
+    s.get_error_details().bad_request().is_some_and(|b| {
+        b.field_violations
+            .iter()
+            .any(|v| v.field == "assignee_id" || v.field == "ticket.assignee_id")
+    })
 }
 
 /// A listed ticket; `None` (skipped, logged) when the ticket service sent
@@ -161,4 +237,40 @@ fn open_ticket(t: &pb::Ticket) -> Option<OpenTicket> {
         tracing::warn!(ticket = %t.id, "skipping a listed ticket that does not parse");
     }
     parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::ErrorDetails;
+
+    use super::*;
+
+    fn invalid(field: &str) -> Result<tonic::Response<pb::Ticket>, Status> {
+        Err(Status::with_error_details(
+            Code::InvalidArgument,
+            "invalid request",
+            ErrorDetails::with_bad_request_violation(field, "is wrong"),
+        ))
+    }
+
+    #[test]
+    fn only_a_violation_on_the_assignee_rejects_the_agent() {
+        assert!(matches!(
+            outcome(invalid("assignee_id")),
+            Ok(Outcome::AssigneeRejected(_))
+        ));
+        assert!(matches!(
+            outcome(invalid("ticket.assignee_id")),
+            Ok(Outcome::AssigneeRejected(_))
+        ));
+        assert!(matches!(
+            outcome(invalid("ticket_id")),
+            Ok(Outcome::Invalid(_))
+        ));
+        assert!(matches!(
+            outcome(Err(Status::invalid_argument("no details"))),
+            Ok(Outcome::Invalid(_))
+        ));
+        assert!(outcome(Err(Status::unavailable("down"))).is_err());
+    }
 }

@@ -24,12 +24,12 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::{
     BasicProperties, Channel,
     options::{
-        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
+        BasicQosOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable},
 };
@@ -59,6 +59,9 @@ pub struct ConsumerConfig {
     pub retry_delay: Duration,
     /// Declare the main and dead-letter queues as quorum queues.
     pub quorum: bool,
+    /// How long processed event ids are remembered for deduplication; far
+    /// longer than any redelivery or dead-letter replay window.
+    pub dedup_retention: chrono::Duration,
 }
 
 impl ConsumerConfig {
@@ -72,6 +75,7 @@ impl ConsumerConfig {
             max_attempts: 5,
             retry_delay: Duration::from_secs(1),
             quorum: true,
+            dedup_retention: chrono::Duration::days(14),
         }
     }
 
@@ -215,6 +219,11 @@ pub async fn run<H: Handler>(
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) {
+    let pruner = tokio::spawn(prune_processed(
+        pool.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
         match session(&pool, &config, handler.as_ref(), &shutdown, &mut backoff).await {
@@ -229,7 +238,36 @@ pub async fn run<H: Handler>(
             }
         }
     }
+    pruner.abort();
     tracing::info!(queue = %config.queue, "consumer stopped");
+}
+
+/// Forgets processed event ids older than the retention, hourly.
+async fn prune_processed(pool: PgPool, config: ConsumerConfig, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let before = chrono::Utc::now() - config.dedup_retention;
+        match sqlx::query!(
+            "DELETE FROM processed_events WHERE consumer = $1 AND processed_at < $2",
+            config.queue,
+            before,
+        )
+        .execute(&pool)
+        .await
+        {
+            Ok(done) if done.rows_affected() > 0 => {
+                tracing::info!(queue = %config.queue, deleted = done.rows_affected(), "pruned processed event ids");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(queue = %config.queue, %error, "pruning processed event ids failed")
+            }
+        }
+    }
 }
 
 async fn session<H: Handler>(
@@ -262,6 +300,7 @@ async fn session<H: Handler>(
         .await?;
     tracing::info!(queue = %config.queue, "consuming");
     backoff.reset();
+    let mut outage = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         tokio::select! {
             biased;
@@ -272,21 +311,42 @@ async fn session<H: Handler>(
             }
             delivery = deliveries.next() => {
                 let delivery = delivery.context("delivery stream ended")??;
-                process(pool, config, handler, &channel, delivery).await?;
+                match process(pool, config, handler, &channel, delivery).await? {
+                    Processed::Settled => outage.reset(),
+                    // Our own database is away: the message went back to the
+                    // queue uncounted; pause instead of burning its attempts.
+                    Processed::Requeued => {
+                        let pause = outage.next_delay();
+                        tracing::warn!(queue = %config.queue, pause_ms = pause.as_millis() as u64, "database unavailable, pausing consumption");
+                        tokio::select! {
+                            () = shutdown.cancelled() => {}
+                            () = tokio::time::sleep(pause) => {}
+                        }
+                    }
+                }
             }
         }
     }
 }
 
-/// Handles one delivery to completion: acked, retried or dead-lettered.
-/// An `Err` is a broker problem; the delivery will come back.
+/// How a delivery was settled.
+enum Processed {
+    /// Acked: applied, a duplicate, retried later or dead-lettered.
+    Settled,
+    /// Returned to the queue because our own database is unavailable.
+    Requeued,
+}
+
+/// Handles one delivery to completion: acked, retried, dead-lettered, or
+/// (our database away) requeued. An `Err` is a broker problem; the
+/// delivery will come back.
 async fn process<H: Handler>(
     pool: &PgPool,
     config: &ConsumerConfig,
     handler: &H,
     channel: &Channel,
     delivery: lapin::message::Delivery,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Processed> {
     let headers = delivery.properties.headers().as_ref();
     let attempt = amqp::header_int(headers, "x-attempt").unwrap_or(1).max(1) as u32;
     let event_id = delivery
@@ -300,24 +360,27 @@ async fn process<H: Handler>(
         .as_ref()
         .map(|t| t.as_str().to_owned());
     let (Some(event_id), Some(message_type)) = (event_id, message_type) else {
-        return dead_letter(
+        dead_letter(
             config,
             channel,
             &delivery,
             attempt,
             "malformed envelope: needs message_id (UUID) and type",
         )
-        .await;
+        .await?;
+        return Ok(Processed::Settled);
     };
     let event = match handler.decode(&message_type, &delivery.data) {
         Decoded::Event(event) => event,
         Decoded::Unknown => {
             let reason = format!("unknown event type {message_type}");
-            return dead_letter(config, channel, &delivery, attempt, &reason).await;
+            dead_letter(config, channel, &delivery, attempt, &reason).await?;
+            return Ok(Processed::Settled);
         }
         Decoded::Invalid(why) => {
             let reason = format!("undecodable {message_type}: {why}");
-            return dead_letter(config, channel, &delivery, attempt, &reason).await;
+            dead_letter(config, channel, &delivery, attempt, &reason).await?;
+            return Ok(Processed::Settled);
         }
     };
     let meta = Meta {
@@ -333,10 +396,22 @@ async fn process<H: Handler>(
     let outcome = apply(pool, &config.queue, handler, &meta, event)
         .instrument(span)
         .await;
+    if let Err(HandlerError::Transient(error)) = &outcome
+        && database_down(pool).await
+    {
+        tracing::warn!(event_id = %meta.event_id, error = format!("{error:#}"), "database unavailable, requeueing");
+        delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await?;
+        return Ok(Processed::Requeued);
+    }
     match outcome {
         Ok(()) => {
             delivery.ack(BasicAckOptions::default()).await?;
-            Ok(())
+            Ok(Processed::Settled)
         }
         Err(HandlerError::Transient(error)) if attempt < config.max_attempts => {
             tracing::warn!(event_id = %meta.event_id, attempt, error = format!("{error:#}"), "handler failed, retrying later");
@@ -351,16 +426,27 @@ async fn process<H: Handler>(
             )
             .await?;
             delivery.ack(BasicAckOptions::default()).await?;
-            Ok(())
+            Ok(Processed::Settled)
         }
         Err(error) => {
             let reason = match &error {
                 HandlerError::Transient(e) => format!("gave up after {attempt} attempts: {e:#}"),
                 HandlerError::Permanent(e) => format!("rejected: {e:#}"),
             };
-            dead_letter(config, channel, &delivery, attempt, &reason).await
+            dead_letter(config, channel, &delivery, attempt, &reason).await?;
+            Ok(Processed::Settled)
         }
     }
+}
+
+/// Whether our own database is unreachable (as opposed to the handler's
+/// dependency failing): then retrying the event counts for nothing.
+async fn database_down(pool: &PgPool) -> bool {
+    let probe = tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::query("SELECT 1").execute(pool),
+    );
+    !matches!(probe.await, Ok(Ok(_)))
 }
 
 /// Records the event id and runs the handler in one transaction.
@@ -385,7 +471,22 @@ async fn apply<H: Handler>(
         tracing::debug!(event_id = %meta.event_id, "duplicate delivery, already processed");
         return Ok(());
     }
-    handler.handle(&mut tx, meta, event).await?;
+    // A panicking handler is a bug in it, not a reason to stop consuming:
+    // the event is dead-lettered with the panic message.
+    let handled = std::panic::AssertUnwindSafe(handler.handle(&mut tx, meta, event))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(HandlerError::Permanent(anyhow::anyhow!(
+                "handler panicked: {message}"
+            )))
+        });
+    handled?;
     tx.commit().await?;
     Ok(())
 }

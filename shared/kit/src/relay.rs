@@ -33,6 +33,9 @@ use crate::{
     outbox,
 };
 
+/// How long the broker may take to confirm a publish.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Advisory lock key of the relay (one relay leads per database).
 const LEADER_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
 
@@ -144,7 +147,7 @@ async fn lead(
     let mut prune = tokio::time::interval(Duration::from_secs(3600));
     let mut report = tokio::time::interval(Duration::from_secs(30));
     loop {
-        let published = drain(&mut conn, &channel, config).await?;
+        let published = drain(&mut conn, &channel, config, shutdown).await?;
         if published > 0 {
             // A healthy round: the next outage starts its backoff from scratch.
             backoff.reset();
@@ -195,9 +198,26 @@ async fn drain(
     conn: &mut PgConnection,
     channel: &Channel,
     config: &RelayConfig,
+    shutdown: &CancellationToken,
 ) -> anyhow::Result<usize> {
     let mut total = 0;
+    let mut reported = std::time::Instant::now();
     loop {
+        // A long backlog (after an outage) must not hold up a stop, and
+        // stays visible in the logs while it drains.
+        if shutdown.is_cancelled() {
+            return Ok(total);
+        }
+        if reported.elapsed() >= Duration::from_secs(30) {
+            reported = std::time::Instant::now();
+            let backlog = outbox::backlog(&mut *conn).await?;
+            tracing::info!(
+                unsent = backlog.unsent,
+                oldest_age_ms = backlog.oldest_age_ms(),
+                published = total,
+                "outbox backlog draining"
+            );
+        }
         let rows = sqlx::query_as!(
             Row,
             "SELECT id, event_id, routing_key, message_type, payload, traceparent, created_at
@@ -224,7 +244,10 @@ async fn drain(
             confirms.push(confirm);
         }
         for (confirm, row) in confirms.into_iter().zip(&rows) {
-            let confirmation = confirm.await?;
+            // A broker that blocks publishers must not hang the leader forever.
+            let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+                .await
+                .context("no publisher confirm within 30 s")??;
             anyhow::ensure!(
                 confirmation.is_ack(),
                 "broker refused event {}",

@@ -69,6 +69,7 @@ impl Handler for Recorder {
             "rejected" => Err(HandlerError::Permanent(anyhow::anyhow!(
                 "ticket unknown here"
             ))),
+            "panics" => panic!("boom"),
             "block" => {
                 self.entered.notify_one();
                 self.release.notified().await;
@@ -443,4 +444,63 @@ async fn shutdown_finishes_the_message_in_hand() {
         0,
         "the message was acked"
     );
+}
+
+#[tokio::test]
+async fn a_panicking_handler_dead_letters_its_event_and_consumption_goes_on() {
+    let f = Fixture::new(None).await;
+    let (stop, task) = f.start();
+    f.publish("panics").await;
+    f.publish("fine").await;
+    f.wait_effects("fine", 1).await;
+    let dead = f.dead_letter().await;
+    assert!(
+        reason(&dead).contains("handler panicked: boom"),
+        "{}",
+        reason(&dead)
+    );
+    assert_eq!(f.effects("panics").await, 0);
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn our_database_away_pauses_consumption_without_spending_attempts() {
+    let f = Fixture::new(None).await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap())
+        .await
+        .unwrap();
+    let url = f.db.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
+    assert_ne!(
+        url, f.db.url,
+        "the test database must be reached through the proxy"
+    );
+    let pool = helpdesk_kit::db::connect(&url, 4).await.unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(
+        pool,
+        f.config.clone(),
+        f.handler.clone(),
+        stop.clone(),
+    ));
+    f.publish("before").await;
+    f.wait_effects("before", 1).await;
+
+    proxy.down();
+    f.publish("during").await;
+    // Long enough for all 3 attempts (60 + 120 ms of delays) many times over.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        assert_eq!(
+            f.queue_depth(&f.config.dead_letter_queue()).await,
+            0,
+            "dead-lettered during the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proxy.up();
+    f.wait_effects("during", 1).await;
+    assert_eq!(f.queue_depth(&f.config.dead_letter_queue()).await, 0);
+    stop.cancel();
+    task.await.unwrap();
 }

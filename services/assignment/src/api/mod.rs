@@ -1,7 +1,9 @@
 //! `support.v1.AssignmentService`: protobuf in, engine and storage calls,
 //! protobuf out. Each handler checks the caller's role, validates the whole
 //! request (all field violations at once), then makes its decision in one
-//! transaction under the decision lock (`engine`).
+//! transaction under the decision lock (`engine`): at most one ticket
+//! service call per transaction. What a change makes possible (serving the
+//! queue, redistributing) follows in transactions of its own.
 //!
 //! Who may do what: users nothing (PERMISSION_DENIED everywhere); staff,
 //! admins and services read the roster and the queue; staff and admins
@@ -139,12 +141,13 @@ impl AssignmentApi {
             }
         }
 
-        let seed = Uuid::new_v4();
         let mut tx = self.engine.begin().await?;
         let mut agent = agents::get(&mut *tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("agent {id}")))?;
-        let went_off_shift = agent.available && change.available == Some(false);
+        // Asked off shift (again): a repeated request finishes a
+        // redistribution an outage interrupted.
+        let off_shift = change.available == Some(false);
         if let Some(available) = change.available {
             agent.available = available;
         }
@@ -159,16 +162,16 @@ impl AssignmentApi {
         }
         agent.updated_at = self.engine.clock().now();
         agents::save_settings(&mut tx, &agent).await?;
-        if went_off_shift && self.engine.policy().redistribute_on_unavailable {
-            self.engine.redistribute(&mut tx, &[id], seed).await?;
-        }
-        // On shift again, more room, new skills: the queue may move.
-        self.engine.drain(&mut tx, seed).await?;
-        let saved = agents::get(&mut *tx, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("agent"))?;
         tx.commit().await?;
         tracing::info!(agent = %id, by = %caller.id, "agent updated");
+        if off_shift && self.engine.policy().redistribute_on_unavailable {
+            self.engine.redistribute(&[id]).await?;
+        }
+        // On shift again, more room, new skills: the queue may move.
+        self.engine.drain().await;
+        let saved = agents::get(self.engine.pool(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("agent"))?;
         Ok(convert::agent(&saved))
     }
 
@@ -250,12 +253,12 @@ impl AssignmentApi {
                 }
             },
         };
-        // The previous holder has room again.
-        self.engine.drain(&mut tx, seed).await?;
         let saved = assignments::get(&mut *tx, ticket)
             .await?
             .ok_or_else(|| ApiError::not_found("ticket"))?;
         tx.commit().await?;
+        // The previous holder has room again.
+        self.engine.wake_drainer();
         match outcome {
             Given::Assigned => Ok(convert::assignment(&saved)),
             Given::TicketClosed | Given::TicketMissing => {
@@ -268,9 +271,7 @@ impl AssignmentApi {
     }
 
     async fn rebalance(&self) -> ApiResult<pb::RebalanceResponse> {
-        let mut tx = self.engine.begin().await?;
-        let moved = self.engine.rebalance(&mut tx, Uuid::new_v4()).await?;
-        tx.commit().await?;
+        let moved = self.engine.rebalance().await?;
         Ok(pb::RebalanceResponse { moved })
     }
 }

@@ -30,8 +30,8 @@ impl Assignment {
 }
 
 /// The `request_id` of a call to the ticket service about `ticket` and
-/// `agent` (`None`: unassign), derived from `seed` (an event id, or a random
-/// id per API call). A retried event makes the same decision with the same
+/// `agent` (`None`: unassign), derived from `seed` (an event id, or a fresh
+/// id per decision). A retried event makes the same decision with the same
 /// id, so the ticket service replays its answer instead of acting twice.
 pub fn request_id(seed: Uuid, ticket: Uuid, agent: Option<Uuid>) -> Uuid {
     let mut hasher = Sha256::new();

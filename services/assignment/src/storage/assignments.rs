@@ -6,17 +6,20 @@ use uuid::Uuid;
 
 use crate::domain::Assignment;
 
-/// Inserts a ticket seen for the first time; `false` when it was known
-/// (a duplicate or late event changes nothing here).
+/// Inserts a ticket seen for the first time, as of the event `(at, event)`;
+/// `false` when it was known (a duplicate or late event changes nothing here).
 pub async fn insert(
     conn: &mut PgConnection,
     a: &Assignment,
+    at: DateTime<Utc>,
+    event: Uuid,
     now: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "INSERT INTO assignments (ticket_id, human_id, category_id, priority, ticket_created_at,
-                                  agent_id, open, assigned_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                  agent_id, open, assigned_at, updated_at, last_event_at,
+                                  last_event_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (ticket_id) DO NOTHING",
         a.ticket_id,
         a.human_id,
@@ -27,10 +30,80 @@ pub async fn insert(
         a.open,
         a.assigned_at,
         now,
+        at,
+        event,
     )
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Sets holder and openness as an event `(at, event)` describes them, only
+/// when that event is newer than every one applied to the row so far
+/// (events are retried and may arrive out of order). `false`: stale (or no
+/// such row), nothing changed.
+pub async fn apply_event(
+    conn: &mut PgConnection,
+    ticket: Uuid,
+    agent: Option<Uuid>,
+    open: bool,
+    at: DateTime<Utc>,
+    event: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE assignments
+         SET agent_id = $2, open = $3,
+             assigned_at = CASE WHEN $2::uuid IS NULL THEN NULL
+                                WHEN agent_id IS NOT DISTINCT FROM $2 THEN assigned_at
+                                ELSE $6::timestamptz END,
+             last_event_at = $4, last_event_id = $5,
+             updated_at = $6, revision = nextval('assignment_revision')
+         WHERE ticket_id = $1
+           AND (last_event_at IS NULL OR ($4::timestamptz, $5::uuid) > (last_event_at, last_event_id))",
+        ticket,
+        agent,
+        open,
+        at,
+        event,
+        now,
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records the ticket service's answer to our AssignTicket: `agent` holds
+/// the ticket, open or not as the answer says. Unconditional (we hold the
+/// decision lock and the call just returned), but the row's event mark only
+/// moves forward, to `(at, nil)`: an event of the same instant still wins.
+pub async fn record_answer(
+    conn: &mut PgConnection,
+    ticket: Uuid,
+    agent: Uuid,
+    open: bool,
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE assignments
+         SET agent_id = $2, open = $3, assigned_at = $5, updated_at = $5,
+             revision = nextval('assignment_revision'),
+             last_event_id = CASE WHEN $4::timestamptz IS NOT NULL
+                                       AND (last_event_at IS NULL OR $4 > last_event_at)
+                                  THEN '00000000-0000-0000-0000-000000000000'::uuid
+                                  ELSE last_event_id END,
+             last_event_at = GREATEST(last_event_at, $4)
+         WHERE ticket_id = $1",
+        ticket,
+        agent,
+        open,
+        at,
+        now,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn get<'c>(db: impl PgExecutor<'c>, ticket: Uuid) -> sqlx::Result<Option<Assignment>> {
@@ -164,9 +237,9 @@ pub struct Listed<'a> {
 }
 
 /// Makes rows unchanged since `mark` match the listing: listed tickets are
-/// open with the listed assignee, unlisted ones are not open. Rows changed
-/// after `mark` are newer than the listing and left alone. Returns how many
-/// rows changed.
+/// open with the listed assignee (unlisted ones are [`unlisted`], confirmed
+/// one by one before [`close_unchanged`]). Rows changed after `mark` are
+/// newer than the listing and left alone. Returns how many rows changed.
 pub async fn match_listing(
     conn: &mut PgConnection,
     listed: &Listed<'_>,
@@ -205,16 +278,48 @@ pub async fn match_listing(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let closed = sqlx::query!(
+    Ok(upserted)
+}
+
+/// Open rows unchanged since `mark` that the listing did not contain: the
+/// ticket was resolved or closed, or it moved between open statuses while
+/// the listing ran (each status is listed separately). At most `limit`.
+pub async fn unlisted(
+    conn: &mut PgConnection,
+    listed: &[Uuid],
+    mark: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT s.ticket_id FROM assignments s
+         LEFT JOIN UNNEST($1::uuid[]) AS l(id) ON l.id = s.ticket_id
+         WHERE s.open AND s.revision <= $2 AND l.id IS NULL
+         ORDER BY s.ticket_id
+         LIMIT $3",
+        listed,
+        mark,
+        limit,
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Marks `tickets` not open, unless changed since `mark`. Returns how many.
+pub async fn close_unchanged(
+    conn: &mut PgConnection,
+    tickets: &[Uuid],
+    mark: i64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
         "UPDATE assignments SET open = false, updated_at = $3,
                                 revision = nextval('assignment_revision')
-         WHERE open AND revision <= $2 AND NOT (ticket_id = ANY ($1))",
-        listed.ids,
+         WHERE open AND revision <= $2 AND ticket_id = ANY ($1)",
+        tickets,
         mark,
         now,
     )
     .execute(conn)
     .await?
-    .rows_affected();
-    Ok(upserted + closed)
+    .rows_affected())
 }

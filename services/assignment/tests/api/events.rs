@@ -113,3 +113,33 @@ async fn a_duplicate_ticket_created_delivery_assigns_nothing_twice() {
     let decoded = pb::TicketCreated::decode(original.payload.as_slice()).unwrap();
     assert_eq!(decoded.ticket.unwrap().ticket_id, t.id);
 }
+
+#[tokio::test]
+async fn a_duplicate_escalation_delivery_is_recorded_once() {
+    // Nobody is L2: every escalation is recorded without a target, so each
+    // delivery that got through would add a row (not harmless to repeat).
+    let env = spawn().await;
+    let t = env.create_ticket("driver_issue", P::High).await;
+    env.wait_assignee(&t.id, SAM).await;
+    let (event_id, event) = escalated(&env.ticket(&t.id).await, "open for more than 48 hours");
+    for _ in 0..3 {
+        env.publish(&event_id, &event).await;
+    }
+    // A later event proves the duplicates were consumed (one consumer, in order).
+    let (probe, event) = escalated(&env.ticket(&t.id).await, "probe");
+    env.publish(&probe, &event).await;
+    env.wait_until("the probe is processed", || async {
+        env.processed(&probe).await
+    })
+    .await;
+    let sam = Uuid::parse_str(SAM).unwrap();
+    assert_eq!(
+        escalations(&env, &t.id).await,
+        vec![
+            (Some(sam), None, "open for more than 48 hours".to_owned()),
+            (Some(sam), None, "probe".to_owned()),
+        ]
+    );
+    assert_eq!(env.assignee(&t.id).await, SAM);
+    assert_eq!(env.dead_letters().await, 0);
+}

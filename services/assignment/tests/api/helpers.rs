@@ -15,7 +15,9 @@ use helpdesk_kit::{
     config::CommonConfig,
     consumer::{self, ConsumerConfig},
     relay::RelayConfig,
-    testing::{Bearer, EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange},
+    testing::{
+        Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange,
+    },
 };
 use helpdesk_proto::{
     Event,
@@ -43,6 +45,9 @@ pub struct Setup {
     pub staff: Vec<(String, String)>,
     pub replicas: usize,
     pub default_capacity: i32,
+    /// Route the replicas' calls to the ticket service through a
+    /// [`TcpProxy`] the test can cut ([`TestEnv::ticket_proxy`]).
+    pub ticket_proxy: bool,
 }
 
 impl Default for Setup {
@@ -55,6 +60,7 @@ impl Default for Setup {
             ],
             replicas: 1,
             default_capacity: 10,
+            ticket_proxy: false,
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct TestEnv {
     pub db: TestDb,
     pub exchange: String,
     pub queue: String,
+    /// Between the replicas and the ticket service, when asked for.
+    pub ticket_proxy: Option<TcpProxy>,
     ticket_channel: Channel,
     replicas: Vec<Replica>,
     standin: Standin,
@@ -216,10 +224,23 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
     consumer::declare(&consumer_config)
         .await
         .expect("declare queues");
+    let ticket_proxy = if setup.ticket_proxy {
+        Some(
+            TcpProxy::start(([127, 0, 0, 1], ticket_port).into())
+                .await
+                .expect("ticket proxy"),
+        )
+    } else {
+        None
+    };
+    let ticket_addr = match &ticket_proxy {
+        Some(proxy) => format!("http://{}", proxy.addr),
+        None => format!("http://127.0.0.1:{ticket_port}"),
+    };
     let config = Config {
         common: common(&db.url),
         accounts_addr: standin_addr,
-        ticket_addr: format!("http://127.0.0.1:{ticket_port}"),
+        ticket_addr,
         call_timeout: Duration::from_secs(5),
         consumer: consumer_config,
         default_capacity: setup.default_capacity,
@@ -227,6 +248,8 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         reconcile_interval: Duration::from_secs(3600),
         redistribute_on_unavailable: true,
         escalation_tier: assignment_service::domain::Tier::L2,
+        drain_interval: Duration::from_millis(200),
+        service_identity: assignment_service::tickets::SERVICE_SUBJECT.to_owned(),
     };
     let mut replicas = Vec::new();
     for _ in 0..setup.replicas.max(1) {
@@ -252,6 +275,7 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         db,
         exchange,
         queue,
+        ticket_proxy,
         ticket_channel: channel_to(ticket_port).await,
         replicas,
         standin,
@@ -478,6 +502,39 @@ impl TestEnv {
         let _ = connection.close(200, "done".into()).await;
     }
 
+    /// How many events wait in the dead-letter queue (a passive declare).
+    pub async fn dead_letters(&self) -> u32 {
+        let connection = helpdesk_kit::amqp::connect(&amqp_url(), "test-dead-letters")
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let queue = channel
+            .queue_declare(
+                format!("{}.dead", self.queue).as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .expect("the dead-letter queue exists");
+        let _ = connection.close(200, "done".into()).await;
+        queue.message_count()
+    }
+
+    /// Whether the consumer has processed the event `event_id`.
+    pub async fn processed(&self, event_id: &str) -> bool {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM processed_events WHERE event_id = $1::uuid",
+        )
+        .bind(event_id)
+        .fetch_one(&self.db.pool)
+        .await
+        .unwrap()
+            == 1
+    }
+
     /// Reads the events of this test's exchange matching `pattern` from now on.
     pub async fn tap(&self, pattern: &str) -> EventTap {
         EventTap::start(&self.exchange, pattern)
@@ -600,6 +657,7 @@ pub fn snapshot(t: &pb::Ticket) -> pb::TicketSnapshot {
         subject: t.subject.clone(),
         ride_id: t.ride_id.clone(),
         create_time: t.create_time,
+        ..Default::default()
     }
 }
 

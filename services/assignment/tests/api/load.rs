@@ -16,7 +16,9 @@ use crate::helpers::*;
 
 const TICKETS: usize = 1000;
 const AGENTS: usize = 10;
-const CAPACITY: i32 = 120;
+/// Exactly full: 10 × 100 = 1,000, so a single over-assignment, double
+/// assignment or lost ticket fails the test.
+const CAPACITY: i32 = 100;
 
 #[tokio::test]
 async fn a_thousand_concurrent_tickets_are_each_assigned_once_and_evenly_across_two_replicas() {
@@ -32,6 +34,7 @@ async fn a_thousand_concurrent_tickets_are_each_assigned_once_and_evenly_across_
         staff: staff.clone(),
         replicas: 2,
         default_capacity: CAPACITY,
+        ..Setup::default()
     })
     .await;
     let mut assigned_tap = env.tap("ticket.assigned").await;
@@ -118,6 +121,10 @@ async fn a_thousand_concurrent_tickets_are_each_assigned_once_and_evenly_across_
     let (min, max) = (*counts.iter().min().unwrap(), *counts.iter().max().unwrap());
     assert!(max - min <= 1, "uneven workloads: {counts:?}");
     assert!(max <= CAPACITY);
+    assert!(
+        counts.iter().all(|n| *n == CAPACITY),
+        "everyone exactly full: {counts:?}"
+    );
 
     // The stored workloads are the real counts.
     let agents = env.agents().await;

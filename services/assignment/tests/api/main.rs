@@ -4,6 +4,7 @@
 
 mod access;
 mod events;
+mod faults;
 mod helpers;
 mod load;
 mod roster;
