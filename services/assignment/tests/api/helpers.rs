@@ -9,6 +9,7 @@ use assignment_service::{
     MIGRATOR, config::Config, engine::Engine, roster::Roster, startup::Application,
 };
 use chrono::{TimeZone, Utc};
+pub use helpdesk_kit::testing::expect_code;
 use helpdesk_kit::{
     auth::{AuthConfig, Role},
     clock::{ManualClock, to_timestamp},
@@ -17,6 +18,7 @@ use helpdesk_kit::{
     relay::RelayConfig,
     testing::{
         Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange,
+        violated_fields,
     },
 };
 use helpdesk_proto::{
@@ -661,34 +663,14 @@ pub fn snapshot(t: &pb::Ticket) -> pb::TicketSnapshot {
     }
 }
 
-/// Asserts the code of a failed call and returns the status.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(
-    result: Result<tonic::Response<T>, Status>,
-    code: Code,
-) -> Status {
-    match result {
-        Ok(response) => panic!("expected {code:?}, got OK: {:?}", response.into_inner()),
-        Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status: {status:?}");
-            status
-        }
-    }
-}
-
 /// Asserts INVALID_ARGUMENT naming each of `fields`.
 #[track_caller]
 pub fn expect_violations<T: std::fmt::Debug>(
     result: Result<tonic::Response<T>, Status>,
     fields: &[&str],
 ) {
-    use tonic_types::StatusExt;
     let status = expect_code(result, Code::InvalidArgument);
-    let named: Vec<String> = status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default();
+    let named = violated_fields(&status);
     for field in fields {
         assert!(
             named.iter().any(|f| f == field),

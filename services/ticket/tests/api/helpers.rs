@@ -3,6 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{TimeZone, Utc};
+pub use helpdesk_kit::testing::{expect_code, violated_fields};
 use helpdesk_kit::{
     auth::{AuthConfig, Role},
     clock::ManualClock,
@@ -294,31 +295,6 @@ pub fn ticket_for(user: &str) -> pb::CreateTicketRequest {
         ride_id: String::new(),
         ..new_ticket("")
     }
-}
-
-/// Asserts the code of a failed call and returns the status.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(
-    result: Result<tonic::Response<T>, Status>,
-    code: Code,
-) -> Status {
-    match result {
-        Ok(response) => panic!("expected {code:?}, got OK: {:?}", response.into_inner()),
-        Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status: {status:?}");
-            status
-        }
-    }
-}
-
-/// The fields named by a status's `google.rpc.BadRequest` details.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
 }
 
 /// Asserts INVALID_ARGUMENT naming `field`.
