@@ -29,7 +29,7 @@ pub fn channel(addr: &str, timeout: Duration) -> anyhow::Result<Channel> {
 }
 
 /// Adds `authorization: Bearer <service token>` (and the current W3C
-/// `traceparent`, when tracing is exported) to every request.
+/// `traceparent`/`tracestate`, when tracing is exported) to every request.
 ///
 /// Production (`SERVICE_TOKEN_FILE` set): the token the identity provider
 /// issued to this service, read from a mounted file (re-read every 30 s, so
@@ -97,10 +97,13 @@ impl Interceptor for ServiceToken {
             .map_err(|_| Status::unavailable("service token is not valid ASCII"))?;
         request.metadata_mut().insert("authorization", value);
         // Carry our trace to the callee.
-        if let Some(traceparent) = crate::telemetry::current_traceparent()
-            && let Ok(value) = MetadataValue::try_from(traceparent)
-        {
-            request.metadata_mut().insert("traceparent", value);
+        if let Some(trace) = crate::telemetry::current_trace() {
+            if let Ok(value) = MetadataValue::try_from(trace.traceparent) {
+                request.metadata_mut().insert("traceparent", value);
+            }
+            if let Some(Ok(value)) = trace.tracestate.map(MetadataValue::try_from) {
+                request.metadata_mut().insert("tracestate", value);
+            }
         }
         Ok(request)
     }

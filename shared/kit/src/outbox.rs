@@ -112,15 +112,21 @@ pub async fn enqueue<E: Event>(
     aggregate_id: Uuid,
     event: &E,
 ) -> sqlx::Result<()> {
+    let trace = crate::telemetry::current_trace();
+    let (traceparent, tracestate) = match trace {
+        Some(t) => (Some(t.traceparent), t.tracestate),
+        None => (None, None),
+    };
     sqlx::query!(
-        "INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload, traceparent)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload, traceparent, tracestate)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         event_id,
         aggregate_id,
         E::ROUTING_KEY,
         E::full_name(),
         event.encode_to_vec(),
-        crate::telemetry::current_traceparent(),
+        traceparent,
+        tracestate,
     )
     .execute(conn)
     .await?;

@@ -184,6 +184,7 @@ struct Row {
     message_type: String,
     payload: Vec<u8>,
     traceparent: Option<String>,
+    tracestate: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -220,7 +221,7 @@ async fn drain(
         }
         let rows = sqlx::query_as!(
             Row,
-            "SELECT id, event_id, routing_key, message_type, payload, traceparent, created_at
+            "SELECT id, event_id, routing_key, message_type, payload, traceparent, tracestate, created_at
              FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
             config.batch_size,
         )
@@ -269,6 +270,9 @@ fn properties(row: &Row, app_id: &str) -> BasicProperties {
     let mut headers = Vec::new();
     if let Some(traceparent) = &row.traceparent {
         headers.push(("traceparent", amqp::string_value(traceparent.as_str())));
+    }
+    if let Some(tracestate) = &row.tracestate {
+        headers.push(("tracestate", amqp::string_value(tracestate.as_str())));
     }
     BasicProperties::default()
         .with_delivery_mode(2)

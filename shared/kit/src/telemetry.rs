@@ -81,19 +81,35 @@ pub fn init_for_tests() {
     }
 }
 
-/// The W3C `traceparent` of the current span, when tracing is exported.
-pub fn current_traceparent() -> Option<String> {
+/// W3C trace context: what crosses process boundaries (gRPC metadata,
+/// AMQP headers, the outbox row) so one trace spans every service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub traceparent: String,
+    /// Vendor state; carried as is when present.
+    pub tracestate: Option<String>,
+}
+
+/// The trace context of the current span, when tracing is exported.
+pub fn current_trace() -> Option<TraceContext> {
     use opentelemetry::propagation::TextMapPropagator;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     let context = tracing::Span::current().context();
     let mut carrier = std::collections::HashMap::new();
     TraceContextPropagator::new().inject_context(&context, &mut carrier);
-    carrier.remove("traceparent")
+    Some(TraceContext {
+        traceparent: carrier.remove("traceparent")?,
+        tracestate: carrier.remove("tracestate").filter(|s| !s.is_empty()),
+    })
 }
 
-/// Makes `span` a child of the remote `traceparent` (a consumer continuing
-/// the producer's trace).
-pub fn set_remote_parent(span: &tracing::Span, traceparent: Option<&str>) {
+/// Makes `span` a child of a remote trace context (a server continuing its
+/// caller's trace, a consumer continuing the producer's).
+pub fn set_remote_parent(
+    span: &tracing::Span,
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) {
     use opentelemetry::propagation::TextMapPropagator;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     let Some(traceparent) = traceparent else {
@@ -101,6 +117,9 @@ pub fn set_remote_parent(span: &tracing::Span, traceparent: Option<&str>) {
     };
     let mut carrier = std::collections::HashMap::new();
     carrier.insert("traceparent".to_owned(), traceparent.to_owned());
+    if let Some(tracestate) = tracestate {
+        carrier.insert("tracestate".to_owned(), tracestate.to_owned());
+    }
     let parent = TraceContextPropagator::new().extract(&carrier);
     let _ = span.set_parent(parent);
 }
@@ -121,8 +140,9 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             let producer = tracing::info_span!("producer");
             let traceparent = producer
-                .in_scope(current_traceparent)
-                .expect("a traceparent");
+                .in_scope(current_trace)
+                .expect("a trace context")
+                .traceparent;
             let producer_trace = producer.context().span().span_context().trace_id();
             assert!(
                 traceparent.contains(&producer_trace.to_string()),
@@ -130,14 +150,14 @@ mod tests {
             );
 
             let consumer = tracing::info_span!("consumer");
-            set_remote_parent(&consumer, Some(&traceparent));
+            set_remote_parent(&consumer, Some(&traceparent), Some("vendor=1"));
             assert_eq!(
                 consumer.context().span().span_context().trace_id(),
                 producer_trace
             );
         });
         assert!(
-            tracing::subscriber::with_default(tracing_subscriber::registry(), current_traceparent)
+            tracing::subscriber::with_default(tracing_subscriber::registry(), current_trace)
                 .is_none()
         );
     }
