@@ -57,5 +57,7 @@ step "dependencies" dependencies
 step "cargo fmt" cargo fmt --all --check
 step "buf lint" buf lint
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings
+# The end-to-end suite (tests/e2e) runs the real binaries from target/.
+step "binaries" cargo build --workspace --bins
 step "nextest" cargo nextest run --workspace --no-fail-fast "$@"
 summary

@@ -120,7 +120,11 @@ pub async fn once(engine: &Engine) -> ApiResult<Report> {
 /// Reconciles every `every` (first after one interval: events keep the
 /// projection current; this is the safety net), until `shutdown`.
 pub async fn run(engine: Engine, every: Duration, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // A first pass soon after start catches what no event told us (tickets
+    // created before our queue existed, events lost to a dead-lettering);
+    // then every interval.
+    let first = every.min(Duration::from_secs(10));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -1,9 +1,22 @@
 //! The gRPC server bootstrap every service uses: its routes behind the
 //! [`AuthLayer`], plus `grpc.health.v1` health and server reflection (both
-//! open), a span per call, and a graceful stop: when `shutdown` completes,
-//! health turns NOT_SERVING, the listener closes and in-flight calls finish.
+//! open), a span per call continuing the caller's trace, and a graceful
+//! stop: when `shutdown` completes, health turns NOT_SERVING, the listener
+//! closes, in-flight calls finish (at most 20 s), and idle connections close.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use tokio::net::TcpListener;
 use tonic::{
@@ -13,6 +26,129 @@ use tonic::{
 use tonic_health::ServingStatus;
 
 use crate::auth::{AuthLayer, Verifier};
+
+/// How long in-flight calls may take to finish after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// After the last call, how long idle connections get to close themselves.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Counts calls in progress, so a stop waits for exactly those.
+#[derive(Clone, Default)]
+struct InFlight {
+    count: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
+
+impl InFlight {
+    fn layer(&self) -> InFlightLayer {
+        InFlightLayer(self.clone())
+    }
+
+    /// Completes when no call is in progress, or after `grace`.
+    async fn drained(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let idle = self.idle.notified();
+            let calls = self.count.load(Ordering::SeqCst);
+            if calls == 0 {
+                return;
+            }
+            tokio::select! {
+                () = idle => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(calls, "grace period over; abandoning in-flight calls");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Decrements the count when a call's response is ready (or dropped).
+struct CallGuard(InFlight);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct InFlightLayer(InFlight);
+
+impl<S> tower::Layer<S> for InFlightLayer {
+    type Service = InFlightService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        InFlightService {
+            inner,
+            in_flight: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct InFlightService<S> {
+    inner: S,
+    in_flight: InFlight,
+}
+
+/// A response body that keeps its call counted until it is fully sent.
+struct CountedBody {
+    inner: tonic::body::Body,
+    _guard: CallGuard,
+}
+
+impl http_body::Body for CountedBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for InFlightService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        self.in_flight.count.fetch_add(1, Ordering::SeqCst);
+        let guard = CallGuard(self.in_flight.clone());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            // Counted until the last byte of the body (trailers included) went out.
+            Ok(response.map(|inner| {
+                tonic::body::Body::new(CountedBody {
+                    inner,
+                    _guard: guard,
+                })
+            }))
+        })
+    }
+}
 
 /// Binds `addr` (port 0 picks a free port; tests read it back).
 pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
@@ -55,25 +191,51 @@ pub async fn serve(
 
     let addr = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let stop = async move {
-        shutdown.await;
-        // Tell load balancers first, then stop accepting; tonic drains the rest.
-        for name in &names {
-            health
-                .set_service_status(name.as_str(), ServingStatus::NotServing)
-                .await;
+    let stopping = CancellationToken::new();
+    let stop = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            // Tell load balancers first, then stop accepting.
+            for name in &names {
+                health
+                    .set_service_status(name.as_str(), ServingStatus::NotServing)
+                    .await;
+            }
+            tracing::info!("draining in-flight calls");
+            stopping.cancel();
         }
-        tracing::info!("draining in-flight calls");
     };
 
     tracing::info!(%addr, "gRPC server listening");
-    Server::builder()
+    let in_flight = InFlight::default();
+    let server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .trace_fn(|request| tracing::info_span!("grpc", rpc = %request.uri().path()))
+        .trace_fn(|request| {
+            let span = tracing::info_span!("grpc", rpc = %request.uri().path());
+            // Continue the caller's trace (the gateway or another service).
+            let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+            crate::telemetry::set_remote_parent(&span, header("traceparent"), header("tracestate"));
+            span
+        })
+        .layer(in_flight.layer())
         .layer(AuthLayer::new(verifier))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, stop)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, stop);
+    // tonic's drain also waits for idle keep-alive connections to go away,
+    // which a gateway's pooled connections never do (hyperium/hyper#4170).
+    // So the stop completes when the last in-flight call has answered, or
+    // after the grace period, whichever comes first.
+    tokio::select! {
+        served = server => served?,
+        () = async {
+            stopping.cancelled().await;
+            in_flight.drained(SHUTDOWN_GRACE).await;
+            // Clients that heard the GOAWAY close their connections and the
+            // drain above ends first; the rest are cut after this linger.
+            tokio::time::sleep(CLOSE_LINGER).await;
+        } => {}
+    }
     tracing::info!("gRPC server stopped");
     Ok(())
 }

@@ -198,9 +198,19 @@ async fn a_broker_outage_loses_nothing_and_keeps_order_per_ticket() {
     })
     .await;
     let mut tap = app.tap().await;
-    // Wait until the relay is connected (the first event goes through).
+    // Wait until the relay is connected (the first event goes through) and
+    // has marked it sent: a cut between delivery and confirm would (rightly)
+    // publish it again, which is not what this test is about.
     app.alice_ticket().await;
     tap.take(1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while outbox_status(&app).await.unsent > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first event never marked sent"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     app.broker.as_ref().unwrap().down();
     let mut sam = app.sam();

@@ -1,0 +1,280 @@
+//! Runs the real binaries (`platform-standin`, `ticket`, `assignment`) as
+//! child processes with their own databases, a private exchange and queue,
+//! and free ports, exactly as an operator would run them; tests talk to them
+//! over gRPC. The binaries come from the same `target/` directory as the
+//! test (a workspace test run builds them; otherwise `cargo build --bins`).
+//! `TEST_LOG=1` shows their logs; `E2E_RUST_LOG` sets their filter.
+
+use std::{
+    collections::HashMap,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use helpdesk_kit::testing::{
+    admin_url, amqp_url, delete_broker_objects, unique_exchange, with_database,
+};
+use sqlx::{Connection, Executor, PgConnection};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use uuid::Uuid;
+
+/// Where cargo put this test's sibling binaries.
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+/// A free local port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One running binary.
+pub struct Process {
+    name: &'static str,
+    env: HashMap<String, String>,
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl Process {
+    fn spawn(name: &'static str, env: HashMap<String, String>, port: u16) -> Self {
+        let mut process = Self {
+            name,
+            env,
+            child: None,
+            port,
+        };
+        process.start();
+        process
+    }
+
+    /// Starts (or restarts) the binary with its environment.
+    pub fn start(&mut self) {
+        // Services log to stdout; shown with TEST_LOG=1.
+        let output = || {
+            if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }
+        };
+        let child = Command::new(binary(self.name))
+            .envs(&self.env)
+            .env("LOG_FORMAT", "text")
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.name));
+        self.child = Some(child);
+    }
+
+    pub fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{} ignored SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: the process dies mid-whatever.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits until the health service reports SERVING (bounded).
+    pub async fn wait_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(channel) = Channel::from_shared(self.addr()).unwrap().connect().await {
+                let response = HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await;
+                if response.is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never became healthy",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The stand-in, the ticket service and the assignment service, wired.
+pub struct Stack {
+    pub standin: Process,
+    pub ticket: Process,
+    pub assignment: Process,
+    databases: Vec<String>,
+    exchange: String,
+    queue: String,
+}
+
+async fn create_database() -> (String, String) {
+    let name = format!("e2e_{}", Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(&admin_url()).await.expect("postgres");
+    conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+        .await
+        .expect("create database");
+    (with_database(&admin_url(), &name), name)
+}
+
+fn common_env(port: u16) -> HashMap<String, String> {
+    HashMap::from([
+        ("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")),
+        ("HELPDESK_DEV".into(), "true".into()),
+        (
+            "RUST_LOG".into(),
+            std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()),
+        ),
+    ])
+}
+
+/// Waits until `queue` has a consumer (bounded): then its bindings exist.
+async fn wait_for_queue(queue: &str) {
+    let connection = helpdesk_kit::amqp::connect(&amqp_url(), "e2e")
+        .await
+        .expect("broker");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let channel = connection.create_channel().await.expect("channel");
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        if channel
+            .queue_declare(queue.into(), passive, Default::default())
+            .await
+            .is_ok()
+        {
+            let _ = connection.close(200, "done".into()).await;
+            return;
+        }
+        assert!(Instant::now() < deadline, "queue {queue} never declared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        let exchange = unique_exchange();
+        let queue = format!("e2e.assignment.{}", Uuid::new_v4().simple());
+        let (ticket_db, ticket_name) = create_database().await;
+        let (assignment_db, assignment_name) = create_database().await;
+
+        let standin_port = free_port();
+        let standin = Process::spawn("platform-standin", common_env(standin_port), standin_port);
+        standin.wait_serving().await;
+
+        let ticket_port = free_port();
+        let mut env = common_env(ticket_port);
+        env.extend([
+            ("DATABASE_URL".into(), ticket_db),
+            ("ACCOUNTS_ADDR".into(), standin.addr()),
+            ("RIDES_ADDR".into(), standin.addr()),
+            ("AMQP_URL".into(), amqp_url()),
+            ("EVENTS_EXCHANGE".into(), exchange.clone()),
+        ]);
+        let ticket = Process::spawn("ticket", env, ticket_port);
+        ticket.wait_serving().await;
+
+        let assignment_port = free_port();
+        let mut env = common_env(assignment_port);
+        env.extend([
+            ("DATABASE_URL".into(), assignment_db),
+            ("ACCOUNTS_ADDR".into(), standin.addr()),
+            ("TICKET_ADDR".into(), ticket.addr()),
+            ("AMQP_URL".into(), amqp_url()),
+            ("EVENTS_EXCHANGE".into(), exchange.clone()),
+            ("CONSUMER_QUEUE".into(), queue.clone()),
+            ("DRAIN_SECS".into(), "1".into()),
+        ]);
+        let assignment = Process::spawn("assignment", env, assignment_port);
+        assignment.wait_serving().await;
+        // Serving gRPC comes before the consumer has declared its queue and
+        // bindings; events published before that would not reach it.
+        wait_for_queue(&queue).await;
+
+        Self {
+            standin,
+            ticket,
+            assignment,
+            databases: vec![ticket_name, assignment_name],
+            exchange,
+            queue,
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.assignment.kill();
+        self.ticket.kill();
+        self.standin.kill();
+        let mut queues = vec![self.queue.clone(), format!("{}.dead", self.queue)];
+        queues.extend((1..10).map(|n| format!("{}.retry.{n}", self.queue)));
+        delete_broker_objects(Some(self.exchange.clone()), queues);
+        let databases = std::mem::take(&mut self.databases);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+                    for name in databases {
+                        let _ = conn
+                            .execute(sqlx::AssertSqlSafe(format!(
+                                r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                            )))
+                            .await;
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}

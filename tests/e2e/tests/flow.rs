@@ -1,0 +1,214 @@
+//! The original flow across the real binaries (design brief §4, steps 1–7
+//! without notifications): separate processes, real sockets, real
+//! PostgreSQL and RabbitMQ; graceful stops and a killed service.
+
+use std::time::{Duration, Instant};
+
+use helpdesk_e2e::Stack;
+use helpdesk_kit::{auth::Role, testing::Bearer};
+use helpdesk_proto::support::v1::{
+    self as pb, TicketStatus as S, assignment_service_client::AssignmentServiceClient,
+    ticket_service_client::TicketServiceClient,
+};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
+
+const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
+const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
+const ADA: &str = "0c000000-0000-4000-8000-000000000001";
+
+type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
+
+async fn tickets(addr: String, sub: &str, role: Role) -> Tickets {
+    let channel = Channel::from_shared(addr).unwrap().connect().await.unwrap();
+    TicketServiceClient::with_interceptor(channel, Bearer::token(sub, role))
+}
+
+fn new_ticket(subject: &str) -> pb::CreateTicketRequest {
+    pb::CreateTicketRequest {
+        ride_id: ALICE_RIDE.into(),
+        category_id: "ride_issue".into(),
+        subject: subject.into(),
+        description: "The driver went the long way.".into(),
+        ..Default::default()
+    }
+}
+
+/// Polls GetTicket until `done` holds (bounded).
+async fn wait_for(
+    client: &mut Tickets,
+    id: &str,
+    done: impl Fn(&pb::Ticket) -> bool,
+) -> pb::Ticket {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ticket = client
+            .get_ticket(pb::GetTicketRequest { id: id.into() })
+            .await
+            .unwrap()
+            .into_inner();
+        if done(&ticket) {
+            return ticket;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ticket never reached the state: {ticket:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_original_flow_runs_across_the_real_binaries() {
+    let mut stack = Stack::start().await;
+    let mut alice = tickets(stack.ticket.addr(), ALICE, Role::User).await;
+
+    // 1. The user opens a ticket about her ride (validated with the stand-in).
+    let created = alice
+        .create_ticket(new_ticket("Long detour"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(created.human_id.starts_with("TKT-"));
+
+    // 3. The assignment service gives it to an agent, over events and gRPC.
+    let assigned = wait_for(&mut alice, &created.id, |t| !t.assignee_id.is_empty()).await;
+    let agent = assigned.assignee_id.clone();
+    let mut staff = tickets(stack.ticket.addr(), &agent, Role::Staff).await;
+
+    // 4. The agent replies: first response, waiting for the user.
+    staff
+        .post_message(pb::PostMessageRequest {
+            ticket_id: created.id.clone(),
+            body: "Sorry about that, checking the route.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let answered = wait_for(&mut alice, &created.id, |t| {
+        t.status == S::WaitingUser as i32
+    })
+    .await;
+    assert!(answered.first_response_at.is_some());
+
+    // 5. The user answers; an internal note stays among staff.
+    alice
+        .post_message(pb::PostMessageRequest {
+            ticket_id: created.id.clone(),
+            body: "It was twice the usual fare.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    staff
+        .post_message(pb::PostMessageRequest {
+            ticket_id: created.id.clone(),
+            body: "Driver flagged before.".into(),
+            internal: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let visible = alice
+        .list_messages(pb::ListMessagesRequest {
+            ticket_id: created.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages;
+    assert_eq!(visible.len(), 2);
+    assert!(visible.iter().all(|m| !m.internal));
+
+    // 6. Resolved: the agent's slot frees in the assignment service.
+    staff
+        .update_ticket(pb::UpdateTicketRequest {
+            ticket: Some(pb::Ticket {
+                id: created.id.clone(),
+                status: S::Resolved.into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["status".into()],
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let channel = Channel::from_shared(stack.assignment.addr())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut roster =
+        AssignmentServiceClient::with_interceptor(channel, Bearer::token(ADA, Role::Admin));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let agents = roster
+            .list_agents(pb::ListAgentsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .agents;
+        if agents.iter().all(|a| a.open_tickets == 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot never freed: {agents:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 7. The user rates it.
+    let rated = alice
+        .rate_ticket(pb::RateTicketRequest {
+            ticket_id: created.id.clone(),
+            rating: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rated.rating, 5);
+
+    // SIGTERM: every binary drains and exits cleanly.
+    for process in [&mut stack.assignment, &mut stack.ticket, &mut stack.standin] {
+        let status = process.terminate();
+        assert!(status.success(), "exit status {status:?}");
+    }
+}
+
+#[tokio::test]
+async fn tickets_created_while_the_assignment_service_is_dead_are_all_assigned_when_it_returns() {
+    let mut stack = Stack::start().await;
+    let mut alice = tickets(stack.ticket.addr(), ALICE, Role::User).await;
+    // Killed hard, mid-whatever: no goodbye to the broker or the database.
+    stack.assignment.kill();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            alice
+                .create_ticket(new_ticket(&format!("while down {i}")))
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+        );
+    }
+    stack.assignment.start();
+    stack.assignment.wait_serving().await;
+    let mut agents = Vec::new();
+    for id in &ids {
+        agents.push(
+            wait_for(&mut alice, id, |t| !t.assignee_id.is_empty())
+                .await
+                .assignee_id,
+        );
+    }
+    // Four available agents in the demo roster: spread, nobody twice before everyone once.
+    let mut distinct = agents.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{agents:?}");
+}
