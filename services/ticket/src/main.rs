@@ -12,12 +12,7 @@ async fn main() -> anyhow::Result<()> {
             let app = startup::Application::build(config, startup::system_clock()).await?;
             app.run(shutdown::signal()).await
         }
-        Some("migrate") => {
-            let pool = db::connect(&config.common.database_url, 2).await?;
-            db::migrate(&pool, &MIGRATOR).await?;
-            tracing::info!("migrations applied");
-            Ok(())
-        }
+        Some("migrate") => db::migrate_command(&config.common.database_url, &MIGRATOR).await,
         Some("seed-demo") => ticket_service::seed::demo(&config).await,
         Some(other) => anyhow::bail!("unknown command {other:?}; use serve, migrate or seed-demo"),
     }

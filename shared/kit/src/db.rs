@@ -63,3 +63,13 @@ pub async fn migrate(pool: &PgPool, service: &Migrator) -> anyhow::Result<()> {
     combined(service).run(pool).await?;
     Ok(())
 }
+
+/// The `migrate` subcommand every service has (a Kubernetes Job runs it
+/// before a rollout): applies pending migrations and exits.
+pub async fn migrate_command(database_url: &str, service: &Migrator) -> anyhow::Result<()> {
+    let pool = connect(database_url, 2).await?;
+    migrate(&pool, service).await?;
+    pool.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}
