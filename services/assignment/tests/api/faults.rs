@@ -3,31 +3,11 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use helpdesk_kit::{
-    auth::Role,
-    clock::{Clock, to_timestamp},
-};
+use helpdesk_kit::clock::{Clock, to_timestamp};
 use helpdesk_proto::support::v1::{self as pb, TicketPriority as P, TicketStatus as S};
 use uuid::Uuid;
 
 use crate::helpers::*;
-
-async fn set_status(env: &TestEnv, ticket: &str, status: S) {
-    env.tickets_as(SAM, Role::Staff)
-        .update_ticket(pb::UpdateTicketRequest {
-            ticket: Some(pb::Ticket {
-                id: ticket.into(),
-                status: status.into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["status".into()],
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
-}
 
 #[tokio::test]
 async fn tickets_wait_out_a_ticket_service_outage_without_dead_letters_then_are_assigned_once() {

@@ -678,3 +678,21 @@ pub fn expect_violations<T: std::fmt::Debug>(
         );
     }
 }
+
+/// Staff (Sam) moves `ticket` to `status` through the ticket service.
+pub async fn set_status(env: &TestEnv, ticket: &str, status: pb::TicketStatus) {
+    env.tickets_as(SAM, Role::Staff)
+        .update_ticket(pb::UpdateTicketRequest {
+            ticket: Some(pb::Ticket {
+                id: ticket.into(),
+                status: status.into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["status".into()],
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}

@@ -7,23 +7,6 @@ use helpdesk_proto::support::v1::{self as pb, TicketPriority as P, TicketStatus 
 
 use crate::helpers::*;
 
-async fn set_status(env: &TestEnv, ticket: &str, status: S) {
-    env.tickets_as(SAM, Role::Staff)
-        .update_ticket(pb::UpdateTicketRequest {
-            ticket: Some(pb::Ticket {
-                id: ticket.into(),
-                status: status.into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["status".into()],
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
-}
-
 /// Creates `n` tickets and waits until each has an assignee.
 async fn assigned_tickets(env: &TestEnv, n: usize) -> Vec<pb::Ticket> {
     let mut out = Vec::new();

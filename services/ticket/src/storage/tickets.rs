@@ -66,6 +66,16 @@ pub enum TicketKey {
     HumanId(String),
 }
 
+impl TicketKey {
+    /// The `(id, human_id)` query parameters: exactly one is set.
+    fn parts(&self) -> (Option<Uuid>, Option<&str>) {
+        match self {
+            TicketKey::Id(id) => (Some(*id), None),
+            TicketKey::HumanId(h) => (None, Some(h.as_str())),
+        }
+    }
+}
+
 /// Filters of ListTickets; `None` means "any".
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
@@ -114,10 +124,7 @@ pub async fn insert(conn: &mut PgConnection, t: &Ticket, number: i64) -> sqlx::R
 
 /// Finds a ticket by id or human id.
 pub async fn find<'c>(db: impl PgExecutor<'c>, key: &TicketKey) -> sqlx::Result<Option<Ticket>> {
-    let (id, human_id) = match key {
-        TicketKey::Id(id) => (Some(*id), None),
-        TicketKey::HumanId(h) => (None, Some(h.as_str())),
-    };
+    let (id, human_id) = key.parts();
     sqlx::query_as!(
         Row,
         "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
@@ -137,10 +144,7 @@ pub async fn find<'c>(db: impl PgExecutor<'c>, key: &TicketKey) -> sqlx::Result<
 /// Reads a ticket and locks its row until the transaction ends, so
 /// read-check-write sequences on one ticket serialize.
 pub async fn lock(conn: &mut PgConnection, key: &TicketKey) -> sqlx::Result<Option<Ticket>> {
-    let (id, human_id) = match key {
-        TicketKey::Id(id) => (Some(*id), None),
-        TicketKey::HumanId(h) => (None, Some(h.as_str())),
-    };
+    let (id, human_id) = key.parts();
     sqlx::query_as!(
         Row,
         "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
