@@ -19,6 +19,27 @@ pub struct Cursor {
     pub id: Uuid,
 }
 
+/// A list's page-size policy (AIP-158): 0 means the default, anything above
+/// the maximum is coerced down to it, and only a negative size is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize {
+    /// Served when the caller sends 0 (unset).
+    pub default: i64,
+    /// The most rows one page holds.
+    pub max: i64,
+}
+
+impl PageSize {
+    /// The number of rows to serve for a requested `page_size`.
+    pub fn resolve(self, requested: i32) -> Result<i64, String> {
+        match i64::from(requested) {
+            n if n < 0 => Err("must not be negative".into()),
+            0 => Ok(self.default),
+            n => Ok(n.min(self.max)),
+        }
+    }
+}
+
 /// A stable fingerprint of a request's filters.
 pub fn fingerprint(parts: &[&[u8]]) -> u64 {
     let mut hasher = Sha256::new();
@@ -64,6 +85,16 @@ pub fn decode(token: &str, fingerprint: u64) -> Result<Option<Cursor>, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn page_sizes_default_coerce_and_refuse_only_negatives() {
+        let policy = super::PageSize { default: 20, max: 100 };
+        assert_eq!(policy.resolve(0), Ok(20));
+        assert_eq!(policy.resolve(7), Ok(7));
+        assert_eq!(policy.resolve(100), Ok(100));
+        assert_eq!(policy.resolve(5000), Ok(100));
+        assert!(policy.resolve(-1).is_err());
+    }
+
     use super::*;
 
     #[test]
