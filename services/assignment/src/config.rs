@@ -10,7 +10,7 @@ use helpdesk_kit::{
     consumer::ConsumerConfig,
 };
 
-use crate::{consumer::BINDINGS, domain::Tier};
+use crate::{app::consumer::BINDINGS, clients::tickets::SERVICE_SUBJECT, domain::Tier};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -94,7 +94,7 @@ impl Config {
             escalation_tier: var_or("ESCALATION_TIER", Tier::L2)?,
             drain_interval: secs("DRAIN_SECS", 5)?,
             service_identity: {
-                let identity = string_or("SERVICE_IDENTITY", crate::tickets::SERVICE_SUBJECT);
+                let identity = string_or("SERVICE_IDENTITY", SERVICE_SUBJECT);
                 anyhow::ensure!(!identity.is_empty(), "SERVICE_IDENTITY must not be empty");
                 identity
             },

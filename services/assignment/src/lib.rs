@@ -4,27 +4,28 @@
 //! roster and its projection of who holds what); the ticket service stays
 //! the source of truth, told of each decision through AssignTicket.
 //!
-//! - [`domain`]: agents, assignments and pure rules; no gRPC, no SQL.
+//! The crate has the shape every service has (docs/architecture.md), so a
+//! reader who knows one service finds their way in this one:
+//!
+//! - [`api`]: `support.v1.AssignmentService`: protobuf in and out, who may
+//!   call what. Nothing else sees protobuf.
+//! - [`app`]: the use cases and the work behind them: the decision engine,
+//!   the drainer, the event consumer, roster sync and reconciliation.
+//! - [`domain`]: agents, assignments, priorities and the pure rules; no
+//!   gRPC, SQL or protobuf types, so the rules are testable on their own.
 //! - [`storage`]: every query.
-//! - [`engine`]: the decisions, each under one cross-replica lock.
-//! - [`consumer`]: ticket events in, decisions out.
-//! - [`roster`]: the staff directory, synced periodically.
-//! - [`reconcile`]: periodic correction of drift against the ticket service.
-//! - [`api`]: `support.v1.AssignmentService` over gRPC.
-//! - [`tickets`], [`accounts`]: clients of the services we call.
-//! - [`startup`]: wiring, shared by `main` and the tests.
+//! - [`clients`]: the services we call (tickets, accounts), translated into
+//!   domain terms at the edge.
+//! - [`config`], [`startup`]: settings and wiring, shared by `main` and the
+//!   tests.
 
-pub mod accounts;
 pub mod api;
+pub mod app;
+pub mod clients;
 pub mod config;
-pub mod consumer;
 pub mod domain;
-pub mod engine;
-pub mod reconcile;
-pub mod roster;
 pub mod startup;
 pub mod storage;
-pub mod tickets;
 
 /// The service's own migrations (the kit's run first; see `kit::db`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -17,14 +17,16 @@ use tonic::service::Routes;
 
 use crate::{
     MIGRATOR,
-    accounts::AccountsClient,
     api::AssignmentApi,
+    app::{
+        consumer::TicketEvents,
+        drainer,
+        engine::{Engine, Policy},
+        reconcile,
+        roster::{self, Roster},
+    },
+    clients::{accounts::AccountsClient, tickets::TicketClient},
     config::Config,
-    consumer::TicketEvents,
-    engine::{self, Engine, Policy},
-    reconcile,
-    roster::{self, Roster},
-    tickets::TicketClient,
 };
 
 pub struct Application {
@@ -116,7 +118,7 @@ impl Application {
                 )),
                 stop.clone(),
             )),
-            tokio::spawn(engine::run_drainer(
+            tokio::spawn(drainer::run(
                 self.engine.clone(),
                 self.config.drain_interval,
                 stop.clone(),

@@ -1,9 +1,10 @@
-//! Domain ↔ protobuf conversions.
+//! Domain ↔ protobuf conversions, for the API and for the clients and
+//! event consumer that read the ticket service's messages.
 
 use helpdesk_kit::clock::to_timestamp;
 use helpdesk_proto::support::v1 as pb;
 
-use crate::domain::{Agent, Assignment, Tier};
+use crate::domain::{Agent, Assignment, Priority, Tier};
 
 pub fn tier_to_pb(t: Tier) -> pb::AgentTier {
     match t {
@@ -42,9 +43,29 @@ pub fn assignment(a: &Assignment) -> pb::Assignment {
         human_id: a.human_id.clone(),
         agent_id: a.agent_id.map(|u| u.to_string()).unwrap_or_default(),
         category_id: a.category_id.clone(),
-        // Stored as the wire number (the ticket service's priorities).
-        priority: i32::from(a.priority),
+        priority: priority_to_pb(a.priority).into(),
         ticket_create_time: Some(to_timestamp(a.ticket_created_at)),
         assign_time: a.assigned_at.map(to_timestamp),
+    }
+}
+
+pub fn priority_to_pb(p: Priority) -> pb::TicketPriority {
+    match p {
+        Priority::Low => pb::TicketPriority::Low,
+        Priority::Medium => pb::TicketPriority::Medium,
+        Priority::High => pb::TicketPriority::High,
+        Priority::Urgent => pb::TicketPriority::Urgent,
+    }
+}
+
+/// A wire priority; `None` for UNSPECIFIED or an unknown number (the
+/// ticket service always sets one).
+pub fn priority_from_pb(raw: i32) -> Option<Priority> {
+    match pb::TicketPriority::try_from(raw).ok()? {
+        pb::TicketPriority::Low => Some(Priority::Low),
+        pb::TicketPriority::Medium => Some(Priority::Medium),
+        pb::TicketPriority::High => Some(Priority::High),
+        pb::TicketPriority::Urgent => Some(Priority::Urgent),
+        pb::TicketPriority::Unspecified => None,
     }
 }

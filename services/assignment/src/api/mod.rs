@@ -1,7 +1,7 @@
 //! `support.v1.AssignmentService`: protobuf in, engine and storage calls,
 //! protobuf out. Each handler checks the caller's role, validates the whole
 //! request (all field violations at once), then makes its decision in one
-//! transaction under the decision lock (`engine`): at most one ticket
+//! transaction under the decision lock (`app::engine`): at most one ticket
 //! service call per transaction. What a change makes possible (serving the
 //! queue, redistributing) follows in transactions of its own.
 //!
@@ -10,7 +10,7 @@
 //! assign by hand; admins update any agent and rebalance; a staff member
 //! may update only their own availability.
 
-mod convert;
+pub mod convert;
 
 use helpdesk_kit::{
     auth::{Caller, Role},
@@ -21,8 +21,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
+    app::engine::{Engine, Given},
     domain::agent,
-    engine::{Engine, Given},
     storage::{agents, assignments},
 };
 

@@ -6,14 +6,15 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::Priority;
+
 /// One ticket as the assignment service tracks it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
     pub ticket_id: Uuid,
     pub human_id: String,
     pub category_id: String,
-    /// The `support.v1.TicketPriority` number; higher is more urgent.
-    pub priority: i16,
+    pub priority: Priority,
     pub ticket_created_at: DateTime<Utc>,
     /// `None` while the ticket waits for a free agent.
     pub agent_id: Option<Uuid>,

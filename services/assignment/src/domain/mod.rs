@@ -1,11 +1,13 @@
-//! The assignment domain: agents, assignments and the pure rules around them
-//! (valid values, deterministic request ids, rebalancing steps). It knows
-//! nothing of gRPC or SQL; `api/` and `engine` translate to it, `storage/`
-//! persists it.
+//! The assignment domain: agents, assignments, priorities and the pure rules
+//! around them (valid values, deterministic request ids, rebalancing steps).
+//! It knows nothing of gRPC, SQL or protobuf; `api/` and `clients/`
+//! translate to it, `storage/` persists it, `app/` decides with it.
 
 pub mod agent;
 pub mod assignment;
+pub mod priority;
 pub mod rebalance;
 
 pub use agent::{Agent, Tier};
 pub use assignment::{Assignment, request_id};
+pub use priority::Priority;

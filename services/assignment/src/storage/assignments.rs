@@ -4,7 +4,37 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::domain::Assignment;
+use super::corrupt;
+use crate::domain::{Assignment, Priority};
+
+/// A row as stored; the priority is its rank (`Priority::rank`).
+struct Row {
+    ticket_id: Uuid,
+    human_id: String,
+    category_id: String,
+    priority: i16,
+    ticket_created_at: DateTime<Utc>,
+    agent_id: Option<Uuid>,
+    open: bool,
+    assigned_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<Row> for Assignment {
+    type Error = sqlx::Error;
+    fn try_from(r: Row) -> Result<Self, Self::Error> {
+        Ok(Assignment {
+            priority: Priority::from_rank(r.priority)
+                .ok_or_else(|| corrupt("priority", &r.priority.to_string()))?,
+            ticket_id: r.ticket_id,
+            human_id: r.human_id,
+            category_id: r.category_id,
+            ticket_created_at: r.ticket_created_at,
+            agent_id: r.agent_id,
+            open: r.open,
+            assigned_at: r.assigned_at,
+        })
+    }
+}
 
 /// Inserts a ticket seen for the first time, as of the event `(at, event)`;
 /// `false` when it was known (a duplicate or late event changes nothing here).
@@ -24,7 +54,7 @@ pub async fn insert(
         a.ticket_id,
         a.human_id,
         a.category_id,
-        a.priority,
+        a.priority.rank(),
         a.ticket_created_at,
         a.agent_id,
         a.open,
@@ -108,20 +138,22 @@ pub async fn record_answer(
 
 pub async fn get<'c>(db: impl PgExecutor<'c>, ticket: Uuid) -> sqlx::Result<Option<Assignment>> {
     sqlx::query_as!(
-        Assignment,
+        Row,
         "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
                 assigned_at
          FROM assignments WHERE ticket_id = $1",
         ticket,
     )
     .fetch_optional(db)
-    .await
+    .await?
+    .map(Assignment::try_from)
+    .transpose()
 }
 
 /// The head of the waiting queue: most urgent, then oldest.
 pub async fn next_waiting(conn: &mut PgConnection) -> sqlx::Result<Option<Assignment>> {
     sqlx::query_as!(
-        Assignment,
+        Row,
         "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
                 assigned_at
          FROM assignments WHERE agent_id IS NULL AND open
@@ -129,13 +161,15 @@ pub async fn next_waiting(conn: &mut PgConnection) -> sqlx::Result<Option<Assign
          LIMIT 1",
     )
     .fetch_optional(conn)
-    .await
+    .await?
+    .map(Assignment::try_from)
+    .transpose()
 }
 
 /// The first `limit` waiting tickets, in the order they will be served.
 pub async fn waiting<'c>(db: impl PgExecutor<'c>, limit: i64) -> sqlx::Result<Vec<Assignment>> {
     sqlx::query_as!(
-        Assignment,
+        Row,
         "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
                 assigned_at
          FROM assignments WHERE agent_id IS NULL AND open
@@ -144,28 +178,17 @@ pub async fn waiting<'c>(db: impl PgExecutor<'c>, limit: i64) -> sqlx::Result<Ve
         limit,
     )
     .fetch_all(db)
-    .await
-}
-
-/// An agent's open tickets, most recently assigned first.
-pub async fn open_of(conn: &mut PgConnection, agent: Uuid) -> sqlx::Result<Vec<Assignment>> {
-    sqlx::query_as!(
-        Assignment,
-        "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
-                assigned_at
-         FROM assignments WHERE agent_id = $1 AND open
-         ORDER BY assigned_at DESC NULLS LAST, ticket_id DESC",
-        agent,
-    )
-    .fetch_all(conn)
-    .await
+    .await?
+    .into_iter()
+    .map(Assignment::try_from)
+    .collect()
 }
 
 /// The open ticket most recently given to `agent` (rebalancing moves it:
 /// the least worked on).
 pub async fn latest_of(conn: &mut PgConnection, agent: Uuid) -> sqlx::Result<Option<Assignment>> {
     sqlx::query_as!(
-        Assignment,
+        Row,
         "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
                 assigned_at
          FROM assignments WHERE agent_id = $1 AND open
@@ -174,7 +197,9 @@ pub async fn latest_of(conn: &mut PgConnection, agent: Uuid) -> sqlx::Result<Opt
         agent,
     )
     .fetch_optional(conn)
-    .await
+    .await?
+    .map(Assignment::try_from)
+    .transpose()
 }
 
 /// Sets who holds the ticket (`None`: back to the queue if open).

@@ -6,7 +6,10 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use assignment_service::{
-    MIGRATOR, config::Config, engine::Engine, roster::Roster, startup::Application,
+    MIGRATOR,
+    app::{engine::Engine, roster::Roster},
+    config::Config,
+    startup::Application,
 };
 use chrono::{TimeZone, Utc};
 pub use helpdesk_kit::testing::expect_code;
@@ -219,7 +222,7 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         &amqp_url(),
         &exchange,
         &queue,
-        &assignment_service::consumer::BINDINGS,
+        &assignment_service::app::consumer::BINDINGS,
     );
     consumer_config.max_attempts = 3;
     consumer_config.retry_delay = Duration::from_millis(200);
@@ -251,7 +254,7 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         redistribute_on_unavailable: true,
         escalation_tier: assignment_service::domain::Tier::L2,
         drain_interval: Duration::from_millis(200),
-        service_identity: assignment_service::tickets::SERVICE_SUBJECT.to_owned(),
+        service_identity: assignment_service::clients::tickets::SERVICE_SUBJECT.to_owned(),
     };
     let mut replicas = Vec::new();
     for _ in 0..setup.replicas.max(1) {

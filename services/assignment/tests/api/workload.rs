@@ -113,7 +113,7 @@ async fn reconciliation_corrects_a_corrupted_workload_and_projection() {
         .unwrap();
     assert_eq!(env.workload(SAM).await, 42);
 
-    let report = assignment_service::reconcile::once(env.engine())
+    let report = assignment_service::app::reconcile::once(env.engine())
         .await
         .unwrap();
     assert_eq!(report.open_tickets, 3);
@@ -131,7 +131,7 @@ async fn reconciliation_corrects_a_corrupted_workload_and_projection() {
     assert!(env.stored_workloads_are_true().await);
 
     // A second pass finds nothing left to fix.
-    let again = assignment_service::reconcile::once(env.engine())
+    let again = assignment_service::app::reconcile::once(env.engine())
         .await
         .unwrap();
     assert_eq!((again.tickets_corrected, again.drift.len()), (0, 0));

@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    engine::Engine,
+    app::engine::Engine,
+    clients::tickets::Current,
     storage::{agents, assignments},
-    tickets::Current,
 };
 
 /// Most unlisted rows confirmed with GetTicket in one pass.
@@ -58,7 +58,7 @@ pub async fn once(engine: &Engine) -> ApiResult<Report> {
     let ids: Vec<Uuid> = open.iter().map(|t| t.id).collect();
     let human_ids: Vec<String> = open.iter().map(|t| t.human_id.clone()).collect();
     let categories: Vec<String> = open.iter().map(|t| t.category_id.clone()).collect();
-    let priorities: Vec<i16> = open.iter().map(|t| t.priority).collect();
+    let priorities: Vec<i16> = open.iter().map(|t| t.priority.rank()).collect();
     let created: Vec<_> = open.iter().map(|t| t.created_at).collect();
     let assignees: Vec<Uuid> = open
         .iter()

@@ -21,18 +21,12 @@
 //! bottleneck at help-desk volumes, and it is much simpler to trust than
 //! row locks spread over agents and tickets.
 //!
-//! **The drainer.** Event handlers only apply their event's own effect and
-//! wake this replica's drainer ([`run_drainer`]), which serves the queue in
-//! its own transactions after the handler committed (it waits for the
-//! handler's lock). It also runs every `DRAIN_SECS`, so waiting tickets are
-//! served once the ticket service is back after an outage.
-//!
 //! **Workload stays true.** `agents.open_tickets` is refreshed from the
 //! assignments it counts in the same transaction as every change
 //! (`storage::agents::recount`); reconciliation checks both against the
 //! ticket service, the source of truth.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use helpdesk_kit::{
@@ -41,13 +35,12 @@ use helpdesk_kit::{
 };
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
+    clients::tickets::{Outcome, TicketClient},
     domain::{Assignment, Tier, rebalance, request_id},
     storage::{agents, assignments, escalations},
-    tickets::{Outcome, TicketClient},
 };
 
 /// The advisory lock every decision holds ("assign" in ASCII).
@@ -146,6 +139,12 @@ impl Engine {
     /// pass makes another pass.
     pub fn wake_drainer(&self) {
         self.inner.drain_wanted.notify_one();
+    }
+
+    /// Completes when [`Self::wake_drainer`] was called (the drainer waits
+    /// on it).
+    pub async fn drain_wanted(&self) {
+        self.inner.drain_wanted.notified().await;
     }
 
     /// A transaction holding the decision lock (UNAVAILABLE when it could
@@ -482,24 +481,5 @@ fn busy(err: sqlx::Error) -> ApiError {
             ApiError::Unavailable("assignment decisions are busy, retry later".into())
         }
         _ => err.into(),
-    }
-}
-
-/// This replica's drainer: serves the waiting queue whenever woken
-/// ([`Engine::wake_drainer`]) and every `every` (a safety net, and the
-/// retry after a ticket-service outage), until `shutdown`.
-pub async fn run_drainer(engine: Engine, every: Duration, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = engine.inner.drain_wanted.notified() => {}
-            _ = ticks.tick() => {}
-        }
-        let assigned = engine.drain().await;
-        if assigned > 0 {
-            tracing::debug!(assigned, "waiting tickets served");
-        }
     }
 }

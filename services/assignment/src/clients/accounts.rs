@@ -30,7 +30,7 @@ pub struct AccountsClient {
 }
 
 impl AccountsClient {
-    /// `identity`: as for [`crate::tickets::TicketClient::new`].
+    /// `identity`: as for [`super::tickets::TicketClient::new`].
     pub fn new(
         addr: &str,
         timeout: Duration,

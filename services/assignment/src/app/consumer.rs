@@ -41,10 +41,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
+    api::convert::priority_from_pb,
+    app::engine::{self, Engine},
+    clients::tickets::counts,
     domain::Assignment,
-    engine::{self, Engine},
     storage::assignments,
-    tickets::counts,
 };
 
 /// The routing keys the assignment queue is bound to.
@@ -216,8 +217,8 @@ fn tracked(snapshot: Option<&pb::TicketSnapshot>) -> Result<Assignment, HandlerE
         ticket_id,
         human_id: s.human_id.clone(),
         category_id: s.category_id.clone(),
-        priority: i16::try_from(s.priority)
-            .map_err(|_| permanent(format!("priority {} out of range", s.priority)))?,
+        priority: priority_from_pb(s.priority)
+            .ok_or_else(|| permanent(format!("priority {} is not a priority", s.priority)))?,
         ticket_created_at: created,
         agent_id,
         open: counts(s.status),

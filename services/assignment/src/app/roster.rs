@@ -11,7 +11,7 @@ use helpdesk_kit::error::ApiResult;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{accounts::AccountsClient, engine::Engine, storage::agents};
+use crate::{app::engine::Engine, clients::accounts::AccountsClient, storage::agents};
 
 /// What one sync changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

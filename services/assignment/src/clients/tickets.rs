@@ -22,6 +22,8 @@ use tonic::{Code, Status, service::interceptor::InterceptedService, transport::C
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
+use crate::{api::convert::priority_from_pb, domain::Priority};
+
 /// The default subject of the tokens we present (`SERVICE_IDENTITY`); the
 /// ticket service records it as the actor of the changes we make, which is
 /// how we recognise our own events.
@@ -74,7 +76,7 @@ pub struct OpenTicket {
     pub id: Uuid,
     pub human_id: String,
     pub category_id: String,
-    pub priority: i16,
+    pub priority: Priority,
     pub created_at: DateTime<Utc>,
     pub assignee: Option<Uuid>,
 }
@@ -225,7 +227,7 @@ fn open_ticket(t: &pb::Ticket) -> Option<OpenTicket> {
             id: Uuid::parse_str(&t.id).ok()?,
             human_id: t.human_id.clone(),
             category_id: t.category_id.clone(),
-            priority: i16::try_from(t.priority).ok()?,
+            priority: priority_from_pb(t.priority)?,
             created_at: from_timestamp(t.create_time.as_ref()?)?,
             assignee: match t.assignee_id.as_str() {
                 "" => None,

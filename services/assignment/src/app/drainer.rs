@@ -1,0 +1,30 @@
+//! The drainer: each replica serves the waiting queue in a task of its own.
+//! Event handlers only apply their event's own effect and wake it
+//! ([`Engine::wake_drainer`]); it serves the queue in its own transactions
+//! after the handler committed (it waits for the handler's lock). It also
+//! runs every `DRAIN_SECS`, so waiting tickets are served once the ticket
+//! service is back after an outage.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::engine::Engine;
+
+/// Serves the waiting queue whenever woken and every `every` (a safety
+/// net, and the retry after a ticket-service outage), until `shutdown`.
+pub async fn run(engine: Engine, every: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = engine.drain_wanted() => {}
+            _ = ticks.tick() => {}
+        }
+        let assigned = engine.drain().await;
+        if assigned > 0 {
+            tracing::debug!(assigned, "waiting tickets served");
+        }
+    }
+}
