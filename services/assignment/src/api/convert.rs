@@ -28,7 +28,8 @@ pub fn agent(a: &Agent) -> pb::Agent {
         id: a.account_id.to_string(),
         display_name: a.display_name.clone(),
         active: a.active,
-        available: a.available,
+        // Someone no longer staff takes no tickets, whatever their shift.
+        available: a.active && a.available,
         capacity: a.capacity,
         skills: a.skills.clone(),
         tier: tier_to_pb(a.tier).into(),

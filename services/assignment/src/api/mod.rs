@@ -15,6 +15,8 @@ pub mod convert;
 use helpdesk_kit::{
     auth::{Caller, Role},
     error::{ApiError, ApiResult, Violations},
+    idempotency::parse_request_id,
+    page_token::PageSize,
 };
 use helpdesk_proto::support::v1::{self as pb, assignment_service_server::AssignmentService};
 use tonic::{Request, Response, Status};
@@ -22,12 +24,15 @@ use uuid::Uuid;
 
 use crate::{
     app::engine::{Engine, Given},
-    domain::agent,
+    domain::{TicketRef, agent},
     storage::{agents, assignments},
 };
 
-/// ListUnassignedTickets page size: default and maximum.
-const UNASSIGNED_PAGE: (i64, i64) = (100, 500);
+/// ListUnassignedTickets page size (AIP-158: above the maximum is coerced).
+const UNASSIGNED_PAGE: PageSize = PageSize {
+    default: 100,
+    max: 500,
+};
 
 pub struct AssignmentApi {
     engine: Engine,
@@ -149,6 +154,11 @@ impl AssignmentApi {
         // redistribution an outage interrupted.
         let off_shift = change.available == Some(false);
         if let Some(available) = change.available {
+            if available && !agent.active {
+                return Err(ApiError::precondition(format!(
+                    "agent {id} is not active staff and cannot go on shift"
+                )));
+            }
             agent.available = available;
         }
         if let Some(capacity) = change.capacity {
@@ -179,16 +189,9 @@ impl AssignmentApi {
         &self,
         req: pb::ListUnassignedTicketsRequest,
     ) -> ApiResult<pb::ListUnassignedTicketsResponse> {
-        let limit = match i64::from(req.page_size) {
-            0 => UNASSIGNED_PAGE.0,
-            n if (1..=UNASSIGNED_PAGE.1).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid(
-                    "page_size",
-                    format!("must be between 1 and {}", UNASSIGNED_PAGE.1),
-                ));
-            }
-        };
+        let limit = UNASSIGNED_PAGE
+            .resolve(req.page_size)
+            .map_err(|why| ApiError::invalid("page_size", why))?;
         let rows = assignments::waiting(self.engine.pool(), limit).await?;
         Ok(pb::ListUnassignedTicketsResponse {
             assignments: rows.iter().map(convert::assignment).collect(),
@@ -200,29 +203,36 @@ impl AssignmentApi {
         req: pb::AssignmentServiceAssignTicketRequest,
     ) -> ApiResult<pb::Assignment> {
         let mut v = Violations::default();
-        let ticket = v.take("ticket_id", uuid(&req.ticket_id));
-        let target = match (req.agent_id.is_empty(), req.auto) {
+        let ticket = v.take("ticket_id", TicketRef::parse(&req.ticket_id));
+        let target = match (req.assignee_id.is_empty(), req.auto) {
             (true, true) => Some(Target::Auto),
-            (false, false) => v.take("agent_id", uuid(&req.agent_id)).map(Target::Agent),
+            (false, false) => v
+                .take("assignee_id", uuid(&req.assignee_id))
+                .map(Target::Agent),
             (true, false) => {
-                v.add("agent_id", "name an agent, or set auto");
+                v.add("assignee_id", "name an agent, or set auto");
                 None
             }
             (false, true) => {
-                v.add("agent_id", "must be empty when auto is set");
+                v.add("assignee_id", "must be empty when auto is set");
                 None
             }
         };
+        let request_id = v
+            .take("request_id", parse_request_id(&req.request_id))
+            .flatten();
         v.into_result()?;
         let (Some(ticket), Some(target)) = (ticket, target) else {
             unreachable!("violations were empty");
         };
 
-        let seed = Uuid::new_v4();
+        // The same request id makes the same ticket-service request ids, so a
+        // retry naming the same agent is answered from its record.
+        let seed = request_id.unwrap_or_else(Uuid::new_v4);
         let mut tx = self.engine.begin().await?;
-        let a = assignments::get(&mut *tx, ticket)
+        let a = assignments::find(&mut *tx, &ticket)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("ticket {ticket}")))?;
+            .ok_or_else(|| ApiError::not_found(format!("ticket {}", req.ticket_id)))?;
         if !a.open {
             return Err(ApiError::precondition("ticket is resolved or closed"));
         }
@@ -253,7 +263,7 @@ impl AssignmentApi {
                 }
             },
         };
-        let saved = assignments::get(&mut *tx, ticket)
+        let saved = assignments::get(&mut *tx, a.ticket_id)
             .await?
             .ok_or_else(|| ApiError::not_found("ticket"))?;
         tx.commit().await?;

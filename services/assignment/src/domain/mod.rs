@@ -7,7 +7,9 @@ pub mod agent;
 pub mod assignment;
 pub mod priority;
 pub mod rebalance;
+pub mod ticket_ref;
 
 pub use agent::{Agent, Tier};
 pub use assignment::{Assignment, request_id};
 pub use priority::Priority;
+pub use ticket_ref::TicketRef;

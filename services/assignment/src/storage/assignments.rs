@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::corrupt;
-use crate::domain::{Assignment, Priority};
+use crate::domain::{Assignment, Priority, TicketRef};
 
 /// A row as stored; the priority is its rank (`Priority::rank`).
 struct Row {
@@ -143,6 +143,29 @@ pub async fn get<'c>(db: impl PgExecutor<'c>, ticket: Uuid) -> sqlx::Result<Opti
                 assigned_at
          FROM assignments WHERE ticket_id = $1",
         ticket,
+    )
+    .fetch_optional(db)
+    .await?
+    .map(Assignment::try_from)
+    .transpose()
+}
+
+/// The ticket a caller named, by UUID or human id.
+pub async fn find<'c>(
+    db: impl PgExecutor<'c>,
+    ticket: &TicketRef,
+) -> sqlx::Result<Option<Assignment>> {
+    let (id, human) = match ticket {
+        TicketRef::Id(id) => (Some(*id), None),
+        TicketRef::Human(h) => (None, Some(h.as_str())),
+    };
+    sqlx::query_as!(
+        Row,
+        "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
+                assigned_at
+         FROM assignments WHERE ticket_id = $1 OR human_id = $2",
+        id,
+        human,
     )
     .fetch_optional(db)
     .await?

@@ -41,8 +41,8 @@ async fn users_are_denied_everything() {
     expect_code(
         user.assign_ticket(pb::AssignmentServiceAssignTicketRequest {
             ticket_id: t.id.clone(),
-            agent_id: String::new(),
             auto: true,
+            ..Default::default()
         })
         .await,
         denied,
@@ -246,41 +246,57 @@ async fn bad_input_gets_every_field_violation_and_unknown_ids_are_not_found() {
             .await,
         Code::NotFound,
     );
+    // AIP-158: above the maximum is served as the maximum; negative is wrong.
+    admin
+        .list_unassigned_tickets(pb::ListUnassignedTicketsRequest { page_size: 10_000 })
+        .await
+        .expect("an oversized page is coerced");
     expect_violations(
         admin
-            .list_unassigned_tickets(pb::ListUnassignedTicketsRequest { page_size: 501 })
+            .list_unassigned_tickets(pb::ListUnassignedTicketsRequest { page_size: -1 })
             .await,
         &["page_size"],
     );
-    for (ticket_id, agent_id, auto, fields) in [
-        ("", "", false, &["ticket_id", "agent_id"][..]),
-        ("x", SAM, true, &["ticket_id", "agent_id"][..]),
+    for (ticket_id, assignee_id, auto, request_id, fields) in [
+        ("", "", false, "", &["ticket_id", "assignee_id"][..]),
+        ("x", SAM, true, "", &["ticket_id", "assignee_id"][..]),
+        (
+            "TKT-AB12",
+            SAM,
+            false,
+            "r",
+            &["ticket_id", "request_id"][..],
+        ),
         (
             "0f000000-0000-4000-8000-000000000099",
             "sam",
             false,
-            &["agent_id"][..],
+            "",
+            &["assignee_id"][..],
         ),
     ] {
         expect_violations(
             admin
                 .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
                     ticket_id: ticket_id.into(),
-                    agent_id: agent_id.into(),
+                    assignee_id: assignee_id.into(),
                     auto,
+                    request_id: request_id.into(),
                 })
                 .await,
             fields,
         );
     }
-    expect_code(
-        admin
-            .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
-                ticket_id: "0f000000-0000-4000-8000-000000000099".into(),
-                agent_id: SAM.into(),
-                auto: false,
-            })
-            .await,
-        Code::NotFound,
-    );
+    for unknown in ["0f000000-0000-4000-8000-000000000099", "tkt-zzz999"] {
+        expect_code(
+            admin
+                .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
+                    ticket_id: unknown.into(),
+                    assignee_id: SAM.into(),
+                    ..Default::default()
+                })
+                .await,
+            Code::NotFound,
+        );
+    }
 }

@@ -87,6 +87,23 @@ async fn leavers_hand_their_tickets_on_and_newcomers_join_with_the_defaults() {
         );
     }
     assert_eq!((env.workload(SUE).await, env.workload(TOM).await), (0, 0));
+
+    // Sue is no longer staff: she does not show as taking tickets, and she
+    // cannot be put back on shift here.
+    let sue = env.agent(SUE).await;
+    assert_eq!((sue.active, sue.available), (false, false));
+    let back = env
+        .admin()
+        .update_agent(update(
+            pb::Agent {
+                id: SUE.into(),
+                available: true,
+                ..pb::Agent::default()
+            },
+            &["available"],
+        ))
+        .await;
+    expect_code(back, tonic::Code::FailedPrecondition);
     assert_eq!(env.workload(SAM).await + env.workload(VIC).await, 3);
     assert!(env.waiting().await.is_empty());
     assert!(env.stored_workloads_are_true().await);

@@ -187,11 +187,12 @@ async fn manual_assignment_names_an_agent_even_over_capacity_or_picks_automatica
     assert_eq!(t.assignee_id, SAM);
     let staff = || env.assignments_as(SAM, Role::Staff);
 
+    // By human id, in the case someone reads it off a phone call.
     let moved = staff()
         .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
-            ticket_id: t.id.clone(),
-            agent_id: SUE.into(),
-            auto: false,
+            ticket_id: t.human_id.to_lowercase(),
+            assignee_id: SUE.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -204,8 +205,8 @@ async fn manual_assignment_names_an_agent_even_over_capacity_or_picks_automatica
     let auto = staff()
         .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
             ticket_id: t.id.clone(),
-            agent_id: String::new(),
             auto: true,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -215,8 +216,8 @@ async fn manual_assignment_names_an_agent_even_over_capacity_or_picks_automatica
     let none = staff()
         .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
             ticket_id: t.id.clone(),
-            agent_id: String::new(),
             auto: true,
+            ..Default::default()
         })
         .await;
     let status = expect_code(none, tonic::Code::FailedPrecondition);
