@@ -29,9 +29,6 @@ use crate::{api::convert::priority_from_pb, domain::Priority};
 /// how we recognise our own events.
 pub const SERVICE_SUBJECT: &str = "assignment-service";
 
-/// Page size of the reconciliation listing (the ticket service's maximum).
-const PAGE_SIZE: i32 = 100;
-
 /// How a change the ticket service was asked for turned out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -148,37 +145,57 @@ impl TicketClient {
     }
 
     /// Every ticket that counts toward a workload (open, in progress,
-    /// waiting for the user), page by page.
-    pub async fn open_tickets(&self) -> ApiResult<Vec<OpenTicket>> {
-        let mut out = Vec::new();
-        for status in [
-            TicketStatus::Open,
-            TicketStatus::InProgress,
-            TicketStatus::WaitingUser,
-        ] {
-            let mut page_token = String::new();
-            loop {
-                let request = pb::ListTicketsRequest {
-                    page_size: PAGE_SIZE,
-                    page_token: page_token.clone(),
-                    status: status.into(),
-                    ..pb::ListTicketsRequest::default()
-                };
-                let page = self
-                    .inner
-                    .clone()
-                    .list_tickets(request)
-                    .await
-                    .map_err(|s| unavailable("ticket", &s))?
-                    .into_inner();
-                out.extend(page.tickets.iter().filter_map(open_ticket));
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = page.next_page_token;
-            }
+    /// waiting for the user), `page_size` at a time.
+    pub fn open_tickets(&self, page_size: i32) -> OpenTickets {
+        OpenTickets {
+            client: self.clone(),
+            page_size,
+            statuses: vec![
+                TicketStatus::WaitingUser,
+                TicketStatus::InProgress,
+                TicketStatus::Open,
+            ],
+            page_token: String::new(),
         }
-        Ok(out)
+    }
+}
+
+/// The open tickets, one page per [`OpenTickets::next`]: memory stays one
+/// page whatever the number of open tickets.
+pub struct OpenTickets {
+    client: TicketClient,
+    page_size: i32,
+    /// Still to list, the current one last.
+    statuses: Vec<TicketStatus>,
+    page_token: String,
+}
+
+impl OpenTickets {
+    /// The next page (possibly empty); `None` once everything was listed.
+    pub async fn next(&mut self) -> ApiResult<Option<Vec<OpenTicket>>> {
+        let Some(&status) = self.statuses.last() else {
+            return Ok(None);
+        };
+        let request = pb::ListTicketsRequest {
+            page_size: self.page_size,
+            page_token: std::mem::take(&mut self.page_token),
+            status: status.into(),
+            ..pb::ListTicketsRequest::default()
+        };
+        let page = self
+            .client
+            .inner
+            .clone()
+            .list_tickets(request)
+            .await
+            .map_err(|s| unavailable("ticket", &s))?
+            .into_inner();
+        if page.next_page_token.is_empty() {
+            self.statuses.pop();
+        } else {
+            self.page_token = page.next_page_token;
+        }
+        Ok(Some(page.tickets.iter().filter_map(open_ticket).collect()))
     }
 }
 

@@ -329,27 +329,58 @@ pub async fn match_listing(
     Ok(upserted)
 }
 
-/// Open rows unchanged since `mark` that the listing did not contain: the
-/// ticket was resolved or closed, or it moved between open statuses while
-/// the listing ran (each status is listed separately). At most `limit`.
+/// Notes that reconciliation `pass` listed `tickets` (see [`unlisted`]).
+pub async fn note_listed(
+    conn: &mut PgConnection,
+    pass: Uuid,
+    tickets: &[Uuid],
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO reconcile_seen (pass, ticket_id)
+         SELECT $1, id FROM UNNEST($2::uuid[]) AS t(id)
+         ON CONFLICT DO NOTHING",
+        pass,
+        tickets,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Open rows unchanged since `mark` that `pass` did not list: the ticket
+/// was resolved or closed, or it moved between open statuses while the
+/// listing ran (each status is listed separately). At most `limit`.
 pub async fn unlisted(
     conn: &mut PgConnection,
-    listed: &[Uuid],
+    pass: Uuid,
     mark: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
         "SELECT s.ticket_id FROM assignments s
-         LEFT JOIN UNNEST($1::uuid[]) AS l(id) ON l.id = s.ticket_id
-         WHERE s.open AND s.revision <= $2 AND l.id IS NULL
+         WHERE s.open AND s.revision <= $2
+           AND NOT EXISTS (SELECT 1 FROM reconcile_seen r
+                           WHERE r.pass = $1 AND r.ticket_id = s.ticket_id)
          ORDER BY s.ticket_id
          LIMIT $3",
-        listed,
+        pass,
         mark,
         limit,
     )
     .fetch_all(conn)
     .await
+}
+
+/// Forgets what `pass` listed, and what passes killed midway left over an
+/// hour ago (no pass lasts that long).
+pub async fn forget_pass(conn: &mut PgConnection, pass: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "DELETE FROM reconcile_seen WHERE pass = $1 OR noted_at < now() - interval '1 hour'",
+        pass
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Marks `tickets` not open, unless changed since `mark`. Returns how many.

@@ -139,9 +139,12 @@ async fn a_thousand_concurrent_tickets_are_each_assigned_once_and_evenly_across_
     }
     assert!(env.stored_workloads_are_true().await);
     assert!(env.waiting().await.is_empty());
-    let report = assignment_service::app::reconcile::once(env.engine())
-        .await
-        .unwrap();
+    let report = assignment_service::app::reconcile::once(
+        env.engine(),
+        assignment_service::app::reconcile::PAGE_SIZE,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (
             report.open_tickets,

@@ -94,30 +94,41 @@ async fn manual_reassignment_resolution_and_reopening_move_the_workload() {
 }
 
 #[tokio::test]
-async fn reconciliation_corrects_a_corrupted_workload_and_projection() {
+async fn reconciliation_pages_through_open_tickets_and_corrects_the_projection() {
     let env = spawn().await;
-    let tickets = assigned_tickets(&env, 3).await;
+    let tickets = assigned_tickets(&env, 4).await;
+    // One resolved ticket, whose row we then corrupt back to open: absent
+    // from every page, it is confirmed with GetTicket and closed again.
+    set_status(&env, &tickets[3].id, S::Resolved).await;
+    env.wait_until("the resolution is applied", || async {
+        env.workload(SAM).await + env.workload(SUE).await == 3
+    })
+    .await;
     let (sam, sue) = (env.workload(SAM).await, env.workload(SUE).await);
-    assert_eq!(sam + sue, 3);
 
-    // Corrupt both the cached count and the projection behind it.
+    // Corrupt the cached count and the projection behind it both ways.
     sqlx::query("UPDATE agents SET open_tickets = 42 WHERE account_id = $1::uuid")
         .bind(SAM)
         .execute(&env.db.pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE assignments SET open = false WHERE ticket_id = $1::uuid")
-        .bind(&tickets[1].id)
-        .execute(&env.db.pool)
-        .await
-        .unwrap();
+    for (ticket, open) in [(&tickets[1].id, false), (&tickets[3].id, true)] {
+        sqlx::query("UPDATE assignments SET open = $2 WHERE ticket_id = $1::uuid")
+            .bind(ticket)
+            .bind(open)
+            .execute(&env.db.pool)
+            .await
+            .unwrap();
+    }
     assert_eq!(env.workload(SAM).await, 42);
 
-    let report = assignment_service::app::reconcile::once(env.engine())
+    // One ticket per page: every page is applied on its own, and what no
+    // page listed is still found.
+    let report = assignment_service::app::reconcile::once(env.engine(), 1)
         .await
         .unwrap();
     assert_eq!(report.open_tickets, 3);
-    assert_eq!(report.tickets_corrected, 1);
+    assert_eq!(report.tickets_corrected, 2);
     let sam_drift = report
         .drift
         .iter()
@@ -129,9 +140,14 @@ async fn reconciliation_corrects_a_corrupted_workload_and_projection() {
         (sam, sue)
     );
     assert!(env.stored_workloads_are_true().await);
+    let scratch: i64 = sqlx::query_scalar("SELECT count(*) FROM reconcile_seen")
+        .fetch_one(&env.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(scratch, 0, "a pass leaves no scratch rows");
 
     // A second pass finds nothing left to fix.
-    let again = assignment_service::app::reconcile::once(env.engine())
+    let again = assignment_service::app::reconcile::once(env.engine(), 1)
         .await
         .unwrap();
     assert_eq!((again.tickets_corrected, again.drift.len()), (0, 0));
