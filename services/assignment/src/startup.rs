@@ -1,9 +1,10 @@
 //! Builds the service from its config and runs it. `main` and the tests go
 //! through the same [`Application`], the tests on port 0 with a manual clock.
 //!
-//! Besides the gRPC server it runs four tasks: the event consumer, the
+//! Besides the gRPC server it runs six tasks: the event consumer, the
 //! drainer (serves the waiting queue when woken and every `DRAIN_SECS`),
-//! the roster sync and the reconciliation. All stop (the consumer after
+//! the mover (tells the ticket service of decided moves), the operations
+//! worker, the roster sync and the reconciliation. All stop (the consumer after
 //! finishing the event in hand) once the server has drained its calls.
 
 use std::{future::Future, sync::Arc};
@@ -22,7 +23,7 @@ use crate::{
         consumer::TicketEvents,
         drainer,
         engine::{Engine, Policy},
-        reconcile,
+        mover, operations, reconcile,
         roster::{self, Roster},
     },
     clients::{accounts::AccountsClient, tickets::TicketClient},
@@ -133,6 +134,8 @@ impl Application {
                 self.config.reconcile_interval,
                 stop.clone(),
             )),
+            tokio::spawn(mover::run(self.engine.clone(), stop.clone())),
+            tokio::spawn(operations::run(self.engine.clone(), stop.clone())),
         ];
 
         let served = helpdesk_kit::server::serve(

@@ -4,7 +4,9 @@
 use helpdesk_kit::clock::to_timestamp;
 use helpdesk_proto::support::v1 as pb;
 
-use crate::domain::{Agent, Assignment, Priority, Tier};
+use uuid::Uuid;
+
+use crate::domain::{Agent, Assignment, Operation, OperationKind, Priority, Tier};
 
 pub fn tier_to_pb(t: Tier) -> pb::AgentTier {
     match t {
@@ -23,7 +25,8 @@ pub fn tier_from_pb(raw: i32) -> Result<Tier, String> {
     }
 }
 
-pub fn agent(a: &Agent) -> pb::Agent {
+/// `redistribution`: the operation handing their tickets on, if any.
+pub fn agent(a: &Agent, redistribution: Option<Uuid>) -> pb::Agent {
     pb::Agent {
         id: a.account_id.to_string(),
         display_name: a.display_name.clone(),
@@ -35,6 +38,7 @@ pub fn agent(a: &Agent) -> pb::Agent {
         tier: tier_to_pb(a.tier).into(),
         open_tickets: a.open_tickets,
         last_assigned_time: a.last_assigned_at.map(to_timestamp),
+        redistribution_operation_id: redistribution.map(|u| u.to_string()).unwrap_or_default(),
     }
 }
 
@@ -68,5 +72,24 @@ pub fn priority_from_pb(raw: i32) -> Option<Priority> {
         pb::TicketPriority::High => Some(Priority::High),
         pb::TicketPriority::Urgent => Some(Priority::Urgent),
         pb::TicketPriority::Unspecified => None,
+    }
+}
+
+pub fn operation(o: &Operation) -> pb::AssignmentOperation {
+    let (kind, agent) = match o.kind {
+        OperationKind::Redistribute(agent) => {
+            (pb::AssignmentOperationKind::Redistribute, agent.to_string())
+        }
+        OperationKind::Rebalance => (pb::AssignmentOperationKind::Rebalance, String::new()),
+    };
+    pb::AssignmentOperation {
+        id: o.id.to_string(),
+        kind: kind.into(),
+        agent_id: agent,
+        done: o.done(),
+        moved: o.moved,
+        pending_moves: o.pending,
+        create_time: Some(to_timestamp(o.created_at)),
+        update_time: Some(to_timestamp(o.updated_at)),
     }
 }

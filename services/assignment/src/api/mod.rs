@@ -1,16 +1,19 @@
-//! `support.v1.AssignmentService`: protobuf in, engine and storage calls,
-//! protobuf out. Each handler checks the caller's role, validates the whole
-//! request (all field violations at once), then makes its decision in one
-//! transaction under the decision lock (`app::engine`): at most one ticket
-//! service call per transaction. What a change makes possible (serving the
-//! queue, redistributing) follows in transactions of its own.
+//! `support.v1.AssignmentService`: protobuf in, use cases (`app`) and
+//! storage reads, protobuf out. Each handler checks the caller's role and
+//! validates the whole request (all field violations at once) before
+//! anything is written. Nothing long runs here: a manual assignment is one
+//! decision (the ticket service is told by the mover, which this handler
+//! waits for within its deadline), and redistribution and rebalancing are
+//! recorded as operations the caller polls.
 //!
 //! Who may do what: users nothing (PERMISSION_DENIED everywhere); staff,
-//! admins and services read the roster and the queue; staff and admins
-//! assign by hand; admins update any agent and rebalance; a staff member
-//! may update only their own availability.
+//! admins and services read the roster, the queue and operations; staff and
+//! admins assign by hand; admins update any agent and rebalance; a staff
+//! member may update only their own availability.
 
 pub mod convert;
+
+use std::collections::HashMap;
 
 use helpdesk_kit::{
     auth::{Caller, Role},
@@ -23,9 +26,13 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    app::engine::{Engine, Given},
-    domain::{TicketRef, agent},
-    storage::{agents, assignments},
+    app::{
+        engine::{Engine, Target},
+        mover::{self, Moved},
+        operations as ops,
+    },
+    domain::{OperationKind, TicketRef, agent},
+    storage::{agents, assignments, operations},
 };
 
 /// ListUnassignedTickets page size (AIP-158: above the maximum is coerced).
@@ -70,26 +77,36 @@ struct AgentChange {
     tier: Option<crate::domain::Tier>,
 }
 
-/// Whom a manual assignment goes to.
-enum Target {
-    Agent(Uuid),
-    Auto,
-}
-
 impl AssignmentApi {
     async fn list_agents(&self, req: pb::ListAgentsRequest) -> ApiResult<pb::ListAgentsResponse> {
         let rows = agents::list(self.engine.pool(), req.show_inactive).await?;
+        let redistributing: HashMap<Uuid, Uuid> = operations::redistributing(self.engine.pool())
+            .await?
+            .into_iter()
+            .collect();
         Ok(pb::ListAgentsResponse {
-            agents: rows.iter().map(convert::agent).collect(),
+            agents: rows
+                .iter()
+                .map(|a| convert::agent(a, redistributing.get(&a.account_id).copied()))
+                .collect(),
         })
+    }
+
+    /// One agent as the API shows them.
+    async fn shown(&self, id: Uuid) -> ApiResult<pb::Agent> {
+        let agent = agents::get(self.engine.pool(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("agent {id}")))?;
+        let redistribution = operations::redistributing(self.engine.pool())
+            .await?
+            .into_iter()
+            .find_map(|(a, op)| (a == id).then_some(op));
+        Ok(convert::agent(&agent, redistribution))
     }
 
     async fn get_agent(&self, req: pb::GetAgentRequest) -> ApiResult<pb::Agent> {
         let id = uuid(&req.id).map_err(|why| ApiError::invalid("id", why))?;
-        agents::get(self.engine.pool(), id)
-            .await?
-            .map(|a| convert::agent(&a))
-            .ok_or_else(|| ApiError::not_found(format!("agent {id}")))
+        self.shown(id).await
     }
 
     fn parse_update(req: &pb::UpdateAgentRequest) -> ApiResult<(Uuid, AgentChange)> {
@@ -172,17 +189,20 @@ impl AssignmentApi {
         }
         agent.updated_at = self.engine.clock().now();
         agents::save_settings(&mut tx, &agent).await?;
+        // Off shift (again: a repeated request joins or restarts the
+        // hand-over): their open tickets go to others, as an operation.
+        let handing_on = off_shift && self.engine.policy().redistribute_on_unavailable;
+        if handing_on {
+            ops::start(&self.engine, &mut tx, OperationKind::Redistribute(id)).await?;
+        }
         tx.commit().await?;
         tracing::info!(agent = %id, by = %caller.id, "agent updated");
-        if off_shift && self.engine.policy().redistribute_on_unavailable {
-            self.engine.redistribute(&[id]).await?;
+        if handing_on {
+            self.engine.wake_operations();
         }
         // On shift again, more room, new skills: the queue may move.
-        self.engine.drain().await;
-        let saved = agents::get(self.engine.pool(), id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("agent"))?;
-        Ok(convert::agent(&saved))
+        self.engine.wake_drainer();
+        self.shown(id).await
     }
 
     async fn list_unassigned(
@@ -226,63 +246,53 @@ impl AssignmentApi {
             unreachable!("violations were empty");
         };
 
-        // The same request id makes the same ticket-service request ids, so a
-        // retry naming the same agent is answered from its record.
-        let seed = request_id.unwrap_or_else(Uuid::new_v4);
-        let mut tx = self.engine.begin().await?;
-        let a = assignments::find(&mut *tx, &ticket)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("ticket {}", req.ticket_id)))?;
-        if !a.open {
-            return Err(ApiError::precondition("ticket is resolved or closed"));
-        }
-        let outcome = match target {
-            Target::Agent(id) => {
-                let agent = agents::get(&mut *tx, id)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(format!("agent {id}")))?;
-                if !agent.active {
-                    return Err(ApiError::precondition(format!(
-                        "agent {id} is not active staff"
-                    )));
-                }
-                if a.agent_id == Some(id) {
-                    Given::Assigned
-                } else {
-                    self.engine.give(&mut tx, &a, id, seed).await?
-                }
-            }
-            Target::Auto => loop {
-                let Some(id) = agents::pick(&mut tx, &a.category_id, None, a.agent_id).await?
-                else {
-                    return Err(ApiError::precondition("no agent available"));
-                };
-                match self.engine.give(&mut tx, &a, id, seed).await? {
-                    Given::AgentRejected => continue,
-                    other => break other,
+        let (before, move_id) = self.engine.assign(&ticket, target, request_id).await?;
+        // The decision is committed; tell the ticket service now, within
+        // this call's deadline. Were the call dropped here, the mover would
+        // finish the move all the same.
+        let outcome = match move_id {
+            Some(id) => match mover::perform(&self.engine, Some(id)).await {
+                Ok(done) => done.into_iter().next().map(|(_, moved)| moved),
+                Err(error) => {
+                    tracing::warn!(%error, "move decided but not sent yet; the mover will");
+                    None
                 }
             },
+            None => None,
         };
-        let saved = assignments::get(&mut *tx, a.ticket_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("ticket"))?;
-        tx.commit().await?;
+        match outcome {
+            Some(Moved::TicketGone) => return Err(ApiError::precondition("ticket is closed")),
+            Some(Moved::AgentRejected) => {
+                return Err(ApiError::precondition(
+                    "the ticket service refused this agent (not active staff)",
+                ));
+            }
+            // Done; or not confirmed yet (the ticket service is away, or
+            // another replica's mover has it): the decision stands and the
+            // mover completes it.
+            Some(Moved::Done | Moved::Pending) | None => {}
+        }
         // The previous holder has room again.
         self.engine.wake_drainer();
-        match outcome {
-            Given::Assigned => Ok(convert::assignment(&saved)),
-            Given::TicketClosed | Given::TicketMissing => {
-                Err(ApiError::precondition("ticket is closed"))
-            }
-            Given::AgentRejected => Err(ApiError::precondition(
-                "the ticket service refused this agent (not active staff)",
-            )),
-        }
+        let saved = assignments::get(self.engine.pool(), before.ticket_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("ticket"))?;
+        Ok(convert::assignment(&saved))
     }
 
-    async fn rebalance(&self) -> ApiResult<pb::RebalanceResponse> {
-        let moved = self.engine.rebalance().await?;
-        Ok(pb::RebalanceResponse { moved })
+    async fn rebalance(&self) -> ApiResult<pb::AssignmentOperation> {
+        let mut tx = self.engine.begin().await?;
+        let id = ops::start(&self.engine, &mut tx, OperationKind::Rebalance).await?;
+        tx.commit().await?;
+        self.engine.wake_operations();
+        self.operation(id).await
+    }
+
+    async fn operation(&self, id: Uuid) -> ApiResult<pb::AssignmentOperation> {
+        operations::get(self.engine.pool(), id)
+            .await?
+            .map(|o| convert::operation(&o))
+            .ok_or_else(|| ApiError::not_found(format!("operation {id}")))
     }
 }
 
@@ -341,10 +351,19 @@ impl AssignmentService for AssignmentApi {
     async fn rebalance(
         &self,
         request: Request<pb::RebalanceRequest>,
-    ) -> Result<Response<pb::RebalanceResponse>, Status> {
+    ) -> Result<Response<pb::AssignmentOperation>, Status> {
         if Caller::from_request(&request)?.role != Role::Admin {
             return Err(ApiError::denied("only admins may rebalance").into());
         }
         Ok(Response::new(AssignmentApi::rebalance(self).await?))
+    }
+
+    async fn get_assignment_operation(
+        &self,
+        request: Request<pb::GetAssignmentOperationRequest>,
+    ) -> Result<Response<pb::AssignmentOperation>, Status> {
+        readers(&Caller::from_request(&request)?)?;
+        let id = uuid(&request.get_ref().id).map_err(|why| ApiError::invalid("id", why))?;
+        Ok(Response::new(self.operation(id).await?))
     }
 }

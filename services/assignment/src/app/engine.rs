@@ -1,25 +1,25 @@
 //! The assignment decisions, in one place: who gets a ticket, the waiting
-//! queue, redistribution, escalation and rebalancing.
+//! queue, manual assignment, escalation and the steps of redistribution and
+//! rebalancing.
 //!
-//! **One decision per transaction.** A decision (serve the head of the
-//! queue, move one ticket) runs in its own transaction that first takes one
-//! PostgreSQL advisory lock ([`DECISION_LOCK`]), so all decisions of all
-//! replicas happen one at a time: each choice sees every earlier one, which
-//! is what makes it exactly least-loaded and keeps everyone within capacity.
-//! The choice, the ticket service's AssignTicket call and our rows commit
-//! together: lock, pick, call, update rows and recount, commit. Never two
-//! calls in one transaction: if a later call failed, the rollback would
-//! forget earlier ones the ticket service had applied, and a retry could
-//! choose differently (two `ticket.assigned`, wrong workloads). Loops
-//! (drain, redistribute, rebalance) are loops of such transactions; a failed
-//! call stops the loop and the rest waits for later (the drainer's next
-//! pass, the next roster sync, a retried request).
+//! **Decisions under one lock.** Every decision runs in a transaction that
+//! first takes one PostgreSQL advisory lock ([`DECISION_LOCK`]), so all
+//! decisions of all replicas happen one at a time: each choice sees every
+//! earlier one, which is what makes it exactly least-loaded and keeps
+//! everyone within capacity. The lock is waited for at most
+//! [`LOCK_TIMEOUT`] (then UNAVAILABLE, or a retried event).
 //!
-//! The lock is waited for at most [`LOCK_TIMEOUT`] (then UNAVAILABLE, or a
-//! retried event), so waiters cannot pile up behind a stuck decision.
-//! Decisions are a few milliseconds each, so one lock is far from a
-//! bottleneck at help-desk volumes, and it is much simpler to trust than
-//! row locks spread over agents and tickets.
+//! **Decide first, tell the ticket service after.** A decision commits the
+//! projection it leads to (holder, workloads) together with a pending
+//! *move* whose request id is fixed by the decision; no call is made under
+//! the lock. The mover ([`super::mover`]) then tells the ticket service,
+//! many moves at once, retrying with the same request id until it answers,
+//! so a retry after a timeout is the same move, and a handler dropped by a
+//! client deadline or a restarted process loses nothing. Several decisions
+//! can share one transaction ([`Engine::drain`] serves up to
+//! [`DRAIN_BATCH`] waiting tickets per transaction): choices are made
+//! against candidates loaded once and updated as the batch goes, exactly
+//! as one-by-one decisions would make them.
 //!
 //! **Workload stays true.** `agents.open_tickets` is refreshed from the
 //! assignments it counts in the same transaction as every change
@@ -38,20 +38,25 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{
-    clients::tickets::{Outcome, TicketClient},
-    domain::{Assignment, Tier, rebalance, request_id},
-    storage::{agents, assignments, escalations},
+    clients::tickets::TicketClient,
+    domain::{Assignment, TicketRef, Tier, choose, rebalance, request_id},
+    storage::{
+        agents, assignments, escalations,
+        moves::{self, NewMove},
+        operations,
+    },
 };
 
 /// The advisory lock every decision holds ("assign" in ASCII).
 pub const DECISION_LOCK: i64 = 0x6173_7369_676e;
 
 /// How long a transaction waits for [`DECISION_LOCK`] (`lock_timeout`):
-/// well above one decision (at most one call's deadline), far below forever.
+/// well above one decision, far below forever.
 pub const LOCK_TIMEOUT: &str = "5s";
 
-/// Most moves one Rebalance makes (a guard; it converges long before).
-const MAX_REBALANCE_MOVES: i32 = 10_000;
+/// Most waiting tickets one transaction decides: enough to keep up with
+/// intake, few enough to hold the lock for milliseconds.
+pub const DRAIN_BATCH: i64 = 64;
 
 /// Configurable behaviour.
 #[derive(Clone, Copy, Debug)]
@@ -63,31 +68,23 @@ pub struct Policy {
     pub escalation_tier: Tier,
 }
 
-/// How giving a ticket to an agent turned out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Given {
-    Assigned,
-    /// The ticket turned out closed; it no longer counts anywhere.
-    TicketClosed,
-    /// The ticket service does not know the ticket, or refused the request
-    /// for the ticket's sake; dropped from the queue.
-    TicketMissing,
-    /// The ticket service refused the agent; they are deactivated here
-    /// until the roster says otherwise.
-    AgentRejected,
+/// Whom a manual assignment goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Agent(Uuid),
+    /// The least-loaded available agent other than the holder.
+    Auto,
 }
 
-/// What an escalation did.
+/// What an escalation decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escalation {
-    /// Moved to this agent of the escalation tier.
+    /// To this agent of the escalation tier.
     MovedTo(Uuid),
     /// Already held by the escalation tier.
     AlreadyThere,
     /// Nobody of the tier was free; recorded, and the holder keeps it.
     NoneFree,
-    /// The ticket is closed or unknown to the ticket service.
-    Gone,
 }
 
 #[derive(Clone)]
@@ -100,8 +97,9 @@ struct Inner {
     tickets: TicketClient,
     clock: SharedClock,
     policy: Policy,
-    /// Wakes this replica's drainer.
     drain_wanted: Notify,
+    moves_wanted: Notify,
+    operations_wanted: Notify,
 }
 
 impl Engine {
@@ -113,6 +111,8 @@ impl Engine {
                 clock,
                 policy,
                 drain_wanted: Notify::new(),
+                moves_wanted: Notify::new(),
+                operations_wanted: Notify::new(),
             }),
         }
     }
@@ -141,10 +141,30 @@ impl Engine {
         self.inner.drain_wanted.notify_one();
     }
 
-    /// Completes when [`Self::wake_drainer`] was called (the drainer waits
-    /// on it).
+    /// Completes when [`Self::wake_drainer`] was called.
     pub async fn drain_wanted(&self) {
         self.inner.drain_wanted.notified().await;
+    }
+
+    /// Asks this replica's mover to tell the ticket service of new moves
+    /// (call it after the decision committed).
+    pub fn wake_mover(&self) {
+        self.inner.moves_wanted.notify_one();
+    }
+
+    /// Completes when [`Self::wake_mover`] was called.
+    pub async fn mover_wanted(&self) {
+        self.inner.moves_wanted.notified().await;
+    }
+
+    /// Asks this replica's operations worker to look for new operations.
+    pub fn wake_operations(&self) {
+        self.inner.operations_wanted.notify_one();
+    }
+
+    /// Completes when [`Self::wake_operations`] was called.
+    pub async fn operations_wanted(&self) {
+        self.inner.operations_wanted.notified().await;
     }
 
     /// A transaction holding the decision lock (UNAVAILABLE when it could
@@ -155,137 +175,141 @@ impl Engine {
         Ok(tx)
     }
 
-    /// Gives `a` to `agent`: the ticket service first (exactly one call),
-    /// then our rows. The agent may end up over capacity (manual
-    /// assignment); automatic callers only pass agents [`agents::pick`]
-    /// chose.
-    pub async fn give(
+    /// Records decisions in the caller's locked transaction: the holders
+    /// they lead to, their moves, the workloads. Returns the moves' ids.
+    /// Wake the mover once the transaction committed.
+    pub async fn decide(
         &self,
         conn: &mut PgConnection,
-        a: &Assignment,
-        agent: Uuid,
-        seed: Uuid,
-    ) -> ApiResult<Given> {
+        decided: &[NewMove],
+    ) -> sqlx::Result<Vec<i64>> {
         let now = self.inner.clock.now();
-        let call = self
-            .inner
-            .tickets
-            .assign(
-                a.ticket_id,
-                agent,
-                request_id(seed, a.ticket_id, Some(agent)),
-            )
-            .await?;
-        match call {
-            Outcome::Done(answer) => {
-                // The answer is the ticket's state as of the call: it also
-                // says whether the ticket still counts (it may have been
-                // resolved meanwhile, and that event is now older than us).
-                assignments::record_answer(conn, a.ticket_id, agent, answer.open, answer.at, now)
-                    .await?;
-                agents::touch_assigned(conn, agent, now).await?;
-                let mut touched = vec![agent];
-                touched.extend(a.agent_id);
-                agents::recount(conn, &touched).await?;
-                tracing::info!(ticket = %a.human_id, %agent, previous = ?a.agent_id, "ticket assigned");
-                Ok(Given::Assigned)
-            }
-            Outcome::Closed => {
-                self.close(conn, a).await?;
-                tracing::info!(ticket = %a.human_id, "ticket is closed, no longer assigned");
-                Ok(Given::TicketClosed)
-            }
-            Outcome::Missing => {
-                self.close(conn, a).await?;
-                tracing::error!(ticket = %a.human_id, ticket_id = %a.ticket_id, "the ticket service does not know this ticket; dropped from the queue");
-                Ok(Given::TicketMissing)
-            }
-            Outcome::Invalid(why) => {
-                self.close(conn, a).await?;
-                tracing::error!(ticket = %a.human_id, ticket_id = %a.ticket_id, reason = %why, "the ticket service refused to assign this ticket; dropped from the queue");
-                Ok(Given::TicketMissing)
-            }
-            Outcome::AssigneeRejected(why) => {
-                agents::deactivate(conn, agent, now).await?;
-                tracing::warn!(%agent, reason = %why, "the ticket service refused this agent; deactivated until the roster confirms them");
-                Ok(Given::AgentRejected)
-            }
-        }
+        let tickets: Vec<Uuid> = decided.iter().map(|m| m.ticket_id).collect();
+        let to: Vec<Option<Uuid>> = decided.iter().map(|m| m.to).collect();
+        assignments::set_holders(conn, &tickets, &to, now).await?;
+        let ids = moves::insert(conn, decided, now).await?;
+        let given: Vec<Uuid> = to.iter().flatten().copied().collect();
+        agents::touch_assigned(conn, &given, now).await?;
+        let mut touched = given;
+        touched.extend(decided.iter().filter_map(|m| m.from));
+        agents::recount(conn, &touched).await?;
+        Ok(ids)
     }
 
-    /// Leaves `a` without an assignee in the ticket service and puts it in
-    /// the waiting queue (one call).
-    async fn release(&self, conn: &mut PgConnection, a: &Assignment, seed: Uuid) -> ApiResult<()> {
-        let now = self.inner.clock.now();
-        match self
-            .inner
-            .tickets
-            .unassign(a.ticket_id, request_id(seed, a.ticket_id, None))
-            .await?
-        {
-            Outcome::Done(answer) => {
-                assignments::set_agent(conn, a.ticket_id, None, now).await?;
-                if !answer.open {
-                    assignments::set_open(conn, a.ticket_id, false, now).await?;
-                }
-                agents::recount(conn, &a.agent_id.into_iter().collect::<Vec<_>>()).await?;
-                Ok(())
-            }
-            Outcome::Closed | Outcome::Missing => Ok(self.close(conn, a).await?),
-            Outcome::Invalid(why) | Outcome::AssigneeRejected(why) => {
-                Err(ApiError::internal(anyhow::anyhow!(
-                    "the ticket service refused to unassign {}: {why}",
-                    a.human_id
-                )))
-            }
-        }
-    }
-
-    /// Marks `a` as no longer counting toward a workload.
-    async fn close(&self, conn: &mut PgConnection, a: &Assignment) -> sqlx::Result<()> {
-        assignments::set_open(conn, a.ticket_id, false, self.inner.clock.now()).await?;
-        if let Some(holder) = a.agent_id {
-            agents::recount(conn, &[holder]).await?;
-        }
-        Ok(())
-    }
-
-    /// One decision in its own transaction: the head of the waiting queue
-    /// to whoever [`agents::pick`] chooses. `None` when the queue is empty
-    /// or nobody is free.
-    async fn serve_next(&self) -> ApiResult<Option<Given>> {
+    /// Decides for up to [`DRAIN_BATCH`] waiting tickets, most urgent and
+    /// oldest first, in one transaction. Returns how many were decided.
+    async fn serve_batch(&self) -> ApiResult<usize> {
         let mut tx = self.begin().await?;
-        let Some(next) = assignments::next_waiting(&mut tx).await? else {
-            return Ok(None);
-        };
-        let Some(agent) = agents::pick(&mut tx, &next.category_id, None, None).await? else {
-            return Ok(None);
-        };
-        let given = self.give(&mut tx, &next, agent, Uuid::now_v7()).await?;
+        let waiting = assignments::next_waiting(&mut tx, DRAIN_BATCH).await?;
+        if waiting.is_empty() {
+            return Ok(0);
+        }
+        let mut candidates = agents::candidates(&mut tx).await?;
+        let now = self.inner.clock.now();
+        let mut decided = Vec::with_capacity(waiting.len());
+        for a in &waiting {
+            // Nobody free for the head (the choice falls back to anyone):
+            // nobody is free for the rest either.
+            let Some(agent) = choose(&mut candidates, &a.category_id, None, None) else {
+                break;
+            };
+            let to = agent.take(now);
+            decided.push(NewMove {
+                ticket_id: a.ticket_id,
+                from: None,
+                to: Some(to),
+                request_id: request_id(Uuid::now_v7(), a.ticket_id, Some(to)),
+                operation: None,
+            });
+        }
+        if decided.is_empty() {
+            return Ok(0);
+        }
+        self.decide(&mut tx, &decided).await?;
         tx.commit().await?;
-        Ok(Some(given))
+        self.wake_mover();
+        Ok(decided.len())
     }
 
-    /// Serves the waiting queue, most urgent and oldest first, one decision
-    /// per transaction, until it is empty or nobody is free. A failure (the
-    /// ticket service or the database away) stops the pass, logged; the
-    /// rest waits for the drainer's next pass. Returns how many tickets
-    /// were assigned.
+    /// Serves the waiting queue until it is empty or nobody is free, in
+    /// batches. A failure (the database away, the lock busy) stops the
+    /// pass, logged; the rest waits for the drainer's next pass. Returns
+    /// how many tickets were given an agent.
     pub async fn drain(&self) -> usize {
-        let mut assigned = 0;
-        // Each round assigns a ticket, drops one from the queue or
-        // deactivates an agent, so the loop ends.
+        let mut decided = 0;
         loop {
-            match self.serve_next().await {
-                Ok(Some(Given::Assigned)) => assigned += 1,
-                Ok(Some(_)) => {}
-                Ok(None) => return assigned,
+            match self.serve_batch().await {
+                Ok(0) => return decided,
+                Ok(n) => decided += n,
                 Err(error) => {
-                    tracing::warn!(%error, assigned, "serving the waiting queue stopped; the rest waits for the next pass");
-                    return assigned;
+                    tracing::warn!(%error, decided, "serving the waiting queue stopped; the rest waits for the next pass");
+                    return decided;
                 }
             }
         }
+    }
+
+    /// A manual assignment: decides the move and returns its id, or `None`
+    /// when there is nothing to do (the agent holds it already, or the
+    /// request was seen before). `request` makes a retry of the same
+    /// request recognised as such.
+    pub async fn assign(
+        &self,
+        ticket: &TicketRef,
+        target: Target,
+        request: Option<Uuid>,
+    ) -> ApiResult<(Assignment, Option<i64>)> {
+        let mut tx = self.begin().await?;
+        let a = assignments::find(&mut *tx, ticket)
+            .await?
+            .ok_or_else(|| ApiError::not_found("ticket"))?;
+        let replay = request.map(|r| request_id(r, a.ticket_id, None));
+        if let Some(rid) = replay
+            && moves::exists(&mut *tx, rid).await?
+        {
+            return Ok((a, None));
+        }
+        if !a.open {
+            return Err(ApiError::precondition("ticket is resolved or closed"));
+        }
+        if moves::pending_for(&mut *tx, a.ticket_id).await? {
+            return Err(ApiError::Unavailable(
+                "the ticket is being moved; retry shortly".into(),
+            ));
+        }
+        let to = match target {
+            Target::Agent(id) => {
+                let agent = agents::get(&mut *tx, id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("agent {id}")))?;
+                if !agent.active {
+                    return Err(ApiError::precondition(format!(
+                        "agent {id} is not active staff"
+                    )));
+                }
+                if a.agent_id == Some(id) {
+                    return Ok((a, None));
+                }
+                id
+            }
+            Target::Auto => {
+                let mut candidates = agents::candidates(&mut tx).await?;
+                choose(&mut candidates, &a.category_id, None, a.agent_id)
+                    .ok_or_else(|| ApiError::precondition("no agent available"))?
+                    .id
+            }
+        };
+        let decided = NewMove {
+            ticket_id: a.ticket_id,
+            from: a.agent_id,
+            to: Some(to),
+            request_id: replay.unwrap_or_else(|| request_id(Uuid::now_v7(), a.ticket_id, Some(to))),
+            operation: None,
+        };
+        let ids = self.decide(&mut tx, &[decided]).await?;
+        tx.commit().await?;
+        self.wake_mover();
+        Ok((a, ids.first().copied()))
     }
 
     /// Applies what an event says about a known ticket (`holder`, whether
@@ -333,61 +357,11 @@ impl Engine {
         Ok(inserted)
     }
 
-    /// Takes every open ticket away from `from` (off shift or gone), one
-    /// decision per ticket: each goes straight to whoever is free (one
-    /// AssignTicket), or, when nobody is, is unassigned in the ticket
-    /// service and waits. Stops for an agent who is back on shift. A failed
-    /// call stops the whole pass (logged); what is left stays with its
-    /// holder until the next pass (roster sync, a repeated UpdateAgent).
-    /// Returns how many tickets were taken away.
-    pub async fn redistribute(&self, from: &[Uuid]) -> ApiResult<usize> {
-        let mut moved = 0;
-        for agent in from {
-            loop {
-                let mut tx = self.begin().await?;
-                if agents::get(&mut *tx, *agent)
-                    .await?
-                    .is_none_or(|h| h.active && h.available)
-                {
-                    break;
-                }
-                let Some(a) = assignments::latest_of(&mut tx, *agent).await? else {
-                    break;
-                };
-                let seed = Uuid::now_v7();
-                // Whether the ticket left `agent` (a rejected pick did not:
-                // that agent is deactivated and the next round picks again).
-                let taken = match agents::pick(&mut tx, &a.category_id, None, Some(*agent)).await? {
-                    Some(to) => self
-                        .give(&mut tx, &a, to, seed)
-                        .await
-                        .map(|given| given != Given::AgentRejected),
-                    None => self.release(&mut tx, &a, seed).await.map(|()| true),
-                };
-                match taken {
-                    Ok(taken) => {
-                        tx.commit().await?;
-                        if taken {
-                            moved += 1;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, %agent, moved, "redistribution stopped; the rest stays with its holder for now");
-                        return Ok(moved);
-                    }
-                }
-            }
-        }
-        if moved > 0 {
-            tracing::info!(agents = ?from, tickets = moved, "open tickets redistributed");
-        }
-        Ok(moved)
-    }
-
-    /// Moves `a` to the least-loaded free agent of the escalation tier
-    /// (never back to its holder), and records the escalation. One
-    /// successful call at most (a rejected agent's call changed nothing),
-    /// so it may run inside the event's transaction.
+    /// Decides to move `a` to the least-loaded free agent of the
+    /// escalation tier (never back to its holder), and records the
+    /// escalation; in the event's locked transaction, with a request id
+    /// derived from the event (`seed`). UNAVAILABLE (the event is retried)
+    /// while another move of the ticket is pending.
     pub async fn escalate(
         &self,
         conn: &mut PgConnection,
@@ -405,60 +379,102 @@ impl Engine {
             tracing::info!(ticket = %a.human_id, %holder, %tier, "escalated ticket already held at the escalation tier");
             return Ok(Escalation::AlreadyThere);
         }
-        loop {
-            let Some(to) = agents::pick(conn, &a.category_id, Some(tier), a.agent_id).await? else {
-                escalations::record(conn, a.ticket_id, a.agent_id, None, reason, now).await?;
-                tracing::warn!(ticket = %a.human_id, %tier, "escalation: no agent of the tier is free; the holder keeps the ticket");
-                return Ok(Escalation::NoneFree);
-            };
-            match self.give(conn, a, to, seed).await? {
-                Given::Assigned => {
-                    escalations::record(conn, a.ticket_id, a.agent_id, Some(to), reason, now)
-                        .await?;
-                    tracing::info!(ticket = %a.human_id, from = ?a.agent_id, %to, "ticket escalated");
-                    return Ok(Escalation::MovedTo(to));
-                }
-                Given::AgentRejected => continue,
-                Given::TicketClosed | Given::TicketMissing => return Ok(Escalation::Gone),
-            }
+        if moves::pending_for(&mut *conn, a.ticket_id).await? {
+            return Err(ApiError::Unavailable(
+                "the ticket is being moved; the escalation is retried".into(),
+            ));
         }
+        let mut candidates = agents::candidates(conn).await?;
+        let Some(to) =
+            choose(&mut candidates, &a.category_id, Some(tier), a.agent_id).map(|c| c.id)
+        else {
+            escalations::record(conn, a.ticket_id, a.agent_id, None, reason, now).await?;
+            tracing::warn!(ticket = %a.human_id, %tier, "escalation: no agent of the tier is free; the holder keeps the ticket");
+            return Ok(Escalation::NoneFree);
+        };
+        let decided = NewMove {
+            ticket_id: a.ticket_id,
+            from: a.agent_id,
+            to: Some(to),
+            request_id: request_id(seed, a.ticket_id, Some(to)),
+            operation: None,
+        };
+        self.decide(conn, &[decided]).await?;
+        escalations::record(conn, a.ticket_id, a.agent_id, Some(to), reason, now).await?;
+        tracing::info!(ticket = %a.human_id, from = ?a.agent_id, %to, "ticket escalated");
+        Ok(Escalation::MovedTo(to))
     }
 
-    /// Moves open tickets from the most to the least loaded agents on shift
-    /// until workloads differ by at most one, one move per transaction. A
-    /// failed call stops (logged); a later Rebalance continues. Returns how
-    /// many moved.
-    pub async fn rebalance(&self) -> ApiResult<i32> {
-        let mut moved = 0;
-        for _ in 0..MAX_REBALANCE_MOVES {
-            let mut tx = self.begin().await?;
-            let loads = agents::loads(&mut tx).await?;
-            let Some((from, to)) = rebalance::next_move(&loads) else {
-                break;
-            };
-            let Some(a) = assignments::latest_of(&mut tx, from).await? else {
-                // Only a stale count can say "more" with no rows: fix it.
-                agents::recount(&mut tx, &[from]).await?;
-                tx.commit().await?;
-                continue;
-            };
-            match self.give(&mut tx, &a, to, Uuid::now_v7()).await {
-                Ok(given) => {
-                    tx.commit().await?;
-                    if given == Given::Assigned {
-                        moved += 1;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, moved, "rebalancing stopped; run it again later");
-                    break;
-                }
-            }
-        }
-        if moved > 0 {
-            tracing::info!(moved, "workloads rebalanced");
-        }
-        Ok(moved)
+    /// One step of redistributing `from`'s open tickets (operation `op`):
+    /// the latest one goes to whoever is free, or, when nobody is, is left
+    /// unassigned to wait. Returns whether a step was made; `false` (and
+    /// the operation finished) once nothing is left or `from` is back on
+    /// shift.
+    pub async fn redistribute_step(&self, op: Uuid, from: Uuid) -> ApiResult<bool> {
+        let mut tx = self.begin().await?;
+        let now = self.inner.clock.now();
+        let off = agents::get(&mut *tx, from)
+            .await?
+            .is_some_and(|h| !(h.active && h.available));
+        let next = if off {
+            assignments::latest_of(&mut tx, from).await?
+        } else {
+            None
+        };
+        let Some(a) = next else {
+            operations::finish(&mut tx, op, now).await?;
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let mut candidates = agents::candidates(&mut tx).await?;
+        let to = choose(&mut candidates, &a.category_id, None, Some(from)).map(|c| c.id);
+        let decided = NewMove {
+            ticket_id: a.ticket_id,
+            from: Some(from),
+            to,
+            request_id: request_id(Uuid::now_v7(), a.ticket_id, to),
+            operation: Some(op),
+        };
+        self.decide(&mut tx, &[decided]).await?;
+        operations::stepped(&mut tx, op, 1, now).await?;
+        tx.commit().await?;
+        self.wake_mover();
+        Ok(true)
+    }
+
+    /// One step of rebalancing (operation `op`): the most recently assigned
+    /// open ticket of the most loaded agent on shift goes to the least
+    /// loaded, while they differ by more than one. Returns whether a step
+    /// was made; `false` (and the operation finished) once even.
+    pub async fn rebalance_step(&self, op: Uuid) -> ApiResult<bool> {
+        let mut tx = self.begin().await?;
+        let now = self.inner.clock.now();
+        let loads = agents::loads(&mut tx).await?;
+        let next = match rebalance::next_move(&loads) {
+            Some((from, to)) => assignments::latest_of(&mut tx, from)
+                .await?
+                .map(|a| (a, from, to)),
+            None => None,
+        };
+        let Some((a, from, to)) = next else {
+            // Even, or the rest of the busiest agent's tickets are being
+            // moved already: done (a later Rebalance continues).
+            operations::finish(&mut tx, op, now).await?;
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let decided = NewMove {
+            ticket_id: a.ticket_id,
+            from: Some(from),
+            to: Some(to),
+            request_id: request_id(Uuid::now_v7(), a.ticket_id, Some(to)),
+            operation: Some(op),
+        };
+        self.decide(&mut tx, &[decided]).await?;
+        operations::stepped(&mut tx, op, 1, now).await?;
+        tx.commit().await?;
+        self.wake_mover();
+        Ok(true)
     }
 }
 

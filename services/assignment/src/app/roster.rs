@@ -3,7 +3,8 @@
 //! (on shift, `DEFAULT_CAPACITY`, tier L1); known agents get their name and
 //! active flag refreshed (settings made here are kept); staff who left or
 //! were deactivated stop receiving tickets, and under
-//! `REDISTRIBUTE_ON_UNAVAILABLE` their open tickets go to others.
+//! `REDISTRIBUTE_ON_UNAVAILABLE` their open tickets go to others (an
+//! operation per agent, carried out in the background).
 
 use std::time::Duration;
 
@@ -11,7 +12,12 @@ use helpdesk_kit::error::ApiResult;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{app::engine::Engine, clients::accounts::AccountsClient, storage::agents};
+use crate::{
+    app::{engine::Engine, operations},
+    clients::accounts::AccountsClient,
+    domain::OperationKind,
+    storage::agents,
+};
 
 /// What one sync changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -22,9 +28,10 @@ pub struct SyncReport {
     pub added: u64,
     /// Agents who left or were deactivated since the last sync.
     pub deactivated: usize,
-    /// Open tickets taken from deactivated agents.
-    pub redistributed: usize,
-    /// Waiting tickets assigned afterwards.
+    /// Deactivated agents whose open tickets are being handed on (one
+    /// operation each).
+    pub handing_on: usize,
+    /// Waiting tickets given an agent afterwards.
     pub assigned: usize,
 }
 
@@ -45,9 +52,9 @@ impl Roster {
     }
 
     /// One sync: the directory is read first (no lock held during the
-    /// calls) and applied in one decision transaction; then the tickets of
-    /// whoever left are handed on and the queue is served, one decision per
-    /// transaction (what an outage interrupts, the next sync finishes).
+    /// calls) and applied in one decision transaction, which also records
+    /// an operation handing on the tickets of each agent who left
+    /// (`app::operations`); then the queue is served.
     pub async fn sync(&self) -> ApiResult<SyncReport> {
         let staff = self.accounts.staff().await?;
         let now = self.engine.clock().now();
@@ -78,18 +85,20 @@ impl Roster {
             let left = agents::deactivate_others(&mut tx, &still_active, now).await?;
             report.deactivated = left.len();
         }
-        let leaving = if self.engine.policy().redistribute_on_unavailable {
-            agents::inactive_holding_work(&mut tx).await?
-        } else {
-            Vec::new()
-        };
+        if self.engine.policy().redistribute_on_unavailable {
+            for agent in agents::inactive_holding_work(&mut tx).await? {
+                operations::start(&self.engine, &mut tx, OperationKind::Redistribute(agent))
+                    .await?;
+                report.handing_on += 1;
+            }
+        }
         tx.commit().await?;
-        if !leaving.is_empty() {
-            report.redistributed = self.engine.redistribute(&leaving).await?;
+        if report.handing_on > 0 {
+            self.engine.wake_operations();
         }
         // New or returning agents may take waiting tickets.
         report.assigned = self.engine.drain().await;
-        if report.added > 0 || report.deactivated > 0 || report.redistributed > 0 {
+        if report.added > 0 || report.deactivated > 0 || report.handing_on > 0 {
             tracing::info!(?report, "roster synced");
         }
         Ok(report)

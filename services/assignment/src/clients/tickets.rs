@@ -82,6 +82,7 @@ pub struct OpenTicket {
 #[derive(Clone)]
 pub struct TicketClient {
     inner: TicketServiceClient<InterceptedService<Channel, ServiceToken>>,
+    timeout: Duration,
 }
 
 impl TicketClient {
@@ -98,7 +99,13 @@ impl TicketClient {
                 channel(addr, timeout)?,
                 ServiceToken::new(auth, identity),
             ),
+            timeout,
         })
+    }
+
+    /// The deadline of each call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Assigns `ticket` to `agent`. Idempotent: the same `request_id` is

@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::corrupt;
-use crate::domain::{Agent, Tier, rebalance::Load};
+use crate::domain::{Agent, Candidate, Tier, rebalance::Load};
 
 /// A row as stored; the tier is text for readable SQL.
 struct Row {
@@ -88,29 +88,27 @@ pub async fn save_settings(conn: &mut PgConnection, a: &Agent) -> sqlx::Result<(
     Ok(())
 }
 
-/// The agent automatic assignment gives a `category` ticket to: active, on
-/// shift and under capacity (of `tier` when given, never `exclude`),
-/// preferring the category's skill, then the lowest workload, then whoever
-/// waited longest since their last assignment.
-pub async fn pick(
-    conn: &mut PgConnection,
-    category: &str,
-    tier: Option<Tier>,
-    exclude: Option<Uuid>,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
-        "SELECT account_id FROM agents
-         WHERE active AND available AND open_tickets < capacity
-           AND ($2::text IS NULL OR tier = $2)
-           AND ($3::uuid IS NULL OR account_id <> $3)
-         ORDER BY ($1 = ANY (skills)) DESC, open_tickets, last_assigned_at NULLS FIRST, account_id
-         LIMIT 1",
-        category,
-        tier.map(Tier::as_str),
-        exclude,
+/// The agents automatic assignment may choose from: active and on shift
+/// (`domain::choose` applies capacity, skills, load and fairness).
+pub async fn candidates(conn: &mut PgConnection) -> sqlx::Result<Vec<Candidate>> {
+    let rows = sqlx::query!(
+        "SELECT account_id, skills, tier, open_tickets, capacity, last_assigned_at
+         FROM agents WHERE active AND available ORDER BY account_id",
     )
-    .fetch_optional(conn)
-    .await
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Candidate {
+                tier: Tier::parse(&r.tier).ok_or_else(|| corrupt("tier", &r.tier))?,
+                id: r.account_id,
+                skills: r.skills,
+                open_tickets: r.open_tickets,
+                capacity: r.capacity,
+                last_assigned_at: r.last_assigned_at,
+            })
+        })
+        .collect()
 }
 
 /// Sets each agent's workload to the count of their open assignments: the
@@ -160,15 +158,15 @@ pub async fn recount_all(conn: &mut PgConnection, now: DateTime<Utc>) -> sqlx::R
         .collect())
 }
 
-/// Records that `id` was just given a ticket (fairness tie-break).
+/// Records that `ids` were just given a ticket (fairness tie-break).
 pub async fn touch_assigned(
     conn: &mut PgConnection,
-    id: Uuid,
+    ids: &[Uuid],
     at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE agents SET last_assigned_at = $2 WHERE account_id = $1",
-        id,
+        "UPDATE agents SET last_assigned_at = $2 WHERE account_id = ANY ($1)",
+        ids,
         at
     )
     .execute(conn)

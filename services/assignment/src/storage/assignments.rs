@@ -103,32 +103,91 @@ pub async fn apply_event(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records the ticket service's answer to our AssignTicket: `agent` holds
-/// the ticket, open or not as the answer says. Unconditional (we hold the
-/// decision lock and the call just returned), but the row's event mark only
-/// moves forward, to `(at, nil)`: an event of the same instant still wins.
+/// Records the ticket service's answer to a move: `agent` holds the ticket
+/// (`None`: nobody), open or not as the answer says. Unconditional (we hold
+/// the decision lock and the answer is the ticket as of our call), but the
+/// row's event mark only moves forward, to `(at, nil)`: an event of the
+/// same instant still wins.
+/// Returns the holder the row had before (an event may have changed it
+/// since the decision), whose workload changes too.
 pub async fn record_answer(
     conn: &mut PgConnection,
     ticket: Uuid,
-    agent: Uuid,
+    agent: Option<Uuid>,
     open: bool,
     at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE assignments
-         SET agent_id = $2, open = $3, assigned_at = $5, updated_at = $5,
-             revision = nextval('assignment_revision'),
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "WITH before AS (SELECT agent_id FROM assignments WHERE ticket_id = $1 FOR UPDATE)
+         UPDATE assignments
+         SET agent_id = $2, open = $3,
+             assigned_at = CASE WHEN $2::uuid IS NULL THEN NULL
+                                WHEN agent_id IS NOT DISTINCT FROM $2 THEN assigned_at
+                                ELSE $5::timestamptz END,
+             updated_at = $5, revision = nextval('assignment_revision'),
              last_event_id = CASE WHEN $4::timestamptz IS NOT NULL
                                        AND (last_event_at IS NULL OR $4 > last_event_at)
                                   THEN '00000000-0000-0000-0000-000000000000'::uuid
                                   ELSE last_event_id END,
              last_event_at = GREATEST(last_event_at, $4)
-         WHERE ticket_id = $1",
+         WHERE ticket_id = $1
+         RETURNING (SELECT agent_id FROM before)",
         ticket,
         agent,
         open,
         at,
+        now,
+    )
+    .fetch_optional(conn)
+    .await
+    .map(Option::flatten)
+}
+
+/// Gives decided holders to tickets (`None`: nobody; one statement for a
+/// batch of decisions). Moves record the same decisions for the ticket
+/// service.
+pub async fn set_holders(
+    conn: &mut PgConnection,
+    tickets: &[Uuid],
+    agents: &[Option<Uuid>],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let agents: Vec<Uuid> = agents.iter().map(|a| a.unwrap_or(Uuid::nil())).collect();
+    sqlx::query!(
+        "UPDATE assignments s
+         SET agent_id = NULLIF(d.agent, '00000000-0000-0000-0000-000000000000'::uuid),
+             assigned_at = CASE WHEN d.agent = '00000000-0000-0000-0000-000000000000'::uuid
+                                THEN NULL ELSE $3::timestamptz END,
+             updated_at = $3, revision = nextval('assignment_revision')
+         FROM UNNEST($1::uuid[], $2::uuid[]) AS d(ticket, agent)
+         WHERE s.ticket_id = d.ticket",
+        tickets,
+        &agents,
+        now,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts `back` as holder again where a move to `to` was refused, unless
+/// something newer changed the row meanwhile.
+pub async fn revert_holder(
+    conn: &mut PgConnection,
+    ticket: Uuid,
+    to: Option<Uuid>,
+    back: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE assignments
+         SET agent_id = $3, assigned_at = CASE WHEN $3::uuid IS NULL THEN NULL ELSE assigned_at END,
+             updated_at = $4, revision = nextval('assignment_revision')
+         WHERE ticket_id = $1 AND agent_id IS NOT DISTINCT FROM $2",
+        ticket,
+        to,
+        back,
         now,
     )
     .execute(conn)
@@ -173,20 +232,25 @@ pub async fn find<'c>(
     .transpose()
 }
 
-/// The head of the waiting queue: most urgent, then oldest.
-pub async fn next_waiting(conn: &mut PgConnection) -> sqlx::Result<Option<Assignment>> {
+/// The head of the waiting queue, `limit` tickets: most urgent, then
+/// oldest, without those a pending move is about to unassign.
+pub async fn next_waiting(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Assignment>> {
     sqlx::query_as!(
         Row,
         "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
                 assigned_at
-         FROM assignments WHERE agent_id IS NULL AND open
+         FROM assignments s WHERE agent_id IS NULL AND open
+           AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.ticket_id = s.ticket_id
+                                                   AND m.done_at IS NULL)
          ORDER BY priority DESC, ticket_created_at, ticket_id
-         LIMIT 1",
+         LIMIT $1",
+        limit,
     )
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await?
+    .into_iter()
     .map(Assignment::try_from)
-    .transpose()
+    .collect()
 }
 
 /// The first `limit` waiting tickets, in the order they will be served.
@@ -208,13 +272,15 @@ pub async fn waiting<'c>(db: impl PgExecutor<'c>, limit: i64) -> sqlx::Result<Ve
 }
 
 /// The open ticket most recently given to `agent` (rebalancing moves it:
-/// the least worked on).
+/// the least worked on), among those no pending move is about to move.
 pub async fn latest_of(conn: &mut PgConnection, agent: Uuid) -> sqlx::Result<Option<Assignment>> {
     sqlx::query_as!(
         Row,
         "SELECT ticket_id, human_id, category_id, priority, ticket_created_at, agent_id, open,
                 assigned_at
-         FROM assignments WHERE agent_id = $1 AND open
+         FROM assignments s WHERE agent_id = $1 AND open
+           AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.ticket_id = s.ticket_id
+                                                   AND m.done_at IS NULL)
          ORDER BY assigned_at DESC NULLS LAST, ticket_id DESC
          LIMIT 1",
         agent,
@@ -223,27 +289,6 @@ pub async fn latest_of(conn: &mut PgConnection, agent: Uuid) -> sqlx::Result<Opt
     .await?
     .map(Assignment::try_from)
     .transpose()
-}
-
-/// Sets who holds the ticket (`None`: back to the queue if open).
-pub async fn set_agent(
-    conn: &mut PgConnection,
-    ticket: Uuid,
-    agent: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE assignments
-         SET agent_id = $2, assigned_at = CASE WHEN $2::uuid IS NULL THEN NULL ELSE $3::timestamptz END,
-             updated_at = $3, revision = nextval('assignment_revision')
-         WHERE ticket_id = $1",
-        ticket,
-        agent,
-        now,
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Sets whether the ticket counts toward its agent's workload.

@@ -6,6 +6,8 @@
 pub mod agents;
 pub mod assignments;
 pub mod escalations;
+pub mod moves;
+pub mod operations;
 
 /// A stored value that does not parse back is corruption, i.e. a bug.
 fn corrupt(what: &str, value: &str) -> sqlx::Error {

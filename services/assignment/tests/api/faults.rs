@@ -27,21 +27,26 @@ async fn tickets_wait_out_a_ticket_service_outage_without_dead_letters_then_are_
     for _ in 0..6 {
         created.push(env.create_ticket("ride_issue", P::Medium).await.id);
     }
-    env.wait_until("all six tickets wait", || async {
-        env.waiting().await.len() == 6
+    // Every event was handled (none needs the ticket service): the six
+    // tickets are decided here, their moves pending until it is back.
+    env.wait_until("all six tickets are decided", || async {
+        env.pending_moves().await == 6
     })
     .await;
-    // Longer than these tests' whole consumer retry budget (3 attempts,
-    // 0.2 + 0.4 s): an event that failed for the outage would be dead now.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.wait_until("the mover has tried each move", || async {
+        env.attempted_moves().await == 6
+    })
+    .await;
     assert_eq!(env.dead_letters().await, 0, "no event is dead-lettered");
-    assert_eq!(env.waiting().await.len(), 6);
+    assert!(env.waiting().await.is_empty());
     for id in &created {
         assert_eq!(env.assignee(id).await, "");
     }
 
-    // Back: the drainer serves the queue, each ticket exactly once.
+    // Back: the moves are retried with their own request ids, each ticket
+    // assigned exactly once. The retry delay is driven, not waited for.
     proxy.up();
+    env.moves_due_now().await;
     let mut per_ticket: HashMap<String, usize> = HashMap::new();
     for event in assigned_tap.take(6).await {
         let assigned: pb::TicketAssigned = event.decode();

@@ -78,11 +78,33 @@ struct Replica {
     roster: Roster,
 }
 
+impl Replica {
+    async fn start(config: &Config, clock: &Arc<ManualClock>) -> Self {
+        let app = Application::build(config.clone(), clock.clone())
+            .await
+            .expect("assignment service");
+        let (engine, roster, port) = (app.engine(), app.roster(), app.port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            stop: Some(stop),
+            task: Some(task),
+            channel: channel_to(port).await,
+            engine,
+            roster,
+        }
+    }
+}
+
 pub struct TestEnv {
     pub clock: Arc<ManualClock>,
     /// The ticket service's database (kept alive for the test).
-    _ticket_db: TestDb,
+    ticket_db: TestDb,
     pub db: TestDb,
+    /// The replicas' configuration (restarts reuse it).
+    config: Config,
     pub exchange: String,
     pub queue: String,
     /// Between the replicas and the ticket service, when asked for.
@@ -258,26 +280,13 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
     };
     let mut replicas = Vec::new();
     for _ in 0..setup.replicas.max(1) {
-        let app = Application::build(config.clone(), clock.clone())
-            .await
-            .expect("assignment service");
-        let (engine, roster, port) = (app.engine(), app.roster(), app.port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run(async move {
-            let _ = stopped.await;
-        }));
-        replicas.push(Replica {
-            stop: Some(stop),
-            task: Some(task),
-            channel: channel_to(port).await,
-            engine,
-            roster,
-        });
+        replicas.push(Replica::start(&config, &clock).await);
     }
     let env = TestEnv {
         clock,
-        _ticket_db: ticket_db,
+        ticket_db,
         db,
+        config,
         exchange,
         queue,
         ticket_proxy,
@@ -358,13 +367,57 @@ impl TestEnv {
         self.agent(id).await.open_tickets
     }
 
-    /// Admin UpdateAgent.
+    /// Admin UpdateAgent; waits for the redistribution it starts, if any.
     pub async fn update_agent(&self, agent: pb::Agent, paths: &[&str]) -> pb::Agent {
-        self.admin()
+        let agent = self
+            .admin()
             .update_agent(update(agent, paths))
             .await
             .expect("update agent")
-            .into_inner()
+            .into_inner();
+        if !agent.redistribution_operation_id.is_empty() {
+            self.wait_operation(&agent.redistribution_operation_id)
+                .await;
+        }
+        agent
+    }
+
+    /// Polls an operation until it is done (every move confirmed).
+    pub async fn wait_operation(&self, id: &str) -> pb::AssignmentOperation {
+        let get = || async {
+            self.admin()
+                .get_assignment_operation(pb::GetAssignmentOperationRequest { id: id.into() })
+                .await
+                .expect("get operation")
+                .into_inner()
+        };
+        self.wait_until("the operation is done", || async { get().await.done })
+            .await;
+        get().await
+    }
+
+    /// Pending moves the mover has tried at least once.
+    pub async fn attempted_moves(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM moves WHERE done_at IS NULL AND attempts > 0")
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Makes every pending move due now, as if its retry delay had passed.
+    pub async fn moves_due_now(&self) {
+        sqlx::query("UPDATE moves SET not_before = '-infinity' WHERE done_at IS NULL")
+            .execute(&self.db.pool)
+            .await
+            .unwrap();
+    }
+
+    /// Pending moves (decided, not yet confirmed by the ticket service).
+    pub async fn pending_moves(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM moves WHERE done_at IS NULL")
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
     }
 
     pub async fn set_available(&self, id: &str, available: bool) {
@@ -560,6 +613,27 @@ impl TestEnv {
 
     /// Stops every replica gracefully and waits: each must shut down
     /// cleanly (server drained, consumer and tasks stopped).
+    /// Stops every replica and starts as many new ones (a restart).
+    pub async fn restart_replicas(&mut self) {
+        self.stop_replicas().await;
+        for replica in &mut self.replicas {
+            *replica = Replica::start(&self.config, &self.clock).await;
+        }
+    }
+
+    /// `ticket.assigned` events the ticket service wrote for `ticket`
+    /// (its outbox keeps sent events): the count of assignments it applied.
+    pub async fn assigned_events(&self, ticket: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM outbox
+             WHERE aggregate_id = $1::uuid AND routing_key = 'ticket.assigned'",
+        )
+        .bind(ticket)
+        .fetch_one(&self.ticket_db.pool)
+        .await
+        .unwrap()
+    }
+
     pub async fn stop_replicas(&mut self) {
         for replica in &mut self.replicas {
             if let Some(stop) = replica.stop.take() {
@@ -698,4 +772,20 @@ pub async fn set_status(env: &TestEnv, ticket: &str, status: pb::TicketStatus) {
         })
         .await
         .unwrap();
+}
+
+/// Creates `n` tickets and waits until each has an assignee.
+pub async fn assigned_tickets(env: &TestEnv, n: usize) -> Vec<pb::Ticket> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t = env
+            .create_ticket("ride_issue", pb::TicketPriority::Medium)
+            .await;
+        env.wait_until("the ticket is assigned", || async {
+            !env.assignee(&t.id).await.is_empty()
+        })
+        .await;
+        out.push(env.ticket(&t.id).await);
+    }
+    out
 }

@@ -3,6 +3,7 @@
 //! in-process. One test binary (modules below) so it links once.
 
 mod access;
+mod durable;
 mod events;
 mod faults;
 mod helpers;

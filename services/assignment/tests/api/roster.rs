@@ -52,10 +52,15 @@ async fn leavers_hand_their_tickets_on_and_newcomers_join_with_the_defaults() {
             report.staff,
             report.added,
             report.deactivated,
-            report.redistributed
+            report.handing_on
         ),
         (3, 1, 2, 2)
     );
+    // The hand-over runs in the background, one decision at a time.
+    env.wait_until("the leavers' tickets are handed on", || async {
+        env.workload(SUE).await == 0 && env.workload(TOM).await == 0
+    })
+    .await;
 
     let on_roster = env
         .assignments_as("test", helpdesk_kit::auth::Role::Service)

@@ -98,15 +98,15 @@ async fn the_queue_drains_most_urgent_then_oldest_first_as_room_appears() {
         &["available", "capacity"],
     )
     .await;
-    assert_eq!(env.assignee(&urgent_old).await, SAM);
+    env.wait_assignee(&urgent_old, SAM).await;
     assert_eq!(
         env.waiting().await,
         vec![urgent_new.clone(), high.clone(), low.clone()]
     );
     env.set_capacity(SAM, 2).await;
-    assert_eq!(env.assignee(&urgent_new).await, SAM);
+    env.wait_assignee(&urgent_new, SAM).await;
     env.set_capacity(SAM, 3).await;
-    assert_eq!(env.assignee(&high).await, SAM);
+    env.wait_assignee(&high, SAM).await;
     assert_eq!(env.waiting().await, vec![low.clone()]);
 
     // Resolving a ticket frees a slot: the last one is served.

@@ -3,23 +3,9 @@
 //! reconciliation that corrects drift against the ticket service.
 
 use helpdesk_kit::auth::Role;
-use helpdesk_proto::support::v1::{self as pb, TicketPriority as P, TicketStatus as S};
+use helpdesk_proto::support::v1::{self as pb, TicketStatus as S};
 
 use crate::helpers::*;
-
-/// Creates `n` tickets and waits until each has an assignee.
-async fn assigned_tickets(env: &TestEnv, n: usize) -> Vec<pb::Ticket> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let t = env.create_ticket("ride_issue", P::Medium).await;
-        env.wait_until("the ticket is assigned", || async {
-            !env.assignee(&t.id).await.is_empty()
-        })
-        .await;
-        out.push(env.ticket(&t.id).await);
-    }
-    out
-}
 
 #[tokio::test]
 async fn an_agent_going_off_shift_hands_open_tickets_to_others_and_the_rest_wait() {
@@ -169,14 +155,15 @@ async fn rebalance_evens_workloads_and_is_for_admins_only() {
             .await,
         tonic::Code::PermissionDenied,
     );
-    let moved = env
+    let started = env
         .admin()
         .rebalance(pb::RebalanceRequest {})
         .await
         .unwrap()
-        .into_inner()
-        .moved;
-    assert_eq!(moved, 2);
+        .into_inner();
+    assert_eq!(started.kind, pb::AssignmentOperationKind::Rebalance as i32);
+    let finished = env.wait_operation(&started.id).await;
+    assert_eq!((finished.moved, finished.pending_moves), (2, 0));
     assert_eq!((env.workload(SAM).await, env.workload(SUE).await), (3, 2));
     let mut sue_holds = 0;
     for t in &tickets {
@@ -190,9 +177,8 @@ async fn rebalance_evens_workloads_and_is_for_admins_only() {
         .rebalance(pb::RebalanceRequest {})
         .await
         .unwrap()
-        .into_inner()
-        .moved;
-    assert_eq!(again, 0);
+        .into_inner();
+    assert_eq!(env.wait_operation(&again.id).await.moved, 0);
 }
 
 #[tokio::test]

@@ -1,0 +1,181 @@
+//! The mover: tells the ticket service of decided moves. Each replica runs
+//! one; moves are leased (`storage::moves::claim`), so replicas share the
+//! work and a crashed replica's moves are resumed once their lease lapses.
+//!
+//! A batch of up to [`BATCH`] moves is sent concurrently over the one
+//! HTTP/2 channel, outside any lock; the answers are then recorded in one
+//! transaction under the decision lock. Every attempt of a move sends the
+//! request id fixed when it was decided, so the ticket service applies it
+//! once however often it is retried (a timeout after the ticket service
+//! committed, a restart, two replicas). What the ticket service answers:
+//!
+//! - done: the row takes its state (holder, open or not); the move is done.
+//! - the ticket is closed or unknown, or the request refused for the
+//!   ticket's sake: the row stops counting; done.
+//! - the agent refused (not active staff): they are deactivated until the
+//!   roster says otherwise, the ticket goes back to the holder the ticket
+//!   service still has (to the queue, for a new ticket), and it is decided
+//!   again (the drainer, the operation's next step); done.
+//! - no answer: the move stays pending and is retried after its lease,
+//!   growing with each attempt.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use helpdesk_kit::error::ApiResult;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::engine::Engine;
+use crate::{
+    clients::tickets::Outcome,
+    domain::Move,
+    storage::{agents, assignments, moves},
+};
+
+/// Most moves sent at once.
+pub const BATCH: i64 = 64;
+
+/// How often pending moves are looked for when nothing woke the mover
+/// (retries of failed moves come due).
+const POLL: Duration = Duration::from_millis(500);
+
+/// Answered moves are pruned about every this many passes.
+const PRUNE_EVERY: u32 = 7200;
+
+/// How one move turned out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// The ticket service holds the ticket as decided.
+    Done,
+    /// The ticket is closed or gone; it no longer counts anywhere.
+    TicketGone,
+    /// The ticket service refused the agent.
+    AgentRejected,
+    /// No answer; retried later.
+    Pending,
+}
+
+/// Sends due moves (`only`: just that one) and records the answers.
+/// Returns each move claimed with how it turned out (empty: nothing due).
+pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move, Moved)>> {
+    let lease = engine.tickets().timeout().as_secs_f64() + 1.0;
+    let claimed = {
+        let mut conn = engine.pool().acquire().await?;
+        moves::claim(&mut conn, BATCH, only, lease).await?
+    };
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let answers = join_all(claimed.iter().map(|m| async move {
+        match m.to {
+            Some(agent) => {
+                engine
+                    .tickets()
+                    .assign(m.ticket_id, agent, m.request_id)
+                    .await
+            }
+            None => engine.tickets().unassign(m.ticket_id, m.request_id).await,
+        }
+    }))
+    .await;
+
+    let now = engine.clock().now();
+    let mut tx = engine.begin().await?;
+    let (mut finished, mut touched, mut results) = (Vec::new(), Vec::<Uuid>::new(), Vec::new());
+    for (m, answer) in claimed.into_iter().zip(answers) {
+        touched.extend(m.from.into_iter().chain(m.to));
+        let moved = match answer {
+            Ok(Outcome::Done(answer)) => {
+                let before = assignments::record_answer(
+                    &mut tx,
+                    m.ticket_id,
+                    m.to,
+                    answer.open,
+                    answer.at,
+                    now,
+                )
+                .await?;
+                touched.extend(before);
+                Moved::Done
+            }
+            Ok(Outcome::Closed | Outcome::Missing) => {
+                assignments::set_open(&mut tx, m.ticket_id, false, now).await?;
+                tracing::info!(ticket = %m.ticket_id, "ticket is closed or unknown to the ticket service; no longer counted");
+                Moved::TicketGone
+            }
+            Ok(Outcome::Invalid(why)) => {
+                assignments::set_open(&mut tx, m.ticket_id, false, now).await?;
+                tracing::error!(ticket = %m.ticket_id, reason = %why, "the ticket service refused to move this ticket; no longer counted");
+                Moved::TicketGone
+            }
+            Ok(Outcome::AssigneeRejected(why)) => {
+                if let Some(agent) = m.to {
+                    agents::deactivate(&mut tx, agent, now).await?;
+                    tracing::warn!(%agent, reason = %why, "the ticket service refused this agent; deactivated until the roster confirms them");
+                }
+                assignments::revert_holder(&mut tx, m.ticket_id, m.to, m.from, now).await?;
+                Moved::AgentRejected
+            }
+            Err(error) => {
+                tracing::warn!(ticket = %m.ticket_id, %error, "move not confirmed by the ticket service; retried later");
+                results.push((m, Moved::Pending));
+                continue;
+            }
+        };
+        finished.push(m.id);
+        results.push((m, moved));
+    }
+    agents::recount(&mut tx, &touched).await?;
+    moves::finish(&mut tx, &finished, now).await?;
+    tx.commit().await?;
+    if results.iter().any(|(_, r)| *r == Moved::AgentRejected) {
+        // The refused tickets are decided again.
+        engine.wake_drainer();
+        engine.wake_operations();
+    }
+    Ok(results)
+}
+
+/// Sends moves whenever woken and every [`POLL`], until `shutdown`; the
+/// batch in hand is finished first.
+pub async fn run(engine: Engine, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut passes = 0u32;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = engine.mover_wanted() => {}
+            _ = ticks.tick() => {}
+        }
+        loop {
+            match perform(&engine, None).await {
+                // Stop when nothing was due, or nothing got through (the
+                // ticket service is away: the leases space the retries).
+                Ok(done) if done.iter().all(|(_, r)| *r == Moved::Pending) => break,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "sending moves failed; retrying shortly");
+                    break;
+                }
+            }
+        }
+        passes = passes.wrapping_add(1);
+        if passes.is_multiple_of(PRUNE_EVERY) {
+            prune(&engine).await;
+        }
+    }
+}
+
+async fn prune(engine: &Engine) {
+    let pruned = match engine.pool().acquire().await {
+        Ok(mut conn) => moves::prune(&mut conn).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
+    match pruned {
+        Ok(n) if n > 0 => tracing::debug!(pruned = n, "answered moves pruned"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "pruning answered moves failed"),
+    }
+}
