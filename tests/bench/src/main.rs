@@ -5,9 +5,13 @@
 //!   publish-with-confirms of the same messages; then commit→broker latency.
 //! - `tickets`: CreateTicket, GetTicket and ListTickets (page 1 and 1,000 on
 //!   1,000,000 tickets) over gRPC, next to the same SQL issued directly.
+//! - `assignment`: CreateTicket at 32 concurrent callers for a minute with
+//!   the assignment service serving the tickets: create rate, time to
+//!   assignment and backlog, in the same run.
 //!
 //! Needs the local PostgreSQL and RabbitMQ (`TEST_DATABASE_URL`, `TEST_AMQP_URL`).
 
+mod assignment;
 mod relay;
 mod report;
 mod tickets;
@@ -17,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("relay") => relay::run().await,
         Some("tickets") => tickets::run().await,
-        _ => anyhow::bail!("usage: bench relay|tickets"),
+        Some("assignment") => assignment::run().await,
+        _ => anyhow::bail!("usage: bench relay|tickets|assignment"),
     }
 }

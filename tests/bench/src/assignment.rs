@@ -1,0 +1,337 @@
+//! Assignment under intake: CreateTicket at 32 concurrent callers for a
+//! minute (`BENCH_SECS` to change), with agents that have room, the ticket
+//! service and one assignment replica in-process on the same machine.
+//! Printed in the same run: the create rate, the time from a ticket's
+//! creation to its `ticket.assigned` (both stamped by the ticket service),
+//! and the backlog (created but not yet assigned) sampled every 500 ms.
+//!
+//! Run it release-built: `cargo run --release -p helpdesk-bench -- assignment`.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use assignment_service::{domain::Tier, startup::Application as Assignment};
+use chrono::Utc;
+use helpdesk_kit::{
+    auth::{AuthConfig, Role},
+    clock::{SystemClock, from_timestamp},
+    config::CommonConfig,
+    consumer::{self, ConsumerConfig},
+    relay::RelayConfig,
+    testing::{EventTap, TestDb, amqp_url, delete_broker_objects, minter, unique_exchange},
+};
+use helpdesk_proto::support::v1::{self as pb, ticket_service_client::TicketServiceClient};
+use platform_standin::{DemoData, Options, SeedUser};
+use tokio::sync::oneshot;
+use tonic::{Request, transport::Channel};
+use uuid::Uuid;
+
+use crate::report::{Latencies, ms, row};
+
+const POOL: u32 = 10;
+const CONCURRENCY: usize = 32;
+const AGENTS: usize = 40;
+const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
+const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
+
+fn staff(n: usize) -> SeedUser {
+    SeedUser {
+        id: Uuid::new_v4(),
+        display_name: format!("Agent {n}"),
+        email: format!("agent{n}@example.com"),
+        locale: "en-GB".into(),
+        push_tokens: Vec::new(),
+        active: true,
+        is_staff: true,
+        create_time: Utc::now(),
+    }
+}
+
+fn common(url: &str) -> anyhow::Result<CommonConfig> {
+    Ok(CommonConfig {
+        listen_addr: "127.0.0.1:0".parse()?,
+        database_url: url.to_owned(),
+        database_max_connections: POOL,
+        auth: AuthConfig::dev(),
+        otlp_endpoint: None,
+    })
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+
+    // The stand-in, with AGENTS staff who together have room for every
+    // ticket of the run (capacity 1,000 each).
+    let standin_listener = helpdesk_kit::server::bind("127.0.0.1:0".parse()?).await?;
+    let standin_addr = format!("http://{}", standin_listener.local_addr()?);
+    let mut data = DemoData::demo();
+    data.users.retain(|u| !u.is_staff);
+    data.users.extend((0..AGENTS).map(staff));
+    let (stop_standin, standin_stopped) = oneshot::channel::<()>();
+    tokio::spawn(platform_standin::run(
+        standin_listener,
+        data,
+        Options::default(),
+        async move {
+            let _ = standin_stopped.await;
+        },
+    ));
+
+    let exchange = unique_exchange();
+    let ticket_db = TestDb::create(&ticket_service::MIGRATOR).await?;
+    let tickets = ticket_service::startup::Application::build(
+        ticket_service::config::Config {
+            common: common(&ticket_db.url)?,
+            accounts_addr: standin_addr.clone(),
+            rides_addr: standin_addr.clone(),
+            platform_timeout: Duration::from_millis(800),
+            idempotency_retention: chrono::Duration::hours(48),
+            relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
+        },
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let ticket_addr = format!("http://127.0.0.1:{}", tickets.port());
+    let (stop_tickets, tickets_stopped) = oneshot::channel::<()>();
+    let tickets_task = tokio::spawn(tickets.run(async move {
+        let _ = tickets_stopped.await;
+    }));
+
+    let assignment_db = TestDb::create(&assignment_service::MIGRATOR).await?;
+    let queue = format!("bench-assignment.{}", Uuid::new_v4().simple());
+    let consumer_config = ConsumerConfig::new(
+        &amqp_url(),
+        &exchange,
+        &queue,
+        &assignment_service::app::consumer::BINDINGS,
+    );
+    consumer::declare(&consumer_config).await?;
+    let assignment = Assignment::build(
+        assignment_service::config::Config {
+            common: common(&assignment_db.url)?,
+            accounts_addr: standin_addr,
+            ticket_addr: ticket_addr.clone(),
+            call_timeout: Duration::from_secs(2),
+            consumer: consumer_config,
+            default_capacity: 1000,
+            roster_interval: Duration::from_secs(3600),
+            reconcile_interval: Duration::from_secs(3600),
+            redistribute_on_unavailable: true,
+            escalation_tier: Tier::L2,
+            drain_interval: Duration::from_secs(5),
+            service_identity: assignment_service::clients::tickets::SERVICE_SUBJECT.to_owned(),
+        },
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let (stop_assignment, assignment_stopped) = oneshot::channel::<()>();
+    let assignment_task = tokio::spawn(assignment.run(async move {
+        let _ = assignment_stopped.await;
+    }));
+    let waiting_pool = assignment_db.pool.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM agents WHERE active")
+        .fetch_one(&waiting_pool)
+        .await?
+        < AGENTS as i64
+    {
+        anyhow::ensure!(Instant::now() < deadline, "the roster did not sync");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Every assignment, as the ticket service published it.
+    let mut tap = EventTap::start(&exchange, "ticket.assigned").await?;
+    let assigned = Arc::new(AtomicUsize::new(0));
+    let to_assignment = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = {
+        let (assigned, to_assignment) = (assigned.clone(), to_assignment.clone());
+        tokio::spawn(async move {
+            while let Some(event) = tap.next(Duration::from_secs(3600)).await {
+                let e: pb::TicketAssigned = event.decode();
+                let at = e
+                    .header
+                    .and_then(|h| h.occurred_at)
+                    .as_ref()
+                    .and_then(from_timestamp);
+                let created = e
+                    .ticket
+                    .and_then(|t| t.create_time)
+                    .as_ref()
+                    .and_then(from_timestamp);
+                if let (Some(at), Some(created)) = (at, created) {
+                    let took = (at - created).to_std().unwrap_or_default();
+                    to_assignment.lock().expect("not poisoned").push(took);
+                }
+                assigned.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    // The backlog, sampled.
+    let created = Arc::new(AtomicUsize::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (created, assigned, sampling) = (created.clone(), assigned.clone(), sampling.clone());
+        let pool = waiting_pool.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let started = Instant::now();
+            while sampling.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let backlog = created
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(assigned.load(Ordering::Relaxed));
+                let (waiting, pending): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM assignments WHERE agent_id IS NULL AND open),
+                            (SELECT count(*) FROM moves WHERE done_at IS NULL)",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap_or((-1, -1));
+                samples.push((
+                    started.elapsed(),
+                    created.load(Ordering::Relaxed),
+                    backlog,
+                    waiting,
+                    pending,
+                ));
+            }
+            samples
+        })
+    };
+
+    // The intake.
+    let channel = Channel::from_shared(ticket_addr)?.connect().await?;
+    let client = TicketServiceClient::new(channel);
+    let alice = minter().mint(ALICE, Role::User, chrono::Duration::hours(2));
+    println!(
+        "assignment under intake: CreateTicket at {CONCURRENCY} concurrent callers for {secs} s, \
+         {AGENTS} agents with room (pool {POOL} connections per service)\n"
+    );
+    let started = Instant::now();
+    let until = started + Duration::from_secs(secs);
+    let mut callers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (mut c, token, created) = (client.clone(), alice.clone(), created.clone());
+        callers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < until {
+                let mut request = Request::new(pb::CreateTicketRequest {
+                    ride_id: ALICE_RIDE.into(),
+                    category_id: "ride_issue".into(),
+                    subject: "Bench".into(),
+                    description: "The trip took 40 minutes instead of 15.".into(),
+                    priority: pb::TicketPriority::High.into(),
+                    request_id: Uuid::new_v4().to_string(),
+                    ..Default::default()
+                });
+                request
+                    .metadata_mut()
+                    .insert("authorization", format!("Bearer {token}").parse()?);
+                let t = Instant::now();
+                c.create_ticket(request).await?;
+                latencies.push(t.elapsed());
+                created.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut create_latencies = Vec::new();
+    for caller in callers {
+        create_latencies.extend(caller.await??);
+    }
+    let load_time = started.elapsed();
+    let total = created.load(Ordering::Relaxed);
+    // Then until every ticket is assigned (at most 60 s).
+    let drain_deadline = Instant::now() + Duration::from_secs(60);
+    while assigned.load(Ordering::Relaxed) < total && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained_after = Instant::now() - (started + load_time);
+    sampling.store(false, Ordering::Relaxed);
+    let samples = sampler.await?;
+
+    let create = Latencies::new(create_latencies);
+    row(
+        "CreateTicket over gRPC",
+        format!(
+            "{:>8.0} calls/s {}",
+            total as f64 / load_time.as_secs_f64(),
+            create.summary()
+        ),
+    );
+    let taken = Latencies::new(to_assignment.lock().expect("not poisoned").clone());
+    row(
+        "creation → ticket.assigned",
+        format!(
+            "{:>8.0} assigned/s {}",
+            assigned.load(Ordering::Relaxed) as f64 / (load_time + drained_after).as_secs_f64(),
+            taken.summary()
+        ),
+    );
+    let mut backlogs: Vec<usize> = samples.iter().map(|s| s.2).collect();
+    backlogs.sort_unstable();
+    let p99 = backlogs
+        .get(((backlogs.len().saturating_sub(1)) as f64 * 0.99).round() as usize)
+        .copied()
+        .unwrap_or(0);
+    row(
+        "backlog (created, not yet assigned)",
+        format!(
+            "max {:>6}   p99 {:>6}   last sample under load {:>6}",
+            backlogs.last().copied().unwrap_or(0),
+            p99,
+            samples
+                .iter()
+                .rev()
+                .find(|s| s.0 <= load_time)
+                .map_or(0, |s| s.2)
+        ),
+    );
+    row(
+        "waiting queue / pending moves (max)",
+        format!(
+            "{:>6} / {:>6}",
+            samples.iter().map(|s| s.3).max().unwrap_or(0),
+            samples.iter().map(|s| s.4).max().unwrap_or(0)
+        ),
+    );
+    row(
+        "all assigned after the intake stopped",
+        format!(
+            "{:>8.0} ms ({} of {total})",
+            ms(drained_after),
+            assigned.load(Ordering::Relaxed)
+        ),
+    );
+    println!("\n  every 10 s: elapsed, created, backlog, waiting, pending moves");
+    for s in samples.iter().filter(|s| s.0.as_millis() % 10_000 < 500) {
+        println!(
+            "  {:>6.1} s {:>8} {:>8} {:>8} {:>8}",
+            s.0.as_secs_f64(),
+            s.1,
+            s.2,
+            s.3,
+            s.4
+        );
+    }
+
+    listener.abort();
+    let _ = stop_assignment.send(());
+    let _ = assignment_task.await;
+    let _ = stop_tickets.send(());
+    let _ = tickets_task.await;
+    let _ = stop_standin.send(());
+    let mut queues = vec![queue.clone(), format!("{queue}.dead")];
+    queues.extend((1..8).map(|n| format!("{queue}.retry.{n}")));
+    delete_broker_objects(Some(exchange), queues);
+    Ok(())
+}
