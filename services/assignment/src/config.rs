@@ -33,6 +33,9 @@ pub struct Config {
     /// outage (only escalation calls the ticket service from a handler) pass
     /// without a dead letter.
     pub consumer: ConsumerConfig,
+    /// `CONSUMER_TASKS`: events handled side by side (default 4; see
+    /// `app::consumer::run`).
+    pub consumer_tasks: usize,
     /// `DEFAULT_CAPACITY`: open tickets a new agent may hold (default 10).
     pub default_capacity: i32,
     /// `ROSTER_SYNC_SECS`: how often the roster is read from the accounts
@@ -87,6 +90,11 @@ impl Config {
             ticket_addr: string_or("TICKET_ADDR", "http://127.0.0.1:50051"),
             call_timeout: millis_or("CALL_TIMEOUT_MS", Duration::from_millis(2000))?,
             consumer,
+            consumer_tasks: {
+                let n = var_or("CONSUMER_TASKS", 4)?;
+                anyhow::ensure!(n >= 1, "CONSUMER_TASKS must be at least 1");
+                n
+            },
             default_capacity,
             roster_interval: secs("ROSTER_SYNC_SECS", 60)?,
             reconcile_interval: secs("RECONCILE_SECS", 300)?,

@@ -9,7 +9,7 @@
 
 use std::{future::Future, sync::Arc};
 
-use helpdesk_kit::{auth::Verifier, clock::SharedClock, consumer, db};
+use helpdesk_kit::{auth::Verifier, clock::SharedClock, db};
 use helpdesk_proto::support::v1::assignment_service_server::AssignmentServiceServer;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -20,7 +20,7 @@ use crate::{
     MIGRATOR,
     api::AssignmentApi,
     app::{
-        consumer::TicketEvents,
+        consumer::{self, TicketEvents},
         drainer,
         engine::{Engine, Policy},
         mover, operations, reconcile,
@@ -117,6 +117,7 @@ impl Application {
                     self.engine.clone(),
                     self.config.service_identity.clone(),
                 )),
+                self.config.consumer_tasks,
                 stop.clone(),
             )),
             tokio::spawn(drainer::run(

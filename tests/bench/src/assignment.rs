@@ -121,6 +121,7 @@ pub async fn run() -> anyhow::Result<()> {
             ticket_addr: ticket_addr.clone(),
             call_timeout: Duration::from_secs(2),
             consumer: consumer_config,
+            consumer_tasks: 4,
             default_capacity: 1000,
             roster_interval: Duration::from_secs(3600),
             reconcile_interval: Duration::from_secs(3600),

@@ -308,7 +308,8 @@ impl Engine {
         };
         let ids = self.decide(&mut tx, &[decided]).await?;
         tx.commit().await?;
-        self.wake_mover();
+        // The mover is not woken: the caller sends this move itself and
+        // answers with the outcome; dropped, it leaves it to the mover's poll.
         Ok((a, ids.first().copied()))
     }
 
@@ -485,6 +486,21 @@ pub async fn lock(conn: &mut PgConnection) -> sqlx::Result<()> {
         .fetch_one(&mut *conn)
         .await?;
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", DECISION_LOCK)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes the decision lock in shared mode: for writes that add to what
+/// decisions read without deciding anything (a new ticket joining the
+/// queue). Such transactions run and commit side by side; a decision still
+/// waits for every one in progress, so it sees their rows and a
+/// reconciliation mark still covers them.
+pub async fn lock_shared(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query_scalar!("SELECT set_config('lock_timeout', $1, true)", LOCK_TIMEOUT)
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock_shared($1)", DECISION_LOCK)
         .execute(conn)
         .await?;
     Ok(())

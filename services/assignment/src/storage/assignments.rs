@@ -332,7 +332,9 @@ pub struct Listed<'a> {
 /// Makes rows unchanged since `mark` match the listing: listed tickets are
 /// open with the listed assignee (unlisted ones are [`unlisted`], confirmed
 /// one by one before [`close_unchanged`]). Rows changed after `mark` are
-/// newer than the listing and left alone. Returns how many rows changed.
+/// newer than the listing, and rows with a pending move are ahead of it
+/// until the move is answered: both are left alone. Returns how many rows
+/// changed.
 pub async fn match_listing(
     conn: &mut PgConnection,
     listed: &Listed<'_>,
@@ -355,6 +357,8 @@ pub async fn match_listing(
                                     THEN assignments.assigned_at ELSE EXCLUDED.assigned_at END,
                  updated_at = EXCLUDED.updated_at, revision = nextval('assignment_revision')
              WHERE assignments.revision <= $8
+               AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.ticket_id = assignments.ticket_id
+                                                       AND m.done_at IS NULL)
                AND (assignments.agent_id IS DISTINCT FROM EXCLUDED.agent_id
                     OR NOT assignments.open
                     OR assignments.priority <> EXCLUDED.priority

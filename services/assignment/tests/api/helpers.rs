@@ -53,6 +53,9 @@ pub struct Setup {
     /// Route the replicas' calls to the ticket service through a
     /// [`TcpProxy`] the test can cut ([`TestEnv::ticket_proxy`]).
     pub ticket_proxy: bool,
+    /// Event consumers per replica (1 keeps events in publication order,
+    /// which some tests rely on to know an earlier event was handled).
+    pub consumer_tasks: usize,
 }
 
 impl Default for Setup {
@@ -66,6 +69,7 @@ impl Default for Setup {
             replicas: 1,
             default_capacity: 10,
             ticket_proxy: false,
+            consumer_tasks: 1,
         }
     }
 }
@@ -270,6 +274,7 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         ticket_addr,
         call_timeout: Duration::from_secs(5),
         consumer: consumer_config,
+        consumer_tasks: setup.consumer_tasks,
         default_capacity: setup.default_capacity,
         roster_interval: Duration::from_secs(3600),
         reconcile_interval: Duration::from_secs(3600),

@@ -34,6 +34,8 @@ async fn a_thousand_concurrent_tickets_are_each_assigned_once_and_evenly_across_
         staff: staff.clone(),
         replicas: 2,
         default_capacity: CAPACITY,
+        // Events handled side by side, as in production.
+        consumer_tasks: 4,
         ..Setup::default()
     })
     .await;

@@ -56,9 +56,12 @@ async fn leavers_hand_their_tickets_on_and_newcomers_join_with_the_defaults() {
         ),
         (3, 1, 2, 2)
     );
-    // The hand-over runs in the background, one decision at a time.
+    // The hand-over runs in the background, one decision at a time, and the
+    // ticket service is told after each.
     env.wait_until("the leavers' tickets are handed on", || async {
-        env.workload(SUE).await == 0 && env.workload(TOM).await == 0
+        env.workload(SUE).await == 0
+            && env.workload(TOM).await == 0
+            && env.pending_moves().await == 0
     })
     .await;
 

@@ -49,8 +49,8 @@ async fn capacity_is_never_exceeded_and_agents_off_shift_are_skipped() {
         env.waiting().await == vec![third.clone()]
     })
     .await;
-    assert_eq!(env.assignee(&tickets[0].id).await, SAM);
-    assert_eq!(env.assignee(&tickets[1].id).await, SAM);
+    env.wait_assignee(&tickets[0].id, SAM).await;
+    env.wait_assignee(&tickets[1].id, SAM).await;
     assert_eq!(env.assignee(&third).await, "", "nobody may take it");
     let (sam, sue) = (env.agent(SAM).await, env.agent(SUE).await);
     assert_eq!((sam.open_tickets, sam.capacity), (2, 2));

@@ -40,7 +40,10 @@ async fn an_agent_going_off_shift_hands_open_tickets_to_others_and_the_rest_wait
 
     // Back on shift: the waiting ticket is Sam's again.
     env.set_available(SAM, true).await;
-    assert!(env.waiting().await.is_empty());
+    env.wait_until("the waiting ticket is served", || async {
+        env.waiting().await.is_empty() && env.pending_moves().await == 0
+    })
+    .await;
     assert_eq!((env.workload(SAM).await, env.workload(SUE).await), (1, 3));
     assert!(env.stored_workloads_are_true().await);
 }
@@ -204,16 +207,28 @@ async fn manual_assignment_names_an_agent_even_over_capacity_or_picks_automatica
     assert_eq!((env.workload(SAM).await, env.workload(SUE).await), (0, 1));
 
     // Auto: anyone but the holder who has room (Sam).
+    let auto_request = || pb::AssignmentServiceAssignTicketRequest {
+        ticket_id: t.id.clone(),
+        auto: true,
+        request_id: "0e000000-0000-4000-8000-000000000042".into(),
+        ..Default::default()
+    };
     let auto = staff()
-        .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
-            ticket_id: t.id.clone(),
-            auto: true,
-            ..Default::default()
-        })
+        .assign_ticket(auto_request())
         .await
         .unwrap()
         .into_inner();
     assert_eq!(auto.agent_id, SAM);
+    let events = env.assigned_events(&t.id).await;
+    // The same request again (a client retry) is recognised: it does not
+    // move the ticket on to the next choice.
+    let retried = staff()
+        .assign_ticket(auto_request())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.agent_id, SAM);
+    assert_eq!(env.assigned_events(&t.id).await, events);
     env.set_available(SUE, false).await;
     let none = staff()
         .assign_ticket(pb::AssignmentServiceAssignTicketRequest {
