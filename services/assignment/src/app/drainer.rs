@@ -7,6 +7,11 @@
 
 use std::time::Duration;
 
+/// How long a woken drainer lets more wake-ups gather before its pass: one
+/// pass then decides for a burst of new tickets under one lock, instead of
+/// taking the lock once per ticket while new tickets queue behind it.
+const GATHER: Duration = Duration::from_millis(10);
+
 use tokio_util::sync::CancellationToken;
 
 use super::engine::Engine;
@@ -19,7 +24,7 @@ pub async fn run(engine: Engine, every: Duration, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = engine.drain_wanted() => {}
+            () = engine.drain_wanted() => tokio::time::sleep(GATHER).await,
             _ = ticks.tick() => {}
         }
         let assigned = engine.drain().await;

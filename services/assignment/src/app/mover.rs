@@ -30,7 +30,11 @@ use super::engine::Engine;
 use crate::{
     clients::tickets::Outcome,
     domain::Move,
-    storage::{agents, assignments, moves},
+    storage::{
+        agents,
+        assignments::{self, Answered},
+        moves,
+    },
 };
 
 /// Most moves sent at once.
@@ -83,20 +87,19 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
     let now = engine.clock().now();
     let mut tx = engine.begin().await?;
     let (mut finished, mut touched, mut results) = (Vec::new(), Vec::<Uuid>::new(), Vec::new());
+    // The usual answer is recorded for the whole batch in one statement
+    // below: the lock is held for a handful of statements, not one per move.
+    let mut answered = Vec::new();
     for (m, answer) in claimed.into_iter().zip(answers) {
         touched.extend(m.from.into_iter().chain(m.to));
         let moved = match answer {
             Ok(Outcome::Done(answer)) => {
-                let before = assignments::record_answer(
-                    &mut tx,
-                    m.ticket_id,
-                    m.to,
-                    answer.open,
-                    answer.at,
-                    now,
-                )
-                .await?;
-                touched.extend(before);
+                answered.push(Answered {
+                    ticket: m.ticket_id,
+                    agent: m.to,
+                    open: answer.open,
+                    at: answer.at,
+                });
                 Moved::Done
             }
             Ok(Outcome::Closed | Outcome::Missing) => {
@@ -126,6 +129,7 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
         finished.push(m.id);
         results.push((m, moved));
     }
+    touched.extend(assignments::record_answers(&mut tx, &answered, now).await?);
     agents::recount(&mut tx, &touched).await?;
     moves::finish(&mut tx, &finished, now).await?;
     tx.commit().await?;

@@ -103,45 +103,77 @@ pub async fn apply_event(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records the ticket service's answer to a move: `agent` holds the ticket
-/// (`None`: nobody), open or not as the answer says. Unconditional (we hold
-/// the decision lock and the answer is the ticket as of our call), but the
-/// row's event mark only moves forward, to `(at, nil)`: an event of the
-/// same instant still wins.
-/// Returns the holder the row had before (an event may have changed it
-/// since the decision), whose workload changes too.
-pub async fn record_answer(
+/// One answer of the ticket service to a move.
+#[derive(Clone, Debug)]
+pub struct Answered {
+    pub ticket: Uuid,
+    /// The holder it now has (`None`: nobody).
+    pub agent: Option<Uuid>,
+    /// Still counts toward a workload.
+    pub open: bool,
+    /// When the ticket last changed, as the answer says.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Records answers of the ticket service to moves (one statement for a
+/// batch): each row takes the answer's holder and openness. Unconditional
+/// (we hold the decision lock and an answer is the ticket as of our call),
+/// but a row's event mark only moves forward, to `(at, nil)`: an event of
+/// the same instant still wins. Returns the holders the rows had before (an
+/// event may have changed one since the decision): their workloads change
+/// too.
+pub async fn record_answers(
     conn: &mut PgConnection,
-    ticket: Uuid,
-    agent: Option<Uuid>,
-    open: bool,
-    at: Option<DateTime<Utc>>,
+    answers: &[Answered],
     now: DateTime<Utc>,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
-        "WITH before AS (SELECT agent_id FROM assignments WHERE ticket_id = $1 FOR UPDATE)
-         UPDATE assignments
-         SET agent_id = $2, open = $3,
-             assigned_at = CASE WHEN $2::uuid IS NULL THEN NULL
-                                WHEN agent_id IS NOT DISTINCT FROM $2 THEN assigned_at
-                                ELSE $5::timestamptz END,
-             updated_at = $5, revision = nextval('assignment_revision'),
-             last_event_id = CASE WHEN $4::timestamptz IS NOT NULL
-                                       AND (last_event_at IS NULL OR $4 > last_event_at)
-                                  THEN '00000000-0000-0000-0000-000000000000'::uuid
-                                  ELSE last_event_id END,
-             last_event_at = GREATEST(last_event_at, $4)
-         WHERE ticket_id = $1
-         RETURNING (SELECT agent_id FROM before)",
-        ticket,
-        agent,
-        open,
-        at,
+) -> sqlx::Result<Vec<Uuid>> {
+    let tickets: Vec<Uuid> = answers.iter().map(|a| a.ticket).collect();
+    let agents: Vec<Uuid> = answers
+        .iter()
+        .map(|a| a.agent.unwrap_or(Uuid::nil()))
+        .collect();
+    let open: Vec<bool> = answers.iter().map(|a| a.open).collect();
+    // The epoch stands for "the answer carried no time" (the mark stays).
+    let at: Vec<DateTime<Utc>> = answers
+        .iter()
+        .map(|a| a.at.unwrap_or(DateTime::UNIX_EPOCH))
+        .collect();
+    let before = sqlx::query_scalar!(
+        r#"WITH answer AS (
+               SELECT t.ticket, NULLIF(t.agent, '00000000-0000-0000-0000-000000000000'::uuid) AS agent,
+                      t.open, NULLIF(t.at, $4::timestamptz) AS at
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[], $5::timestamptz[])
+                    AS t(ticket, agent, open, at)
+           ),
+           before AS (
+               SELECT s.ticket_id, s.agent_id FROM assignments s
+               JOIN answer a ON a.ticket = s.ticket_id
+               FOR UPDATE OF s
+           )
+           UPDATE assignments s
+           SET agent_id = a.agent, open = a.open,
+               assigned_at = CASE WHEN a.agent IS NULL THEN NULL
+                                  WHEN s.agent_id IS NOT DISTINCT FROM a.agent THEN s.assigned_at
+                                  ELSE $6::timestamptz END,
+               updated_at = $6, revision = nextval('assignment_revision'),
+               last_event_id = CASE WHEN a.at IS NOT NULL
+                                         AND (s.last_event_at IS NULL OR a.at > s.last_event_at)
+                                    THEN '00000000-0000-0000-0000-000000000000'::uuid
+                                    ELSE s.last_event_id END,
+               last_event_at = GREATEST(s.last_event_at, a.at)
+           FROM answer a JOIN before b ON b.ticket_id = a.ticket
+           WHERE s.ticket_id = a.ticket
+           RETURNING b.agent_id"#,
+        &tickets,
+        &agents,
+        &open,
+        DateTime::UNIX_EPOCH,
+        &at,
         now,
     )
-    .fetch_optional(conn)
-    .await
-    .map(Option::flatten)
+    .fetch_all(conn)
+    .await?;
+    Ok(before.into_iter().flatten().collect())
 }
 
 /// Gives decided holders to tickets (`None`: nobody; one statement for a

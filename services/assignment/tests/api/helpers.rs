@@ -639,6 +639,23 @@ impl TestEnv {
         .unwrap()
     }
 
+    /// Every `ticket.assigned` the ticket service wrote.
+    pub async fn assigned_events_total(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE routing_key = 'ticket.assigned'")
+            .fetch_one(&self.ticket_db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until no move is pending: the ticket service has applied
+    /// every assignment it ever will for what was decided so far.
+    pub async fn moves_settled(&self) {
+        self.wait_until("every move is answered", || async {
+            self.pending_moves().await == 0
+        })
+        .await;
+    }
+
     pub async fn stop_replicas(&mut self) {
         for replica in &mut self.replicas {
             if let Some(stop) = replica.stop.take() {
