@@ -36,6 +36,8 @@ use crate::report::{Latencies, ms, row};
 const POOL: u32 = 10;
 const CONCURRENCY: usize = 32;
 const AGENTS: usize = 40;
+/// Event consumers of the assignment replica (its pool is twice `POOL`).
+const CONSUMERS: usize = 12;
 const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
 const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
 
@@ -116,12 +118,15 @@ pub async fn run() -> anyhow::Result<()> {
     consumer::declare(&consumer_config).await?;
     let assignment = Assignment::build(
         assignment_service::config::Config {
-            common: common(&assignment_db.url)?,
+            common: CommonConfig {
+                database_max_connections: 2 * POOL,
+                ..common(&assignment_db.url)?
+            },
             accounts_addr: standin_addr,
             ticket_addr: ticket_addr.clone(),
             call_timeout: Duration::from_secs(2),
             consumer: consumer_config,
-            consumer_tasks: 4,
+            consumer_tasks: CONSUMERS,
             default_capacity: 1000,
             roster_interval: Duration::from_secs(3600),
             reconcile_interval: Duration::from_secs(3600),
@@ -215,7 +220,7 @@ pub async fn run() -> anyhow::Result<()> {
     let alice = minter().mint(ALICE, Role::User, chrono::Duration::hours(2));
     println!(
         "assignment under intake: CreateTicket at {CONCURRENCY} concurrent callers for {secs} s, \
-         {AGENTS} agents with room (pool {POOL} connections per service)\n"
+         {AGENTS} agents with room, {CONSUMERS} event consumers\n"
     );
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);

@@ -170,8 +170,13 @@ impl Handler for TicketEvents {
             TicketEvent::Created(e) => {
                 let a = tracked(e.ticket.as_ref())?;
                 let at = occurred_at(e.header.as_ref(), id)?;
-                // Only adds to the queue: new tickets go in side by side.
+                // Only adds to the queue: new tickets go in side by side,
+                // and their commits do not wait for the disk (a decision
+                // waits for them). A database crash can lose the last
+                // moments of them, acked: reconciliation finds those
+                // tickets in the ticket service and queues them (logged).
                 engine::lock_shared(tx).await?;
+                engine::commit_without_flush(tx).await?;
                 if !self.engine.track(tx, &a, at, id).await? {
                     tracing::debug!(ticket = %a.human_id, "ticket already tracked");
                 }

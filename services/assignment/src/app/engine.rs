@@ -182,9 +182,7 @@ impl Engine {
     pub async fn begin(&self) -> ApiResult<Transaction<'static, Postgres>> {
         let mut tx = self.inner.pool.begin().await?;
         lock(&mut tx).await.map_err(busy)?;
-        sqlx::query_scalar!("SELECT set_config('synchronous_commit', 'off', true)")
-            .fetch_one(&mut *tx)
-            .await?;
+        commit_without_flush(&mut tx).await?;
         Ok(tx)
     }
 
@@ -515,6 +513,16 @@ pub async fn lock_shared(conn: &mut PgConnection) -> sqlx::Result<()> {
         .await?;
     sqlx::query!("SELECT pg_advisory_xact_lock_shared($1)", DECISION_LOCK)
         .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Lets this transaction's commit return before its log reaches the disk
+/// (`synchronous_commit = off`, this transaction only): the locks it holds
+/// are released sooner; a database crash may lose it (see [`Engine::begin`]).
+pub async fn commit_without_flush(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query_scalar!("SELECT set_config('synchronous_commit', 'off', true)")
+        .fetch_one(conn)
         .await?;
     Ok(())
 }
