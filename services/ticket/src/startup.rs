@@ -18,8 +18,8 @@ use tonic::service::Routes;
 use crate::{
     MIGRATOR,
     api::{categories::CategoryApi, tickets::TicketApi},
+    clients::Platform,
     config::Config,
-    platform::Platform,
 };
 
 pub struct Application {

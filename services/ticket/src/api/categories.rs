@@ -2,8 +2,9 @@
 //! create and edit them. Categories are never deleted (tickets refer to
 //! them); deactivating hides them from new tickets.
 
+use super::access::admin_only;
 use helpdesk_kit::{
-    auth::{Caller, Role},
+    auth::Caller,
     error::{ApiError, ApiResult, Violations},
     idempotency::{self, Key, parse_request_id},
 };
@@ -12,8 +13,11 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::fields::{self, CATEGORY_DESCRIPTION_MAX, CATEGORY_NAME_MAX},
-    storage::categories::{self, Category},
+    domain::{
+        Category,
+        fields::{self, CATEGORY_DESCRIPTION_MAX, CATEGORY_NAME_MAX},
+    },
+    storage::categories,
 };
 
 pub struct CategoryApi {
@@ -33,14 +37,6 @@ fn to_pb(c: Category) -> pb::Category {
         description: c.description,
         active: c.active,
         sort_order: c.sort_order,
-    }
-}
-
-fn admin_only(caller: &Caller) -> ApiResult<()> {
-    if caller.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::denied("only admins may manage categories"))
     }
 }
 

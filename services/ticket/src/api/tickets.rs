@@ -1,8 +1,6 @@
-//! `support.v1.TicketService`.
-//!
-//! Who may do what (docs/architecture.md): users act on their own tickets
-//! only, and another user's ticket is NOT_FOUND, never PERMISSION_DENIED;
-//! staff and admins act on all; services create, read, edit and assign.
+//! `support.v1.TicketService`: each handler parses its request, checks who
+//! may do it (`access`), calls the platform before taking a connection, then
+//! writes, emits and records its idempotency key in one transaction.
 
 use helpdesk_kit::{
     auth::{Caller, Role},
@@ -18,21 +16,19 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
+    access::{sees_internal, staff_or_service, visible},
     convert::{self, optional, priority_from_pb, status_from_pb},
     events::Context,
 };
 use crate::{
+    clients::Platform,
     domain::{
-        Change, Message, Priority, Status as TicketStatus, Ticket,
+        Change, ListFilter, Message, Priority, Status as TicketStatus, Ticket, TicketKey,
         fields::{self, SUBJECT_MAX, TEXT_MAX},
         ticket::{AuthorRole, RuleError},
         ticket_number,
     },
-    platform::Platform,
-    storage::{
-        messages,
-        tickets::{self, ListFilter, TicketKey},
-    },
+    storage::{messages, tickets},
 };
 
 const DEFAULT_CATEGORY: &str = "other";
@@ -72,27 +68,8 @@ fn ticket_key(raw: &str) -> Result<TicketKey, String> {
     Err("must be a ticket UUID or a TKT- id".into())
 }
 
-/// Whether `caller` may see `ticket` at all.
-fn visible(caller: &Caller, ticket: &Ticket) -> bool {
-    caller.is_staff() || caller.is_service() || caller.account_id() == Some(ticket.user_id)
-}
-
-/// Staff, admins and our own services see internal notes; users and other
-/// teams' services never do.
-fn sees_internal(caller: &Caller) -> bool {
-    caller.is_staff() || caller.is_trusted_service()
-}
-
 fn rule(err: RuleError) -> ApiError {
     ApiError::precondition(err.to_string())
-}
-
-fn staff_or_service(caller: &Caller, what: &str) -> ApiResult<()> {
-    if caller.is_staff() || caller.is_trusted_service() {
-        Ok(())
-    } else {
-        Err(ApiError::denied(format!("only staff may {what}")))
-    }
 }
 
 fn key_for(

@@ -2,15 +2,7 @@
 
 use sqlx::PgExecutor;
 
-/// A ticket category.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Category {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub active: bool,
-    pub sort_order: i32,
-}
+use crate::domain::Category;
 
 /// Categories by sort order; inactive ones only when asked.
 pub async fn list<'c>(

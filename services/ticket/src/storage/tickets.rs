@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::corrupt;
-use crate::domain::{Priority, Status, Ticket};
+use crate::domain::{ListFilter, Priority, Status, Ticket, TicketKey};
 
 /// A row as stored; statuses and priorities are text for readable SQL.
 struct Row {
@@ -59,34 +59,12 @@ impl TryFrom<Row> for Ticket {
     }
 }
 
-/// How a caller names a ticket.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TicketKey {
-    Id(Uuid),
-    HumanId(String),
-}
-
-impl TicketKey {
-    /// The `(id, human_id)` query parameters: exactly one is set.
-    fn parts(&self) -> (Option<Uuid>, Option<&str>) {
-        match self {
-            TicketKey::Id(id) => (Some(*id), None),
-            TicketKey::HumanId(h) => (None, Some(h.as_str())),
-        }
+/// The `(id, human_id)` query parameters of a key: exactly one is set.
+fn key_parts(key: &TicketKey) -> (Option<Uuid>, Option<&str>) {
+    match key {
+        TicketKey::Id(id) => (Some(*id), None),
+        TicketKey::HumanId(h) => (None, Some(h.as_str())),
     }
-}
-
-/// Filters of ListTickets; `None` means "any".
-#[derive(Clone, Debug, Default)]
-pub struct ListFilter {
-    pub user_id: Option<Uuid>,
-    pub status: Option<Status>,
-    pub priority: Option<Priority>,
-    pub category_id: Option<String>,
-    pub assignee_id: Option<Uuid>,
-    pub ride_id: Option<Uuid>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
 }
 
 /// The next ticket number from the sequence.
@@ -124,7 +102,7 @@ pub async fn insert(conn: &mut PgConnection, t: &Ticket, number: i64) -> sqlx::R
 
 /// Finds a ticket by id or human id.
 pub async fn find<'c>(db: impl PgExecutor<'c>, key: &TicketKey) -> sqlx::Result<Option<Ticket>> {
-    let (id, human_id) = key.parts();
+    let (id, human_id) = key_parts(key);
     sqlx::query_as!(
         Row,
         "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
@@ -144,7 +122,7 @@ pub async fn find<'c>(db: impl PgExecutor<'c>, key: &TicketKey) -> sqlx::Result<
 /// Reads a ticket and locks its row until the transaction ends, so
 /// read-check-write sequences on one ticket serialize.
 pub async fn lock(conn: &mut PgConnection, key: &TicketKey) -> sqlx::Result<Option<Ticket>> {
-    let (id, human_id) = key.parts();
+    let (id, human_id) = key_parts(key);
     sqlx::query_as!(
         Row,
         "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,

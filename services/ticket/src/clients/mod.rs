@@ -1,5 +1,7 @@
-//! Clients for the other teams' services we validate foreign ids against
-//! (accounts, rides), through the kit's client conventions.
+//! Clients of the services we call: the other teams' accounts and rides
+//! services, which own the user and ride ids a ticket refers to. Kept apart
+//! from `api/` (what we serve) so a handler reads as "parse, check with the
+//! platform, write", and so a contract change of theirs touches one module.
 
 use std::time::Duration;
 
