@@ -4,6 +4,7 @@
 pub mod category;
 pub mod fields;
 pub mod lookup;
+pub mod references;
 pub mod status;
 pub mod ticket;
 pub mod ticket_number;

@@ -94,3 +94,67 @@ async fn a_slow_dependency_hits_the_deadline_and_is_unavailable() {
     );
     assert_eq!(app.count("SELECT count(*) FROM tickets").await, 0);
 }
+
+#[tokio::test]
+async fn a_ride_must_be_the_ticket_users_whoever_files_it() {
+    let app = spawn_app().await;
+    // Staff and services filing for Bob cannot attach Alice's ride.
+    for mut caller in [app.sam(), app.service()] {
+        let mut request = ticket_for(BOB);
+        request.ride_id = ALICE_RIDE.into();
+        let status = expect_code(
+            caller.tickets.create_ticket(request).await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), vec!["ride_id"]);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM tickets").await, 0);
+    // For Alice herself it is fine.
+    let mut request = ticket_for(ALICE);
+    request.ride_id = ALICE_RIDE.into();
+    app.sam().tickets.create_ticket(request).await.unwrap();
+}
+
+#[tokio::test]
+async fn drivers_file_tickets_about_the_rides_they_drove() {
+    let app = spawn_app().await;
+    let mut dan = app.as_(DAN_DRIVER, Role::User);
+    let mut request = new_ticket("");
+    request.category_id = "driver_issue".into();
+    for ride in [ALICE_RIDE, DAVE_RIDE] {
+        request.ride_id = ride.into();
+        let ticket = dan
+            .tickets
+            .create_ticket(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (ticket.user_id.as_str(), ticket.ride_id.as_str()),
+            (DAN_DRIVER, ride)
+        );
+    }
+    // Staff filing for a driver: the same rule.
+    let mut for_dina = ticket_for(DINA_DRIVER);
+    for_dina.ride_id = ALICE_CANCELLED_RIDE.into();
+    app.sam().tickets.create_ticket(for_dina).await.unwrap();
+    // Not a ride Dan drove.
+    request.ride_id = BOB_RIDE.into();
+    expect_violation(dan.tickets.create_ticket(request).await, "ride_id");
+}
+
+#[tokio::test]
+async fn tickets_about_a_cancelled_ride_are_accepted() {
+    let app = spawn_app().await;
+    let mut request = new_ticket("");
+    request.ride_id = ALICE_CANCELLED_RIDE.into();
+    request.subject = "Charged a cancellation fee for a no-show driver".into();
+    let ticket = app
+        .alice()
+        .tickets
+        .create_ticket(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ticket.ride_id, ALICE_CANCELLED_RIDE);
+}

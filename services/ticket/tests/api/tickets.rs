@@ -45,8 +45,8 @@ async fn staff_and_services_create_on_behalf_of_a_user_with_defaults() {
             .tickets
             .create_ticket(pb::CreateTicketRequest {
                 user_id: BOB.into(),
-                // Staff may attach any ride, even one that is not the user's.
-                ride_id: ALICE_RIDE.into(),
+                // Bob's own ride: nobody may attach someone else's (platform.rs).
+                ride_id: BOB_RIDE.into(),
                 category_id: String::new(),
                 subject: "  Payment failed  ".into(),
                 description: "Card declined".into(),
