@@ -35,7 +35,7 @@ fn to_pb(c: Category) -> pb::Category {
         id: c.id,
         name: c.name,
         description: c.description,
-        active: c.active,
+        active: Some(c.active),
         sort_order: c.sort_order,
     }
 }
@@ -57,11 +57,16 @@ fn validate(v: &mut Violations, c: &pb::Category, paths: &[&str]) -> Option<Cate
     } else {
         Some(String::new())
     };
+    // Unset means active (a proto3 bool would silently mean inactive), but an
+    // update that names `active` must say which.
+    if paths.contains(&"active") && c.active.is_none() {
+        v.add("category.active", "must be set when update_mask names it");
+    }
     Some(Category {
         id: id?,
         name: name?,
         description: description?,
-        active: c.active,
+        active: c.active.unwrap_or(true),
         sort_order: c.sort_order,
     })
 }

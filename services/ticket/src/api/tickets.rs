@@ -8,7 +8,7 @@ use helpdesk_kit::{
     error::{ApiError, ApiResult, Violations},
     idempotency::{self, Key, parse_request_id},
     outbox::Waker,
-    page_token::{self, Cursor},
+    page_token::{self, Cursor, PageSize},
 };
 use helpdesk_proto::support::v1::{self as pb, ticket_service_server::TicketService};
 use sqlx::PgPool;
@@ -32,8 +32,14 @@ use crate::{
 };
 
 const DEFAULT_CATEGORY: &str = "other";
-const TICKETS_PAGE: (i64, i64) = (20, 100);
-const MESSAGES_PAGE: (i64, i64) = (50, 100);
+const TICKETS_PAGE: PageSize = PageSize {
+    default: 20,
+    max: 100,
+};
+const MESSAGES_PAGE: PageSize = PageSize {
+    default: 50,
+    max: 100,
+};
 
 pub struct TicketApi {
     pool: PgPool,
@@ -62,8 +68,10 @@ fn ticket_key(raw: &str) -> Result<TicketKey, String> {
     if let Ok(id) = Uuid::parse_str(raw) {
         return Ok(TicketKey::Id(id));
     }
-    if ticket_number::looks_like(raw) {
-        return Ok(TicketKey::HumanId(raw.to_owned()));
+    // Human ids are read out on the phone: any letter case names the ticket.
+    let upper = raw.to_ascii_uppercase();
+    if ticket_number::looks_like(&upper) {
+        return Ok(TicketKey::HumanId(upper));
     }
     Err("must be a ticket UUID or a TKT- id".into())
 }
@@ -153,7 +161,13 @@ impl TicketApi {
         };
 
         let key = key_for(caller, "CreateTicket", request_id, &req);
-        if let Err(error) = self.check_references(user_id, ride_id).await {
+        // A user files for their own account: its problems are theirs, not a
+        // field's (they may not even have sent `user_id`).
+        let owner_is_caller = caller.role == Role::User;
+        if let Err(error) = self
+            .check_references(user_id, owner_is_caller, ride_id)
+            .await
+        {
             return self.replay_or(key.as_ref(), error).await;
         }
 
@@ -197,7 +211,12 @@ impl TicketApi {
 
     /// Validates the foreign references of a new ticket: both calls at
     /// once, before any database connection is taken.
-    async fn check_references(&self, user_id: Uuid, ride_id: Option<Uuid>) -> ApiResult<()> {
+    async fn check_references(
+        &self,
+        user_id: Uuid,
+        owner_is_caller: bool,
+        ride_id: Option<Uuid>,
+    ) -> ApiResult<()> {
         let ride_lookup = async {
             match ride_id {
                 Some(id) => self.platform.ride(id).await,
@@ -207,10 +226,16 @@ impl TicketApi {
         let (user, ride) = tokio::join!(self.platform.account(user_id), ride_lookup);
         let (user, ride) = (user?, ride?);
         let mut v = Violations::default();
-        match user {
-            None => v.add("user_id", "no such account"),
-            Some(u) if !u.active => v.add("user_id", "account is deactivated"),
-            Some(_) => {}
+        // (what a field violation says, what the account's owner is told)
+        let problem = match user {
+            None => Some(("no such account", "your account does not exist")),
+            Some(u) if !u.active => Some(("account is deactivated", "your account is deactivated")),
+            Some(_) => None,
+        };
+        match problem {
+            Some((_, yours)) if owner_is_caller => return Err(ApiError::denied(yours)),
+            Some((why, _)) => v.add("user_id", why),
+            None => {}
         }
         // Whoever files the ticket: a ride of someone else is as unknown as
         // a ride that does not exist (nobody learns about other people's rides).
@@ -251,17 +276,12 @@ impl TicketApi {
         req: pb::ListTicketsRequest,
     ) -> ApiResult<pb::ListTicketsResponse> {
         let mut v = Violations::default();
-        let limit = v.take(
-            "page_size",
-            fields::page_size(req.page_size, TICKETS_PAGE.0, TICKETS_PAGE.1),
-        );
-        let filter = ListFilter {
+        let limit = v.take("page_size", TICKETS_PAGE.resolve(req.page_size));
+        let mut filter = ListFilter {
             user_id: v
                 .take("user_id", fields::optional_uuid(&req.user_id))
                 .flatten(),
-            status: v
-                .take("status", optional(req.status, status_from_pb))
-                .flatten(),
+            statuses: Vec::new(),
             priority: v
                 .take("priority", optional(req.priority, priority_from_pb))
                 .flatten(),
@@ -279,6 +299,15 @@ impl TicketApi {
             created_after: timestamp(&mut v, "created_after", req.created_after.as_ref()),
             created_before: timestamp(&mut v, "created_before", req.created_before.as_ref()),
         };
+        let statuses: Vec<TicketStatus> = req
+            .statuses
+            .iter()
+            .filter_map(|raw| v.take("statuses", status_from_pb(*raw)))
+            .collect();
+        filter.add_statuses(statuses);
+        if req.open {
+            filter.add_statuses(TicketStatus::open_group());
+        }
         let filters = pb::ListTicketsRequest {
             page_size: 0,
             page_token: String::new(),
@@ -292,9 +321,8 @@ impl TicketApi {
             )
             .flatten();
         v.into_result()?;
-        let limit = limit.unwrap_or(TICKETS_PAGE.0);
+        let limit = limit.unwrap_or(TICKETS_PAGE.default);
 
-        let mut filter = filter;
         if caller.role == Role::User {
             let own = caller.account_id();
             if filter.user_id.is_some() && filter.user_id != own {
@@ -523,10 +551,7 @@ impl TicketApi {
     ) -> ApiResult<pb::ListMessagesResponse> {
         let mut v = Violations::default();
         v.take("ticket_id", ticket_key(&req.ticket_id));
-        let limit = v.take(
-            "page_size",
-            fields::page_size(req.page_size, MESSAGES_PAGE.0, MESSAGES_PAGE.1),
-        );
+        let limit = v.take("page_size", MESSAGES_PAGE.resolve(req.page_size));
         let fingerprint = list_fingerprint(caller, &req.ticket_id);
         let cursor = v
             .take(
@@ -535,7 +560,7 @@ impl TicketApi {
             )
             .flatten();
         v.into_result()?;
-        let limit = limit.unwrap_or(MESSAGES_PAGE.0);
+        let limit = limit.unwrap_or(MESSAGES_PAGE.default);
         let ticket = self.visible_ticket(caller, &req.ticket_id).await?;
         let mut rows = messages::list(
             &self.pool,

@@ -73,15 +73,6 @@ pub fn rating(raw: i32) -> Result<i16, String> {
     }
 }
 
-/// A page size: 0 means `default`, otherwise 1..=`max`.
-pub fn page_size(raw: i32, default: i64, max: i64) -> Result<i64, String> {
-    match i64::from(raw) {
-        0 => Ok(default),
-        n if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("must be between 1 and {max}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,12 +95,9 @@ mod tests {
     }
 
     #[test]
-    fn ratings_and_page_sizes_have_ranges() {
+    fn ratings_have_a_range() {
         assert!(rating(0).is_err());
         assert!(rating(6).is_err());
         assert_eq!(rating(5), Ok(5));
-        assert_eq!(page_size(0, 20, 100), Ok(20));
-        assert!(page_size(101, 20, 100).is_err());
-        assert!(page_size(-1, 20, 100).is_err());
     }
 }

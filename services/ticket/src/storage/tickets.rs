@@ -176,12 +176,22 @@ pub async fn save(conn: &mut PgConnection, t: &mut Ticket) -> sqlx::Result<bool>
 }
 
 /// One page of tickets, newest first, after `cursor`.
+///
+/// One status is compared with `=`, several with `= ANY`: PostgreSQL 15
+/// keeps `tickets_by_status`'s order only under equality, while a set of
+/// unresolved statuses is served by the partial `tickets_unresolved`.
 pub async fn list<'c>(
     db: impl PgExecutor<'c>,
     f: &ListFilter,
     cursor: Option<Cursor>,
     limit: i64,
 ) -> sqlx::Result<Vec<Ticket>> {
+    let names: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();
+    let (one_status, several_statuses) = match names.as_slice() {
+        [] => (None, None),
+        [one] => (Some(*one), None),
+        _ => (None, Some(names.as_slice())),
+    };
     sqlx::query_as!(
         Row,
         "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
@@ -190,17 +200,19 @@ pub async fn list<'c>(
          FROM tickets
          WHERE ($1::uuid IS NULL OR user_id = $1)
            AND ($2::text IS NULL OR status = $2)
-           AND ($3::text IS NULL OR priority = $3)
-           AND ($4::text IS NULL OR category_id = $4)
-           AND ($5::uuid IS NULL OR assignee_id = $5)
-           AND ($6::uuid IS NULL OR ride_id = $6)
-           AND ($7::timestamptz IS NULL OR created_at >= $7)
-           AND ($8::timestamptz IS NULL OR created_at < $8)
-           AND ($9::timestamptz IS NULL OR (created_at, id) < ($9, $10::uuid))
+           AND ($3::text[] IS NULL OR status = ANY($3))
+           AND ($4::text IS NULL OR priority = $4)
+           AND ($5::text IS NULL OR category_id = $5)
+           AND ($6::uuid IS NULL OR assignee_id = $6)
+           AND ($7::uuid IS NULL OR ride_id = $7)
+           AND ($8::timestamptz IS NULL OR created_at >= $8)
+           AND ($9::timestamptz IS NULL OR created_at < $9)
+           AND ($10::timestamptz IS NULL OR (created_at, id) < ($10, $11::uuid))
          ORDER BY created_at DESC, id DESC
-         LIMIT $11",
+         LIMIT $12",
         f.user_id,
-        f.status.map(Status::as_str),
+        one_status,
+        several_statuses as Option<&[&str]>,
         f.priority.map(Priority::as_str),
         f.category_id,
         f.assignee_id,

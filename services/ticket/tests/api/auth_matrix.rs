@@ -779,7 +779,7 @@ async fn call(
                         id: id.clone(),
                         name: "Matrix".into(),
                         description: "Created by the role matrix".into(),
-                        active: true,
+                        active: Some(true),
                         sort_order: 99,
                     }),
                     request_id: String::new(),

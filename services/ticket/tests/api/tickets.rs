@@ -169,7 +169,7 @@ async fn staff_filter_by_every_field() {
     let only_target = vec![target.id.clone()];
     assert_eq!(
         list(pb::ListTicketsRequest {
-            status: pb::TicketStatus::Resolved.into(),
+            statuses: vec![pb::TicketStatus::Resolved.into()],
             ..Default::default()
         })
         .await,
@@ -239,7 +239,7 @@ async fn staff_filter_by_every_field() {
     assert_eq!(
         list(pb::ListTicketsRequest {
             user_id: BOB.into(),
-            status: pb::TicketStatus::Resolved.into(),
+            statuses: vec![pb::TicketStatus::Resolved.into()],
             ..Default::default()
         })
         .await,
