@@ -3,17 +3,46 @@
 //! PERMISSION_DENIED (its existence is not revealed); staff and admins act on
 //! all; our own services create, read, edit and assign; other teams'
 //! services create and read but never see internal notes.
+//!
+//! The only module that reads the kit's `Caller` beyond its methods, so the
+//! coming typed principal changes this file alone.
 
 use helpdesk_kit::{
-    auth::Caller,
+    auth::{Caller, Role},
     error::{ApiError, ApiResult},
 };
 
-use crate::domain::Ticket;
+use crate::domain::{AccountId, Ticket, ticket::AuthorRole};
+
+/// The token's subject: the key idempotency records and page tokens are
+/// bound to, so one caller cannot replay another's.
+pub fn subject(caller: &Caller) -> &str {
+    &caller.id
+}
+
+/// The role claim, as events record who acted.
+pub fn role_name(caller: &Caller) -> &'static str {
+    caller.role.as_str()
+}
+
+/// An end user of the platform (rider or driver), acting for themselves.
+pub fn is_user(caller: &Caller) -> bool {
+    caller.account_id().is_some() && !caller.is_staff()
+}
+
+/// The account of a user, staff member or admin.
+pub fn own_account(caller: &Caller) -> ApiResult<AccountId> {
+    caller
+        .account_id()
+        .map(AccountId::from)
+        .ok_or_else(|| ApiError::denied("no account"))
+}
 
 /// Whether `caller` may see `ticket` at all.
 pub fn visible(caller: &Caller, ticket: &Ticket) -> bool {
-    caller.is_staff() || caller.is_service() || caller.account_id() == Some(ticket.user_id)
+    caller.is_staff()
+        || caller.is_service()
+        || caller.account_id().map(AccountId::from) == Some(ticket.user_id)
 }
 
 /// Staff, admins and our own services see internal notes; users and other
@@ -31,9 +60,25 @@ pub fn staff_or_service(caller: &Caller, what: &str) -> ApiResult<()> {
     }
 }
 
+/// Who writes a message: people only (services have no voice in a
+/// conversation), and internal notes are staff's.
+pub fn author(caller: &Caller, internal: bool) -> ApiResult<(AccountId, AuthorRole)> {
+    if caller.is_service() {
+        return Err(ApiError::denied("services may not post messages"));
+    }
+    let role = if caller.is_staff() {
+        AuthorRole::Staff
+    } else if internal {
+        return Err(ApiError::denied("only staff may post internal notes"));
+    } else {
+        AuthorRole::User
+    };
+    Ok((own_account(caller)?, role))
+}
+
 /// Category management.
 pub fn admin_only(caller: &Caller) -> ApiResult<()> {
-    if caller.role == helpdesk_kit::auth::Role::Admin {
+    if caller.role == Role::Admin {
         Ok(())
     } else {
         Err(ApiError::denied("only admins may manage categories"))

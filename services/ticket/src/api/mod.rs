@@ -9,4 +9,5 @@ mod access;
 pub mod categories;
 mod convert;
 mod events;
+mod requests;
 pub mod tickets;

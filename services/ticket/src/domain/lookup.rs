@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Priority, Status};
+use super::{AccountId, CategoryId, Priority, Status, TicketNumber};
 
 impl ListFilter {
     /// Adds statuses to the filter, keeping each once and in a fixed order.
@@ -17,22 +17,36 @@ impl ListFilter {
     }
 }
 
-/// How a caller names a ticket.
+/// How a caller names a ticket: by UUID or by human id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TicketKey {
     Id(Uuid),
-    HumanId(String),
+    Number(TicketNumber),
+}
+
+impl TicketKey {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Err("is required".into());
+        }
+        if let Ok(id) = Uuid::parse_str(raw) {
+            return Ok(Self::Id(id));
+        }
+        TicketNumber::parse(raw)
+            .map(Self::Number)
+            .ok_or_else(|| "must be a ticket UUID or a TKT- id".into())
+    }
 }
 
 /// Filters of ListTickets; `None` (or no statuses) means "any".
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<AccountId>,
     /// Any of these, each once, in [`Status::ALL`] order.
     pub statuses: Vec<Status>,
     pub priority: Option<Priority>,
-    pub category_id: Option<String>,
-    pub assignee_id: Option<Uuid>,
+    pub category_id: Option<CategoryId>,
+    pub assignee_id: Option<AccountId>,
     pub ride_id: Option<Uuid>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,

@@ -2,17 +2,20 @@
 //! of gRPC or SQL; `api/` translates to it and `storage/` persists it.
 
 pub mod category;
-pub mod fields;
+pub mod commands;
 pub mod lookup;
 pub mod references;
 pub mod status;
 pub mod ticket;
 pub mod ticket_number;
+pub mod values;
 
 pub use category::Category;
 pub use lookup::{ListFilter, TicketKey};
 pub use status::{Priority, Status};
 pub use ticket::{Change, DomainEvent, Message, Ticket};
+pub use ticket_number::TicketNumber;
+pub use values::{AccountId, CategoryDescription, CategoryId, CategoryName, Rating, Subject, Text};
 
 #[cfg(test)]
 mod tests {

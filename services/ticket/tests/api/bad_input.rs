@@ -813,6 +813,23 @@ async fn bad_input_update_and_assign_validate_and_change_nothing() {
     batch
         .reject("UpdateTicket without ticket", result, &["ticket"])
         .await;
+    // A missing resource does not hide the request's other violations.
+    let result = app
+        .sam()
+        .tickets
+        .update_ticket(pb::UpdateTicketRequest {
+            ticket: None,
+            update_mask: mask(&["status"]),
+            request_id: "not-a-uuid".into(),
+        })
+        .await;
+    batch
+        .reject(
+            "UpdateTicket without ticket, bad request_id",
+            result,
+            &["ticket", "request_id"],
+        )
+        .await;
 
     for bad_id in ["", "nope", "TKT-", "TKT-AB1", "\0"] {
         let t = pb::Ticket {
