@@ -32,10 +32,10 @@ use crate::helpers::{
 // Authentication
 // ---------------------------------------------------------------------------
 
-/// The 13 RPCs of TicketService and CategoryService.
-const RPC_COUNT: usize = 13;
+/// The 14 RPCs of TicketService, CategoryService and OperationsService.
+const RPC_COUNT: usize = 14;
 
-/// Calls every RPC of both services once with empty requests.
+/// Calls every RPC this server serves once with empty requests.
 async fn call_every_rpc(c: &mut As) -> Vec<(&'static str, Result<(), Status>)> {
     fn done<T>(result: Result<tonic::Response<T>, Status>) -> Result<(), Status> {
         result.map(|_| ())
@@ -107,6 +107,14 @@ async fn call_every_rpc(c: &mut As) -> Vec<(&'static str, Result<(), Status>)> {
             ),
         ),
     ]);
+    out.push((
+        "GetOutboxStatus",
+        done(
+            c.operations
+                .get_outbox_status(pb::GetOutboxStatusRequest::default())
+                .await,
+        ),
+    ));
     out
 }
 
@@ -425,6 +433,7 @@ enum Rpc {
     GetCategory,
     CreateCategory,
     UpdateCategory,
+    GetOutboxStatus,
 }
 
 const OK: Code = Code::Ok;
@@ -462,6 +471,8 @@ const CREATE_AND_CATEGORY_ROWS: &[Row] = &[
     (Rpc::GetCategory, [OK, OK, OK, OK, OK]),
     (Rpc::CreateCategory, [DENIED, DENIED, DENIED, OK, DENIED]),
     (Rpc::UpdateCategory, [DENIED, DENIED, DENIED, OK, DENIED]),
+    // The outbox backlog: operators (admins) and services, for alerts.
+    (Rpc::GetOutboxStatus, [DENIED, DENIED, DENIED, OK, OK]),
 ];
 
 /// Alice's open ticket with a public reply of hers and an internal note of
@@ -803,6 +814,14 @@ async fn call(
                 .await?
                 .into_inner();
             assert_eq!(updated.name, "Something else");
+        }
+        Rpc::GetOutboxStatus => {
+            let status = c
+                .operations
+                .get_outbox_status(pb::GetOutboxStatusRequest::default())
+                .await?
+                .into_inner();
+            assert_eq!(status.unsent == 0, status.oldest_unsent_time.is_none());
         }
     }
     Ok(())

@@ -16,11 +16,14 @@ use helpdesk_kit::{
 };
 use helpdesk_proto::support::v1::{
     self as pb, category_service_client::CategoryServiceClient,
-    ticket_service_client::TicketServiceClient,
+    operations_service_client::OperationsServiceClient, ticket_service_client::TicketServiceClient,
 };
 use platform_standin::{DemoData, Options};
 use ticket_service::{MIGRATOR, config::Config, startup::Application};
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{
+    sync::{Notify, oneshot},
+    task::JoinHandle,
+};
 use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 
 pub use platform_standin::ids::*;
@@ -30,11 +33,13 @@ pub const UNKNOWN: &str = "0f000000-0000-4000-8000-000000000099";
 
 pub type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Categories = CategoryServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Operations = OperationsServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Clients acting as one caller.
 pub struct As {
     pub tickets: Tickets,
     pub categories: Categories,
+    pub operations: Operations,
 }
 
 /// A running stand-in that tests can stop.
@@ -57,6 +62,8 @@ pub struct TestApp {
     pub broker: Option<TcpProxy>,
     /// Between the service and PostgreSQL, when the test asked for one.
     pub database: Option<TcpProxy>,
+    /// Notified as each call reaches the stand-in: a call is in flight.
+    pub standin_arrivals: Arc<Notify>,
 }
 
 /// Knobs for unusual setups.
@@ -85,10 +92,12 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         .unwrap();
     let standin_addr = format!("http://{}", standin_listener.local_addr().unwrap());
     let (standin_stop, standin_stopped) = oneshot::channel::<()>();
+    let standin_options = Options::with_delay(setup.standin_delay);
+    let standin_arrivals = standin_options.arrivals.clone();
     let standin_task = tokio::spawn(platform_standin::run(
         standin_listener,
         DemoData::demo(),
-        Options::with_delay(setup.standin_delay),
+        standin_options,
         async move {
             let _ = standin_stopped.await;
         },
@@ -169,6 +178,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         exchange,
         broker,
         database,
+        standin_arrivals,
     }
 }
 
@@ -178,7 +188,11 @@ impl TestApp {
         let bearer = Bearer::raw(value);
         As {
             tickets: TicketServiceClient::with_interceptor(self.channel.clone(), bearer.clone()),
-            categories: CategoryServiceClient::with_interceptor(self.channel.clone(), bearer),
+            categories: CategoryServiceClient::with_interceptor(
+                self.channel.clone(),
+                bearer.clone(),
+            ),
+            operations: OperationsServiceClient::with_interceptor(self.channel.clone(), bearer),
         }
     }
 

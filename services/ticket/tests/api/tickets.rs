@@ -430,8 +430,8 @@ async fn shutdown_lets_in_flight_calls_finish() {
     .await;
     let mut alice = app.alice();
     let call = tokio::spawn(async move { alice.tickets.create_ticket(new_ticket("")).await });
-    // Let the call reach the server (it then waits on the slow stand-in).
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Once the stand-in sees the call, the server is in the middle of it.
+    app.standin_arrivals.notified().await;
     app.begin_shutdown();
     let created = call.await.unwrap();
     assert!(created.is_ok(), "in-flight call failed: {created:?}");
