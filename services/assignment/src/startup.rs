@@ -8,7 +8,8 @@
 
 use std::{future::Future, sync::Arc};
 
-use helpdesk_kit::{auth::Verifier, clock::SharedClock, consumer, db};
+use helpdesk_events::consumer;
+use helpdesk_kit::{auth::Verifier, clock::SharedClock, db};
 use helpdesk_proto::support::v1::assignment_service_server::AssignmentServiceServer;
 use sqlx::PgPool;
 use tokio::net::TcpListener;

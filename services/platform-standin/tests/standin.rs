@@ -4,13 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use helpdesk_kit::{auth::Role, testing::bearer};
+use helpdesk_kit::auth::Role;
 use helpdesk_proto::platform::{
     accounts::v1::{
         GetUserRequest, ListStaffRequest, User, accounts_service_client::AccountsServiceClient,
     },
     rides::v1::{GetRideRequest, RideStatus, rides_service_client::RidesServiceClient},
 };
+use helpdesk_testkit::bearer;
 use platform_standin::{DemoData, Options};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, transport::Channel};

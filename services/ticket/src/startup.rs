@@ -3,9 +3,8 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use helpdesk_kit::{
-    auth::Verifier, clock::SharedClock, db, idempotency, ops::Operations, outbox::Waker, relay,
-};
+use helpdesk_events::{ops::Operations, outbox::Waker, relay};
+use helpdesk_kit::{auth::Verifier, clock::SharedClock, db, idempotency};
 use helpdesk_proto::support::v1::{
     category_service_server::CategoryServiceServer,
     operations_service_server::OperationsServiceServer, ticket_service_server::TicketServiceServer,

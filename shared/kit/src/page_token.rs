@@ -87,7 +87,10 @@ pub fn decode(token: &str, fingerprint: u64) -> Result<Option<Cursor>, String> {
 mod tests {
     #[test]
     fn page_sizes_default_coerce_and_refuse_only_negatives() {
-        let policy = super::PageSize { default: 20, max: 100 };
+        let policy = super::PageSize {
+            default: 20,
+            max: 100,
+        };
         assert_eq!(policy.resolve(0), Ok(20));
         assert_eq!(policy.resolve(7), Ok(7));
         assert_eq!(policy.resolve(100), Ok(100));

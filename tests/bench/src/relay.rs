@@ -8,12 +8,12 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use helpdesk_kit::{
+use helpdesk_events::{
     amqp,
     relay::{self, RelayConfig},
-    testing::{TestDb, amqp_url, delete_broker_objects, unique_exchange},
 };
 use helpdesk_proto::support::v1 as pb;
+use helpdesk_testkit::{TestDb, amqp_url, delete_broker_objects, unique_exchange};
 use lapin::{
     BasicProperties,
     options::{
@@ -133,7 +133,7 @@ pub async fn run() -> anyhow::Result<()> {
     config.batch_size = BATCH as i64;
     let stop = CancellationToken::new();
     let started = Instant::now();
-    let waker = helpdesk_kit::outbox::Waker::new();
+    let waker = helpdesk_events::outbox::Waker::new();
     let relay_task = tokio::spawn(relay::run(
         db.pool.clone(),
         config,
@@ -141,7 +141,7 @@ pub async fn run() -> anyhow::Result<()> {
         stop.clone(),
     ));
     loop {
-        if helpdesk_kit::outbox::backlog(&db.pool).await?.unsent == 0 {
+        if helpdesk_events::outbox::backlog(&db.pool).await?.unsent == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

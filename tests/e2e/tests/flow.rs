@@ -5,11 +5,12 @@
 use std::time::{Duration, Instant};
 
 use helpdesk_e2e::Stack;
-use helpdesk_kit::{auth::Role, testing::Bearer};
+use helpdesk_kit::auth::Role;
 use helpdesk_proto::support::v1::{
     self as pb, TicketStatus as S, assignment_service_client::AssignmentServiceClient,
     ticket_service_client::TicketServiceClient,
 };
+use helpdesk_testkit::Bearer;
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 const ALICE: &str = "0a000000-0000-4000-8000-000000000001";

@@ -2,7 +2,8 @@
 //! the caller's transaction.
 
 use chrono::{DateTime, Utc};
-use helpdesk_kit::{auth::Caller, clock::to_timestamp, outbox};
+use helpdesk_events::outbox;
+use helpdesk_kit::{auth::Caller, clock::to_timestamp};
 use helpdesk_proto::{Event, support::v1 as pb};
 use sqlx::PgConnection;
 use uuid::Uuid;

@@ -4,12 +4,12 @@
 //! only, and another user's ticket is NOT_FOUND, never PERMISSION_DENIED;
 //! staff and admins act on all; services create, read, edit and assign.
 
+use helpdesk_events::outbox::Waker;
 use helpdesk_kit::{
     auth::{Caller, Role},
     clock::{SharedClock, from_timestamp},
     error::{ApiError, ApiResult, Violations},
     idempotency::{self, Key, parse_request_id},
-    outbox::Waker,
     page_token::{self, Cursor},
 };
 use helpdesk_proto::support::v1::{self as pb, ticket_service_server::TicketService};

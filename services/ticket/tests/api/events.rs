@@ -177,10 +177,8 @@ async fn outbox_status(app: &TestApp) -> pb::OutboxStatus {
         .unwrap();
     let mut client =
         OperationsServiceClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
-            r.metadata_mut().insert(
-                "authorization",
-                helpdesk_kit::testing::bearer(ADA, Role::Admin),
-            );
+            r.metadata_mut()
+                .insert("authorization", helpdesk_testkit::bearer(ADA, Role::Admin));
             Ok(r)
         });
     client

@@ -7,11 +7,11 @@ use helpdesk_proto::support::v1::{
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::{
+use crate::outbox;
+use helpdesk_kit::{
     auth::{Caller, Role},
     clock::to_timestamp,
     error::ApiError,
-    outbox,
 };
 
 pub struct Operations {

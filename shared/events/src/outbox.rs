@@ -112,7 +112,7 @@ pub async fn enqueue<E: Event>(
     aggregate_id: Uuid,
     event: &E,
 ) -> sqlx::Result<()> {
-    let trace = crate::telemetry::current_trace();
+    let trace = helpdesk_kit::telemetry::current_trace();
     let (traceparent, tracestate) = match trace {
         Some(t) => (Some(t.traceparent), t.tracestate),
         None => (None, None),

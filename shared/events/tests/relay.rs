@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use helpdesk_kit::{
+use helpdesk_events::{
     outbox::{self, Waker},
     relay::{self, RelayConfig},
-    testing::{EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange},
 };
 use helpdesk_proto::support::v1 as pb;
+use helpdesk_testkit::{EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange};
 use sqlx::{PgPool, migrate::Migrator};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -34,7 +34,7 @@ async fn insert(pool: &PgPool, waker: &Waker, from: usize, to: usize) {
     waker.commit(tx).await.unwrap();
 }
 
-fn subjects(received: &[helpdesk_kit::testing::Received]) -> Vec<usize> {
+fn subjects(received: &[helpdesk_testkit::Received]) -> Vec<usize> {
     received
         .iter()
         .map(|r| {

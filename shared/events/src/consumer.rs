@@ -391,7 +391,7 @@ async fn process<H: Handler>(
         attempt,
     };
     let span = tracing::info_span!("consume", queue = %config.queue, event_id = %meta.event_id, r#type = %meta.message_type, attempt);
-    crate::telemetry::set_remote_parent(
+    helpdesk_kit::telemetry::set_remote_parent(
         &span,
         amqp::header_str(headers, "traceparent").as_deref(),
         amqp::header_str(headers, "tracestate").as_deref(),

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sqlx::{Connection, Executor, PgConnection, PgPool, migrate::Migrator};
 use uuid::Uuid;
 
-use crate::auth::{AuthConfig, Minter, Role};
+use helpdesk_kit::auth::{AuthConfig, Minter, Role};
 
 /// The server tests create their databases on (`TEST_DATABASE_URL`).
 pub fn admin_url() -> String {
-    crate::config::string_or(
+    helpdesk_kit::config::string_or(
         "TEST_DATABASE_URL",
         "postgres://postgres@127.0.0.1:5432/postgres",
     )
@@ -34,8 +34,8 @@ impl TestDb {
             .await?;
         conn.close().await?;
         let url = with_database(&admin, &name);
-        let pool = crate::db::connect(&url, 8).await?;
-        crate::db::migrate(&pool, service).await?;
+        let pool = helpdesk_kit::db::connect(&url, 8).await?;
+        helpdesk_kit::db::migrate(&pool, service).await?;
         Ok(Self {
             name,
             url,
@@ -155,7 +155,7 @@ impl Drop for TcpProxy {
 
 /// The broker tests use (`TEST_AMQP_URL`).
 pub fn amqp_url() -> String {
-    crate::config::string_or("TEST_AMQP_URL", crate::amqp::DEFAULT_URL)
+    helpdesk_kit::config::string_or("TEST_AMQP_URL", helpdesk_events::amqp::DEFAULT_URL)
 }
 
 /// A fresh exchange name, so tests never see each other's events.
@@ -172,7 +172,7 @@ pub fn delete_broker_objects(exchange: Option<String>, queues: Vec<String>) {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let Ok(connection) = crate::amqp::connect(&url, "test-cleanup").await else {
+            let Ok(connection) = helpdesk_events::amqp::connect(&url, "test-cleanup").await else {
                 return;
             };
             let Ok(channel) = connection.create_channel().await else {
@@ -230,9 +230,9 @@ impl EventTap {
     /// Binds a private, auto-deleted queue to `exchange` for `pattern`.
     pub async fn start(exchange: &str, pattern: &str) -> anyhow::Result<Self> {
         use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-        let connection = crate::amqp::connect(&amqp_url(), "test-tap").await?;
+        let connection = helpdesk_events::amqp::connect(&amqp_url(), "test-tap").await?;
         let channel = connection.create_channel().await?;
-        crate::amqp::declare_exchange(&channel, exchange).await?;
+        helpdesk_events::amqp::declare_exchange(&channel, exchange).await?;
         let queue = channel
             .queue_declare(
                 "".into(),

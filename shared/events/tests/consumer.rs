@@ -10,12 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use helpdesk_kit::{
+use helpdesk_events::{
     amqp,
     consumer::{self, ConsumerConfig, Decoded, Handler, HandlerError, Meta},
-    testing::{TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange},
 };
 use helpdesk_proto::support::v1 as pb;
+use helpdesk_testkit::{TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange};
 use lapin::{BasicProperties, options::BasicGetOptions, options::BasicPublishOptions};
 use prost::{Message, Name};
 use sqlx::{PgConnection, migrate::Migrator};
