@@ -22,6 +22,7 @@ const UNKNOWN: &str = "0f000000-0000-4000-8000-000000000099";
 
 /// A running stand-in and a channel to it.
 struct Standin {
+    addr: std::net::SocketAddr,
     channel: Channel,
     stop: oneshot::Sender<()>,
     server: JoinHandle<anyhow::Result<()>>,
@@ -49,6 +50,7 @@ impl Standin {
             .await
             .unwrap();
         Self {
+            addr,
             channel,
             stop,
             server,
@@ -106,6 +108,25 @@ const STAFF: [&str; 5] = [
     "0b000000-0000-4000-8000-000000000004",
     "0c000000-0000-4000-8000-000000000001",
 ];
+
+#[tokio::test]
+async fn reflection_lists_exactly_the_services_served() {
+    let standin = Standin::start(Options::default()).await;
+    let listed = helpdesk_testkit::reflected_services(standin.addr)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "platform.accounts.v1.AccountsService",
+            "platform.rides.v1.RidesService",
+        ]
+    );
+    standin.stop().await;
+}
 
 #[tokio::test]
 async fn get_user_returns_the_seeded_account() {

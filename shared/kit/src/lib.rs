@@ -5,7 +5,11 @@
 //!
 //! - [`config`]: typed settings from environment variables with defaults.
 //! - [`telemetry`]: JSON logs, and OpenTelemetry export when configured.
-//! - [`server`]: the gRPC bootstrap (health, reflection, auth, graceful stop).
+//! - [`service`]: the one service skeleton: subcommands, connect and migrate,
+//!   supervised tasks, serve, and the ordered teardown.
+//! - [`tasks`]: background tasks restarted with backoff when they fail.
+//! - [`health`]: what readiness, liveness and dependency health mean.
+//! - [`server`]: the gRPC server (reflection, auth, draining in-flight calls).
 //! - [`auth`]: JWT verification and the typed [`auth::Caller`].
 //! - [`client`]: calling other services: deadlines, service tokens, errors.
 //! - [`error`]: the one mapping from domain errors to gRPC statuses.
@@ -21,8 +25,11 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod idempotency;
 pub mod page_token;
 pub mod server;
+pub mod service;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;

@@ -380,3 +380,82 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
         .unwrap_or_default()
 }
+
+/// What the health service at `addr` reports for status name `name`
+/// (`""` readiness, `liveness`, `dependency.postgres`, a service name).
+pub async fn health_status(
+    addr: impl std::fmt::Display,
+    name: &str,
+) -> Result<tonic_health::pb::health_check_response::ServingStatus, tonic::Status> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel = tonic::transport::Endpoint::from_shared(endpoint(addr))
+        .map_err(|e| tonic::Status::internal(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: name.to_owned(),
+        })
+        .await?;
+    Ok(response.into_inner().status())
+}
+
+/// Polls [`health_status`] until it reports `want`, for at most `within`.
+pub async fn wait_for_health(
+    addr: impl std::fmt::Display,
+    name: &str,
+    want: tonic_health::pb::health_check_response::ServingStatus,
+    within: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let got = health_status(&addr, name).await;
+        if matches!(&got, Ok(status) if *status == want) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("health {name:?} is {got:?}, still not {want:?} after {within:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The services the server at `addr` lists over reflection (v1), sorted.
+pub async fn reflected_services(addr: impl std::fmt::Display) -> anyhow::Result<Vec<String>> {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(endpoint(addr))?
+        .connect()
+        .await?;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::once(request))
+        .await?
+        .into_inner();
+    let response = responses
+        .message()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no reflection response"))?;
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        anyhow::bail!("unexpected reflection response: {response:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    Ok(names)
+}
+
+/// `http://host:port` for a socket address or a URL given either way.
+fn endpoint(addr: impl std::fmt::Display) -> String {
+    let addr = addr.to_string();
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr
+    } else {
+        format!("http://{addr}")
+    }
+}
