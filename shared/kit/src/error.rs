@@ -6,6 +6,8 @@
 use std::fmt;
 
 use tonic::{Code, Status};
+
+use crate::pg;
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 /// A domain-level failure, each variant one gRPC code.
@@ -152,19 +154,10 @@ impl From<sqlx::Error> for ApiError {
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => unavailable("database unavailable"),
             sqlx::Error::Database(db) => match db.code().as_deref() {
-                // serialization_failure, deadlock_detected: a concurrent change won.
-                Some("40001" | "40P01") => {
+                Some(pg::SERIALIZATION_FAILURE | pg::DEADLOCK_DETECTED) => {
                     ApiError::Aborted("concurrent update, retry the request".into())
                 }
-                // Class 08 connection exception, 53 insufficient resources
-                // (too many connections, disk full), 57P0x shutdown/restart.
-                Some(code)
-                    if code.starts_with("08")
-                        || code.starts_with("53")
-                        || code.starts_with("57P") =>
-                {
-                    unavailable("database unavailable")
-                }
+                Some(code) if pg::is_unavailable(code) => unavailable("database unavailable"),
                 _ => ApiError::Internal(err.into()),
             },
             _ => ApiError::Internal(err.into()),

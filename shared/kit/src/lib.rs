@@ -16,7 +16,8 @@
 //! - [`db`]: the PostgreSQL pool and migrations (the kit's tables + the service's).
 //! - [`clock`]: injected time, so tests move the clock instead of sleeping.
 //! - [`idempotency`]: `request_id` replay for mutating RPCs.
-//! - [`page_token`]: opaque keyset page tokens.
+//! - [`page_token`]: opaque keyset page tokens and the page-size policy.
+//! - [`pg`]: the PostgreSQL error codes we act on, by name.
 //! - [`shutdown`]: SIGTERM/SIGINT as a future.
 
 pub mod auth;
@@ -28,6 +29,7 @@ pub mod error;
 pub mod health;
 pub mod idempotency;
 pub mod page_token;
+pub mod pg;
 pub mod server;
 pub mod service;
 pub mod shutdown;
