@@ -65,6 +65,7 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// A consumer of `queue`, bound to `exchange` with `bindings`, with the default retry policy.
     pub fn new(amqp_url: &str, exchange: &str, queue: &str, bindings: &[&str]) -> Self {
         Self {
             amqp_url: amqp_url.to_owned(),
@@ -79,6 +80,7 @@ impl ConsumerConfig {
         }
     }
 
+    /// The queue that holds this consumer's dead letters.
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dead", self.queue)
     }
@@ -95,8 +97,11 @@ impl ConsumerConfig {
 /// What a delivery says about itself.
 #[derive(Clone, Debug)]
 pub struct Meta {
+    /// The producer's `event_id` (the dedup key).
     pub event_id: Uuid,
+    /// The AMQP `type`: the event's full protobuf name.
     pub message_type: String,
+    /// The routing key it was published with.
     pub routing_key: String,
     /// 1 on the first delivery, then 2, 3, ... on retries.
     pub attempt: u32,
@@ -121,6 +126,7 @@ impl From<sqlx::Error> for HandlerError {
 
 /// Decoding outcome for a delivery's `type`.
 pub enum Decoded<E> {
+    /// One of the handler's events.
     Event(E),
     /// A type this consumer does not handle.
     Unknown,
@@ -138,6 +144,7 @@ pub fn decode_as<E: helpdesk_proto::Event>(
 
 /// A service's reaction to events.
 pub trait Handler: Send + Sync + 'static {
+    /// The decoded events this handler understands.
     type Event: Send;
 
     /// Decodes by the `type` property.

@@ -11,6 +11,8 @@
 //! - [`amqp`]: connection, exchange, headers and backoff shared by both.
 //! - [`ops`]: the outbox backlog over gRPC for operators.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod amqp;
 pub mod consumer;
 pub mod ops;

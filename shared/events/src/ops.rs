@@ -14,11 +14,13 @@ use helpdesk_kit::{
     error::ApiError,
 };
 
+/// `support.v1.OperationsService`: the outbox backlog, for operators.
 pub struct Operations {
     pool: PgPool,
 }
 
 impl Operations {
+    /// Serves the backlog of the outbox in `pool`'s database.
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }

@@ -40,6 +40,7 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 const LEADER_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
 
 #[derive(Clone, Debug)]
+/// How the relay reaches the broker and paces itself.
 pub struct RelayConfig {
     /// `AMQP_URL`.
     pub amqp_url: String,
@@ -58,6 +59,7 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
+    /// Defaults for everything but where to publish.
     pub fn new(amqp_url: &str, exchange: &str, app_id: &str) -> Self {
         Self {
             amqp_url: amqp_url.to_owned(),

@@ -24,21 +24,27 @@ use crate::config::{string_or, var_or};
 
 /// The secret local runs and tests share. Never used when a key file is set.
 pub const DEV_SECRET: &str = "helpdesk-dev-secret-change-me";
+/// The `iss` local runs and tests sign and expect (`JWT_ISSUER`).
 pub const DEFAULT_ISSUER: &str = "helpdesk-dev";
+/// The `aud` every token must carry (`JWT_AUDIENCE`).
 pub const DEFAULT_AUDIENCE: &str = "helpdesk";
 
 /// The role claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A rider or driver, acting for themself.
     User,
+    /// A support agent.
     Staff,
+    /// A support admin: staff powers plus configuration.
     Admin,
     /// Another service (ours or a platform team's) acting on its own behalf.
     Service,
 }
 
 impl Role {
+    /// The claim value (`user`, `staff`, `admin`, `service`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
@@ -71,10 +77,15 @@ impl std::str::FromStr for Role {
 /// JWT claims we issue and accept.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
+    /// The account id, or the service name for `service`.
     pub sub: String,
+    /// What the caller may do.
     pub role: Role,
+    /// Expiry, seconds since the epoch.
     pub exp: i64,
+    /// Who issued the token.
     pub iss: String,
+    /// Who the token is for (Helpdesk).
     pub aud: String,
 }
 
@@ -93,6 +104,7 @@ pub const DEFAULT_TRUSTED_SERVICES: &[&str] = &[
 pub struct Caller {
     /// The `sub` claim: an account UUID, or a service name for `service`.
     pub id: String,
+    /// The role claim.
     pub role: Role,
     /// A `service` listed in `TRUSTED_SERVICES`.
     pub trusted: bool,
@@ -112,6 +124,7 @@ impl Caller {
         matches!(self.role, Role::Staff | Role::Admin)
     }
 
+    /// Any service, ours or another team's.
     pub fn is_service(&self) -> bool {
         self.role == Role::Service
     }
@@ -163,6 +176,7 @@ impl fmt::Debug for AuthConfig {
 }
 
 impl AuthConfig {
+    /// The local-run settings: the public dev secret, default issuer and audience.
     pub fn dev() -> Self {
         Self {
             secret: DEV_SECRET.to_owned(),
@@ -234,6 +248,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier for `config`'s keys, issuer and audience.
     pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
         let (algorithm, key) = match &config.public_key_pem {
             Some((Algorithm::EdDSA, pem)) => (Algorithm::EdDSA, DecodingKey::from_ed_pem(pem)?),
@@ -269,6 +284,7 @@ impl Verifier {
         self.verify(token.trim())
     }
 
+    /// Verifies a bare JWT and returns the caller it names.
     pub fn verify(&self, token: &str) -> Result<Caller, Status> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
@@ -298,6 +314,7 @@ pub struct Minter {
 }
 
 impl Minter {
+    /// A minter signing with `config`'s secret (local runs and tests only).
     pub fn new(config: &AuthConfig) -> Self {
         Self {
             key: EncodingKey::from_secret(config.secret.as_bytes()),
@@ -346,6 +363,7 @@ pub struct AuthLayer {
 }
 
 impl AuthLayer {
+    /// A layer that verifies every call with `verifier`.
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier: Arc::new(verifier),
@@ -364,6 +382,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 }
 
 #[derive(Clone)]
+/// The service [`AuthLayer`] wraps: verifies, then calls `S`.
 pub struct AuthService<S> {
     inner: S,
     verifier: Arc<Verifier>,

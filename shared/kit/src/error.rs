@@ -39,23 +39,29 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// What handlers and use cases return.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
+    /// NOT_FOUND for `what` (also when it exists but is not the caller's).
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::NotFound(what.into())
     }
+    /// PERMISSION_DENIED, saying why.
     pub fn denied(why: impl Into<String>) -> Self {
         Self::PermissionDenied(why.into())
     }
+    /// FAILED_PRECONDITION, saying why.
     pub fn precondition(why: impl Into<String>) -> Self {
         Self::FailedPrecondition(why.into())
     }
+    /// INVALID_ARGUMENT with one field violation.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         let mut v = Violations::default();
         v.add(field, description);
         Self::InvalidArgument(v)
     }
+    /// INTERNAL: a bug; `cause` is logged, never sent.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self::Internal(cause.into())
     }
@@ -67,10 +73,12 @@ impl ApiError {
 pub struct Violations(Vec<(String, String)>);
 
 impl Violations {
+    /// Records that `field` is invalid, and why.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
         self.0.push((field.into(), description.into()));
     }
 
+    /// No violation recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -95,6 +103,7 @@ impl Violations {
         }
     }
 
+    /// The fields violated, in the order recorded.
     pub fn fields(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(f, _)| f.as_str())
     }

@@ -139,22 +139,6 @@ impl Health {
         }
     }
 
-    /// Whether readiness is SERVING right now.
-    pub fn is_ready(&self) -> bool {
-        let state = self.state.lock().expect("health state lock");
-        readiness(&state) == ServingStatus::Serving
-    }
-
-    /// The tasks failing right now, with why.
-    pub fn failing_tasks(&self) -> Vec<(&'static str, String)> {
-        let state = self.state.lock().expect("health state lock");
-        state
-            .failing
-            .iter()
-            .map(|(name, why)| (*name, why.clone()))
-            .collect()
-    }
-
     fn update(&self, change: impl FnOnce(&mut State)) {
         let mut state = self.state.lock().expect("health state lock");
         let before = readiness(&state);

@@ -20,6 +20,8 @@
 //! - [`pg`]: the PostgreSQL error codes we act on, by name.
 //! - [`shutdown`]: SIGTERM/SIGINT as a future.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod auth;
 pub mod client;
 pub mod clock;

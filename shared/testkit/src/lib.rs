@@ -1,6 +1,8 @@
 //! Test support shared by every service's tests: a fresh, migrated database
 //! per test (dropped afterwards) and tokens for any role.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::{Connection, Executor, PgConnection, PgPool, migrate::Migrator};
@@ -18,8 +20,11 @@ pub fn admin_url() -> String {
 
 /// A database that exists for one test.
 pub struct TestDb {
+    /// The database name (`test_<uuid>`).
     pub name: String,
+    /// Its connection URL.
     pub url: String,
+    /// A pool on it, migrated.
     pub pool: PgPool,
     dropped: AtomicBool,
 }
@@ -102,6 +107,7 @@ pub fn bearer(sub: &str, role: Role) -> tonic::metadata::MetadataValue<tonic::me
 /// (RabbitMQ, PostgreSQL) so one test can take "the broker" down and bring
 /// it back without touching the shared server other tests use.
 pub struct TcpProxy {
+    /// Where clients connect instead of the target.
     pub addr: std::net::SocketAddr,
     up: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -209,12 +215,19 @@ pub struct EventTap {
 /// One event as it arrived on the broker.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The routing key it was published with.
     pub routing_key: String,
+    /// The AMQP `type` property.
     pub message_type: String,
+    /// The AMQP `message_id` property.
     pub message_id: String,
+    /// The AMQP `content_type` property.
     pub content_type: String,
+    /// Whether it was published persistent (delivery mode 2).
     pub persistent: bool,
+    /// The AMQP headers (trace context, retry counts).
     pub headers: Option<lapin::types::FieldTable>,
+    /// The encoded protobuf.
     pub payload: Vec<u8>,
 }
 
