@@ -99,39 +99,70 @@ pub const DEFAULT_TRUSTED_SERVICES: &[&str] = &[
     "scheduler-service",
 ];
 
-/// The verified caller of an RPC.
+/// The verified caller of an RPC: a typed principal, so a handler matches
+/// on who is calling instead of comparing role strings, and an account id is
+/// a parsed UUID wherever one exists.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    /// The `sub` claim: an account UUID, or a service name for `service`.
-    pub id: String,
-    /// The role claim.
-    pub role: Role,
-    /// A `service` listed in `TRUSTED_SERVICES`.
-    pub trusted: bool,
+pub enum Caller {
+    /// A rider or driver, acting for themself.
+    User(Uuid),
+    /// A support agent.
+    Staff(Uuid),
+    /// A support admin: staff powers plus configuration.
+    Admin(Uuid),
+    /// One of our own services (`TRUSTED_SERVICES`): staff powers.
+    TrustedService(String),
+    /// Another team's service: may open tickets for users and read them.
+    Service(String),
 }
 
 impl Caller {
     /// The caller's account id; `None` for services.
     pub fn account_id(&self) -> Option<Uuid> {
-        match self.role {
-            Role::Service => None,
-            _ => Uuid::parse_str(&self.id).ok(),
+        match self {
+            Caller::User(id) | Caller::Staff(id) | Caller::Admin(id) => Some(*id),
+            Caller::TrustedService(_) | Caller::Service(_) => None,
         }
     }
 
     /// Staff or admin: sees every ticket and internal notes.
     pub fn is_staff(&self) -> bool {
-        matches!(self.role, Role::Staff | Role::Admin)
+        matches!(self, Caller::Staff(_) | Caller::Admin(_))
+    }
+
+    /// An admin.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Caller::Admin(_))
     }
 
     /// Any service, ours or another team's.
     pub fn is_service(&self) -> bool {
-        self.role == Role::Service
+        matches!(self, Caller::TrustedService(_) | Caller::Service(_))
     }
 
     /// One of our own services (see [`DEFAULT_TRUSTED_SERVICES`]).
     pub fn is_trusted_service(&self) -> bool {
-        self.role == Role::Service && self.trusted
+        matches!(self, Caller::TrustedService(_))
+    }
+
+    /// The role the token claimed.
+    pub fn role(&self) -> Role {
+        match self {
+            Caller::User(_) => Role::User,
+            Caller::Staff(_) => Role::Staff,
+            Caller::Admin(_) => Role::Admin,
+            Caller::TrustedService(_) | Caller::Service(_) => Role::Service,
+        }
+    }
+
+    /// Who the caller is, as the token's `sub` said it: the account id, or
+    /// the service's name. Keys idempotency records, page-token
+    /// fingerprints and event actors.
+    pub fn subject(&self) -> String {
+        match self {
+            Caller::User(id) | Caller::Staff(id) | Caller::Admin(id) => id.to_string(),
+            Caller::TrustedService(name) | Caller::Service(name) => name.clone(),
+        }
     }
 
     /// Reads the caller the [`AuthLayer`] stored on the request.
@@ -290,16 +321,18 @@ impl Verifier {
             .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
         let claims = data.claims;
         // Account roles must name an account, so ownership checks compare UUIDs.
-        if claims.role != Role::Service && Uuid::parse_str(&claims.sub).is_err() {
-            return Err(Status::unauthenticated(
-                "token subject is not an account id",
-            ));
-        }
-        let trusted = claims.role == Role::Service && self.trusted_services.contains(&claims.sub);
-        Ok(Caller {
-            id: claims.sub,
-            role: claims.role,
-            trusted,
+        let account = || {
+            Uuid::parse_str(&claims.sub)
+                .map_err(|_| Status::unauthenticated("token subject is not an account id"))
+        };
+        Ok(match claims.role {
+            Role::User => Caller::User(account()?),
+            Role::Staff => Caller::Staff(account()?),
+            Role::Admin => Caller::Admin(account()?),
+            Role::Service if self.trusted_services.contains(&claims.sub) => {
+                Caller::TrustedService(claims.sub)
+            }
+            Role::Service => Caller::Service(claims.sub),
         })
     }
 }

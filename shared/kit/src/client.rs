@@ -224,7 +224,7 @@ mod tests {
             .verify(header.strip_prefix("Bearer ").unwrap())
             .unwrap();
         assert_eq!(
-            (caller.id.as_str(), caller.role),
+            (caller.subject().as_str(), caller.role()),
             ("ticket-service", Role::Service)
         );
     }

@@ -3,7 +3,7 @@
 //! them); deactivating hides them from new tickets.
 
 use helpdesk_kit::{
-    auth::{Caller, Role},
+    auth::Caller,
     error::{ApiError, ApiResult, Violations},
     idempotency::{self, Key, parse_request_id},
 };
@@ -37,7 +37,7 @@ fn to_pb(c: Category) -> pb::Category {
 }
 
 fn admin_only(caller: &Caller) -> ApiResult<()> {
-    if caller.role == Role::Admin {
+    if caller.is_admin() {
         Ok(())
     } else {
         Err(ApiError::denied("only admins may manage categories"))
@@ -87,7 +87,7 @@ impl CategoryApi {
         let category = validate(&mut v, c, &["name", "description"]);
         v.into_result()?;
         let category = category.expect("validated");
-        let key = request_id.map(|id| Key::new(&caller.id, "CreateCategory", id, &req));
+        let key = request_id.map(|id| Key::new(&caller.subject(), "CreateCategory", id, &req));
 
         let mut tx = self.pool.begin().await?;
         if let Some(done) = idempotency::claim_opt(&mut tx, key.as_ref()).await? {
@@ -131,7 +131,7 @@ impl CategoryApi {
         let patch = validate(&mut v, c, &paths);
         v.into_result()?;
         let patch = patch.expect("validated");
-        let key = request_id.map(|id| Key::new(&caller.id, "UpdateCategory", id, &req));
+        let key = request_id.map(|id| Key::new(&caller.subject(), "UpdateCategory", id, &req));
 
         let mut tx = self.pool.begin().await?;
         if let Some(done) = idempotency::claim_opt(&mut tx, key.as_ref()).await? {

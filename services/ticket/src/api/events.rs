@@ -22,8 +22,8 @@ impl Context<'_> {
         Some(pb::EventHeader {
             event_id: event_id.to_string(),
             occurred_at: Some(to_timestamp(self.now)),
-            actor_id: self.caller.id.clone(),
-            actor_role: self.caller.role.as_str().to_owned(),
+            actor_id: self.caller.subject(),
+            actor_role: self.caller.role().as_str().to_owned(),
         })
     }
 

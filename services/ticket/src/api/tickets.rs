@@ -101,12 +101,12 @@ fn key_for(
     request_id: Option<Uuid>,
     request: &impl prost::Message,
 ) -> Option<Key> {
-    request_id.map(|id| Key::new(&caller.id, method, id, request))
+    request_id.map(|id| Key::new(&caller.subject(), method, id, request))
 }
 
 /// A fingerprint binding a page token to the caller and the request's filters.
 fn list_fingerprint(caller: &Caller, filters: &impl prost::Message) -> u64 {
-    page_token::fingerprint(&[caller.id.as_bytes(), &filters.encode_to_vec()])
+    page_token::fingerprint(&[caller.subject().as_bytes(), &filters.encode_to_vec()])
 }
 
 fn next_page<T>(
@@ -154,7 +154,7 @@ impl TicketApi {
         let request_id = v
             .take("request_id", parse_request_id(&req.request_id))
             .flatten();
-        let user_id = match caller.role {
+        let user_id = match caller.role() {
             Role::User => {
                 let own = caller
                     .account_id()
@@ -245,7 +245,7 @@ impl TicketApi {
                 .as_ref()
                 .is_some_and(|r| r.rider_id == user_id.to_string());
             // Users learn nothing about other people's rides.
-            if ride.is_none() || (caller.role == Role::User && !own_ride) {
+            if ride.is_none() || (matches!(caller, Caller::User(_)) && !own_ride) {
                 v.add("ride_id", "no such ride for this user");
             }
         }
@@ -327,7 +327,7 @@ impl TicketApi {
         let limit = limit.unwrap_or(TICKETS_PAGE.0);
 
         let mut filter = filter;
-        if caller.role == Role::User {
+        if matches!(caller, Caller::User(_)) {
             let own = caller.account_id();
             if filter.user_id.is_some() && filter.user_id != own {
                 return Err(ApiError::denied("users list their own tickets only"));
@@ -462,7 +462,7 @@ impl TicketApi {
         caller: &Caller,
         req: pb::PostMessageRequest,
     ) -> ApiResult<pb::TicketMessage> {
-        let role = match caller.role {
+        let role = match caller.role() {
             Role::User if req.internal => {
                 return Err(ApiError::denied("only staff may post internal notes"));
             }
@@ -588,7 +588,7 @@ impl TicketApi {
     }
 
     async fn rate(&self, caller: &Caller, req: pb::RateTicketRequest) -> ApiResult<pb::Ticket> {
-        if caller.role != Role::User {
+        if !matches!(caller, Caller::User(_)) {
             return Err(ApiError::denied("only the ticket's owner may rate it"));
         }
         let mut v = Violations::default();
