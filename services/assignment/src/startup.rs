@@ -113,10 +113,24 @@ impl Application {
             )))
             // The consumer first: it finishes the event in hand before the
             // drainer it wakes goes away.
+            .task(
+                Task::new("ticket-events-consumer", {
+                    let (pool, config) = (self.pool.clone(), config.consumer.clone());
+                    move |ctx| {
+                        let running =
+                            consumer::run(pool.clone(), config.clone(), events.clone(), ctx);
+                        async move {
+                            running.await;
+                            Ok(())
+                        }
+                    }
+                })
+                .with_watchdog(consumer::WATCHDOG),
+            )
             .task(Task::from_loop(
-                "ticket-events-consumer",
-                (self.pool.clone(), config.consumer.clone(), events),
-                |(pool, config, events), stop| consumer::run(pool, config, events, stop),
+                "processed-events-pruner",
+                (self.pool.clone(), config.consumer.clone()),
+                |(pool, config), stop| consumer::prune_processed(pool, config, stop),
             ))
             .task(Task::from_loop(
                 "waiting-queue-drainer",

@@ -100,11 +100,16 @@ impl Application {
                 |(pool, waker), stop| async move { waker.forward(pool, stop).await },
             ));
         if let Some(config) = self.config.relay.clone() {
-            service = service.task(Task::from_loop(
-                "outbox-relay",
-                (pool, config, waker),
-                |(pool, config, waker), stop| relay::run(pool, config, waker, stop),
-            ));
+            service = service.task(
+                Task::new("outbox-relay", move |ctx| {
+                    let running = relay::run(pool.clone(), config.clone(), waker.clone(), ctx);
+                    async move {
+                        running.await;
+                        Ok(())
+                    }
+                })
+                .with_watchdog(relay::WATCHDOG),
+            );
         }
         Ok(service.database(self.pool.clone()))
     }

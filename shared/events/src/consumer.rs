@@ -25,6 +25,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use futures_util::{FutureExt, StreamExt};
+use helpdesk_kit::tasks::TaskContext;
 use lapin::{
     BasicProperties, Channel,
     options::{
@@ -219,21 +220,26 @@ pub async fn declare(config: &ConsumerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Consumes until `shutdown` is cancelled, reconnecting with backoff.
+/// How long a consumer may go without a sign of progress before the
+/// supervisor calls it wedged: it beats every [`BEAT_EVERY`] while idle, on
+/// every message and every reconnect, so only a handler or broker call that
+/// never returns stays silent this long.
+pub const WATCHDOG: Duration = Duration::from_secs(120);
+const BEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// Consumes until `ctx.stop()` is cancelled, reconnecting with backoff.
+/// Run [`prune_processed`] beside it (a task of its own).
 pub async fn run<H: Handler>(
     pool: PgPool,
     config: ConsumerConfig,
     handler: Arc<H>,
-    shutdown: CancellationToken,
+    ctx: TaskContext,
 ) {
-    let pruner = tokio::spawn(prune_processed(
-        pool.clone(),
-        config.clone(),
-        shutdown.clone(),
-    ));
+    let shutdown = ctx.stop().clone();
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
-        match session(&pool, &config, handler.as_ref(), &shutdown, &mut backoff).await {
+        ctx.beat();
+        match session(&pool, &config, handler.as_ref(), &ctx, &mut backoff).await {
             Ok(()) => break,
             Err(error) => {
                 let delay = backoff.next_delay();
@@ -245,12 +251,12 @@ pub async fn run<H: Handler>(
             }
         }
     }
-    pruner.abort();
     tracing::info!(queue = %config.queue, "consumer stopped");
 }
 
-/// Forgets processed event ids older than the retention, hourly.
-async fn prune_processed(pool: PgPool, config: ConsumerConfig, shutdown: CancellationToken) {
+/// Forgets processed event ids older than the retention, hourly, until
+/// `shutdown`. Every service that runs a consumer runs this as a task.
+pub async fn prune_processed(pool: PgPool, config: ConsumerConfig, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
@@ -281,9 +287,10 @@ async fn session<H: Handler>(
     pool: &PgPool,
     config: &ConsumerConfig,
     handler: &H,
-    shutdown: &CancellationToken,
+    ctx: &TaskContext,
     backoff: &mut Backoff,
 ) -> anyhow::Result<()> {
+    let shutdown = ctx.stop();
     let connection = amqp::connect(&config.amqp_url, &config.queue)
         .await
         .context("connecting to RabbitMQ")?;
@@ -308,7 +315,9 @@ async fn session<H: Handler>(
     tracing::info!(queue = %config.queue, "consuming");
     backoff.reset();
     let mut outage = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut beat = tokio::time::interval(BEAT_EVERY);
     loop {
+        ctx.beat();
         tokio::select! {
             biased;
             () = shutdown.cancelled() => {
@@ -316,6 +325,7 @@ async fn session<H: Handler>(
                 let _ = connection.close(200, "shutdown".into()).await;
                 return Ok(());
             }
+            _ = beat.tick() => {}
             delivery = deliveries.next() => {
                 let delivery = delivery.context("delivery stream ended")??;
                 match process(pool, config, handler, &channel, delivery).await? {

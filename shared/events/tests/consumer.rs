@@ -2,6 +2,7 @@
 //! poison messages, retries with backoff, dead letters, a consumer killed
 //! mid-message, a broker outage, and a graceful stop.
 
+use helpdesk_kit::tasks::TaskContext;
 use std::{
     sync::{
         Arc, Mutex,
@@ -131,7 +132,7 @@ impl Fixture {
             self.db.pool.clone(),
             self.config.clone(),
             self.handler.clone(),
-            stop.clone(),
+            TaskContext::detached(stop.clone()),
         ));
         (stop, task)
     }
@@ -397,7 +398,7 @@ async fn a_consumer_killed_mid_message_loses_nothing() {
         f.db.pool.clone(),
         f.config.clone(),
         replacement.clone(),
-        stop.clone(),
+        TaskContext::detached(stop.clone()),
     ));
     replacement.entered.notified().await;
     replacement.release.notify_one();
@@ -481,7 +482,7 @@ async fn our_database_away_pauses_consumption_without_spending_attempts() {
         pool,
         f.config.clone(),
         f.handler.clone(),
-        stop.clone(),
+        TaskContext::detached(stop.clone()),
     ));
     f.publish("before").await;
     f.wait_effects("before", 1).await;

@@ -106,6 +106,15 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
+    /// A context for running a task's function outside the supervisor
+    /// (tests, benchmarks): stopped by `stop`, its heartbeat unwatched.
+    pub fn detached(stop: CancellationToken) -> Self {
+        Self {
+            stop,
+            heartbeat: Heartbeat::new(),
+        }
+    }
+
     /// Cancelled when the service stops; finish the unit of work in hand.
     pub fn stop(&self) -> &CancellationToken {
         &self.stop

@@ -5,6 +5,7 @@
 //! confirms), in pipelined batches of 500: the baseline from memory, the
 //! relay from the outbox table (select, publish, confirm, mark sent).
 
+use helpdesk_kit::tasks::TaskContext;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -138,7 +139,7 @@ pub async fn run() -> anyhow::Result<()> {
         db.pool.clone(),
         config,
         waker.clone(),
-        stop.clone(),
+        TaskContext::detached(stop.clone()),
     ));
     loop {
         if helpdesk_events::outbox::backlog(&db.pool).await?.unsent == 0 {
