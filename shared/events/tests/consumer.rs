@@ -420,7 +420,16 @@ async fn the_consumer_reconnects_after_the_broker_goes_away() {
 
     proxy.down();
     f.publish("during").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The message waits in the queue, ready and untaken, while the consumer
+    // cannot reach the broker: nothing can have applied it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.queue_depth(&f.config.queue).await != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the message never sat in the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(f.effects("during").await, 0);
     proxy.up();
     f.wait_effects("during", 1).await;
@@ -435,10 +444,10 @@ async fn shutdown_finishes_the_message_in_hand() {
     f.publish("block").await;
     f.handler.entered.notified().await;
     stop.cancel();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!task.is_finished(), "stopped before finishing its message");
     f.handler.release.notify_one();
     task.await.unwrap();
+    // Committed and acked after the stop signal: had the stop abandoned the
+    // message in hand, its effect would be missing and the message requeued.
     assert_eq!(f.effects("block").await, 1);
     assert_eq!(
         f.queue_depth(&f.config.queue).await,
