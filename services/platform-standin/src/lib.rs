@@ -18,13 +18,13 @@ use std::{future::Future, sync::Arc, time::Duration};
 use helpdesk_kit::{
     auth::{AuthConfig, Verifier},
     error::{ApiError, ApiResult},
+    service::Service,
 };
 use helpdesk_proto::platform::{
     accounts::v1::accounts_service_server::AccountsServiceServer,
     rides::v1::rides_service_server::RidesServiceServer,
 };
 use tokio::{net::TcpListener, sync::Notify};
-use tonic::service::Routes;
 use uuid::Uuid;
 
 pub use crate::{
@@ -32,12 +32,6 @@ pub use crate::{
     data::{DEMO_JSON, DemoData, SeedRide, SeedUser},
     rides::Rides,
 };
-
-/// The gRPC services reported SERVING by health checks.
-pub const SERVICE_NAMES: &[&str] = &[
-    "platform.accounts.v1.AccountsService",
-    "platform.rides.v1.RidesService",
-];
 
 /// How the stand-in behaves beyond its data.
 #[derive(Clone, Debug)]
@@ -100,12 +94,14 @@ pub async fn run(
         delay: options.delay,
         arrivals: options.arrivals,
     };
-    let routes = Routes::new(AccountsServiceServer::new(Accounts::new(
-        &data,
-        pace.clone(),
-    )))
-    .add_service(RidesServiceServer::new(Rides::new(&data, pace)));
-    helpdesk_kit::server::serve(listener, verifier, routes, SERVICE_NAMES, shutdown).await
+    Service::new()
+        .grpc(AccountsServiceServer::new(Accounts::new(
+            &data,
+            pace.clone(),
+        )))
+        .grpc(RidesServiceServer::new(Rides::new(&data, pace)))
+        .run(listener, verifier, shutdown)
+        .await
 }
 
 /// How each call starts: announced, then delayed before any work (errors

@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use helpdesk_kit::{auth::Role, testing::bearer};
+use helpdesk_kit::auth::Role;
 use helpdesk_proto::platform::{
     accounts::v1::{
         GetUserRequest, ListStaffRequest, User, accounts_service_client::AccountsServiceClient,
     },
     rides::v1::{GetRideRequest, RideStatus, rides_service_client::RidesServiceClient},
 };
+use helpdesk_testkit::bearer;
 use platform_standin::{DemoData, Options};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, transport::Channel};
@@ -21,6 +22,7 @@ const UNKNOWN: &str = "0f000000-0000-4000-8000-000000000099";
 
 /// A running stand-in and a channel to it.
 struct Standin {
+    addr: std::net::SocketAddr,
     channel: Channel,
     stop: oneshot::Sender<()>,
     server: JoinHandle<anyhow::Result<()>>,
@@ -48,6 +50,7 @@ impl Standin {
             .await
             .unwrap();
         Self {
+            addr,
             channel,
             stop,
             server,
@@ -105,6 +108,25 @@ const STAFF: [&str; 5] = [
     "0b000000-0000-4000-8000-000000000004",
     "0c000000-0000-4000-8000-000000000001",
 ];
+
+#[tokio::test]
+async fn reflection_lists_exactly_the_services_served() {
+    let standin = Standin::start(Options::default()).await;
+    let listed = helpdesk_testkit::reflected_services(standin.addr)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "platform.accounts.v1.AccountsService",
+            "platform.rides.v1.RidesService",
+        ]
+    );
+    standin.stop().await;
+}
 
 #[tokio::test]
 async fn get_user_returns_the_seeded_account() {

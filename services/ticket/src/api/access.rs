@@ -3,31 +3,17 @@
 //! PERMISSION_DENIED (its existence is not revealed); staff and admins act on
 //! all; our own services create, read, edit and assign; other teams'
 //! services create and read but never see internal notes.
-//!
-//! The only module that reads the kit's `Caller` beyond its methods, so the
-//! coming typed principal changes this file alone.
 
 use helpdesk_kit::{
-    auth::{Caller, Role},
+    auth::Caller,
     error::{ApiError, ApiResult},
 };
 
 use crate::domain::{AccountId, Ticket, ticket::AuthorRole};
 
-/// The token's subject: the key idempotency records and page tokens are
-/// bound to, so one caller cannot replay another's.
-pub fn subject(caller: &Caller) -> &str {
-    &caller.id
-}
-
-/// The role claim, as events record who acted.
-pub fn role_name(caller: &Caller) -> &'static str {
-    caller.role.as_str()
-}
-
 /// An end user of the platform (rider or driver), acting for themselves.
 pub fn is_user(caller: &Caller) -> bool {
-    caller.account_id().is_some() && !caller.is_staff()
+    matches!(caller, Caller::User(_))
 }
 
 /// The account of a user, staff member or admin.
@@ -78,7 +64,7 @@ pub fn author(caller: &Caller, internal: bool) -> ApiResult<(AccountId, AuthorRo
 
 /// Category management.
 pub fn admin_only(caller: &Caller) -> ApiResult<()> {
-    if caller.role == Role::Admin {
+    if caller.is_admin() {
         Ok(())
     } else {
         Err(ApiError::denied("only admins may manage categories"))

@@ -2,12 +2,12 @@
 //! the caller's transaction.
 
 use chrono::{DateTime, Utc};
-use helpdesk_kit::{auth::Caller, clock::to_timestamp, outbox};
+use helpdesk_events::outbox;
+use helpdesk_kit::{auth::Caller, clock::to_timestamp};
 use helpdesk_proto::{Event, support::v1 as pb};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::access;
 use super::convert::{author_role_to_pb, or_empty, priority_to_pb, rating, snapshot, status_to_pb};
 use crate::domain::{DomainEvent, Message, Ticket};
 
@@ -22,8 +22,8 @@ impl Context<'_> {
         Some(pb::EventHeader {
             event_id: event_id.to_string(),
             occurred_at: Some(to_timestamp(self.now)),
-            actor_id: access::subject(self.caller).to_owned(),
-            actor_role: access::role_name(self.caller).to_owned(),
+            actor_id: self.caller.subject(),
+            actor_role: self.caller.role().as_str().to_owned(),
         })
     }
 

@@ -65,7 +65,7 @@ fn idempotency(
     request_id: Option<Uuid>,
     request: &impl prost::Message,
 ) -> Option<Key> {
-    request_id.map(|id| Key::new(access::subject(caller), method, id, request))
+    request_id.map(|id| Key::new(&caller.subject(), method, id, request))
 }
 
 /// The page size and token of a list whose filters are `filters`.
@@ -78,7 +78,7 @@ fn page(
     filters: &impl prost::Message,
 ) -> Option<Page> {
     let fingerprint =
-        page_token::fingerprint(&[access::subject(caller).as_bytes(), &filters.encode_to_vec()]);
+        page_token::fingerprint(&[caller.subject().as_bytes(), &filters.encode_to_vec()]);
     let limit = v.take("page_size", policy.resolve(size));
     let cursor = v.take("page_token", page_token::decode(token, fingerprint));
     Some(Page {

@@ -3,12 +3,12 @@
 //! platform before taking a connection, then writes, emits and records its
 //! idempotency key in one transaction.
 
+use helpdesk_events::outbox::Waker;
 use helpdesk_kit::{
     auth::Caller,
     clock::SharedClock,
     error::{ApiError, ApiResult, Violations},
     idempotency::{self, Key},
-    outbox::Waker,
     page_token::{self, Cursor},
 };
 use helpdesk_proto::support::v1::{self as pb, ticket_service_server::TicketService};

@@ -9,11 +9,9 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Duration;
-use helpdesk_kit::{
-    auth::{AuthConfig, Minter, Role},
-    testing::minter,
-};
+use helpdesk_kit::auth::{AuthConfig, Minter, Role};
 use helpdesk_proto::support::v1 as pb;
+use helpdesk_testkit::minter;
 use tonic::{
     Code, Status,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},

@@ -3,21 +3,20 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{TimeZone, Utc};
-pub use helpdesk_kit::testing::{expect_code, violated_fields};
+use helpdesk_events::relay::RelayConfig;
 use helpdesk_kit::{
     auth::{AuthConfig, Role},
     clock::ManualClock,
     config::CommonConfig,
-    relay::RelayConfig,
-    testing::{
-        Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, minter,
-        unique_exchange,
-    },
 };
 use helpdesk_proto::support::v1::{
     self as pb, category_service_client::CategoryServiceClient,
     operations_service_client::OperationsServiceClient, ticket_service_client::TicketServiceClient,
 };
+use helpdesk_testkit::{
+    Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, minter, unique_exchange,
+};
+pub use helpdesk_testkit::{expect_code, violated_fields};
 use platform_standin::{DemoData, Options};
 use ticket_service::{MIGRATOR, config::Config, startup::Application};
 use tokio::{
