@@ -135,6 +135,53 @@ impl<'a> Batch<'a> {
             self.failures.join("\n")
         );
     }
+
+    /// Sends every case of a table through `call`; each must be rejected.
+    async fn run<R, T: Debug>(
+        &mut self,
+        cases: Vec<Case<R>>,
+        mut call: impl AsyncFnMut(R) -> Result<Response<T>, Status>,
+    ) {
+        for case in cases {
+            let result = call(case.request).await;
+            self.reject(case.name, result, case.fields).await;
+        }
+    }
+}
+
+/// One row of a table: a bad request and the fields it must be refused on.
+struct Case<R> {
+    name: String,
+    request: R,
+    fields: &'static [&'static str],
+}
+
+impl<R> Case<R> {
+    fn new(name: impl Into<String>, request: R, fields: &'static [&'static str]) -> Self {
+        Self {
+            name: name.into(),
+            request,
+            fields,
+        }
+    }
+}
+
+/// One row per bad value of `field`: `build` puts the value into an
+/// otherwise valid request.
+fn each<R, V: Debug>(
+    rpc: &str,
+    field: &'static str,
+    fields: &'static [&'static str],
+    values: impl IntoIterator<Item = V>,
+    build: impl Fn(V) -> R,
+) -> Vec<Case<R>> {
+    values
+        .into_iter()
+        .map(|value| {
+            let name = format!("{rpc} {field}={}", short(&format!("{value:?}")));
+            Case::new(name, build(value), fields)
+        })
+        .collect()
 }
 
 /// Admin deactivates a category (to check that it is refused for new use).
@@ -181,16 +228,17 @@ fn bad_timestamps() -> Vec<(&'static str, Timestamp)> {
 // CreateTicket
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn bad_input_create_ticket_validates_every_field() {
-    let app = spawn_app().await;
-    deactivate(&app, "lost_item").await;
-    let base = || pb::CreateTicketRequest {
+/// A valid CreateTicketRequest for Alice without a ride (rows change one field).
+fn create_base() -> pb::CreateTicketRequest {
+    pb::CreateTicketRequest {
         ride_id: String::new(),
         ..new_ticket("")
-    };
-    let mut batch = Batch::start(&app, None).await;
+    }
+}
 
+/// CreateTicket as Alice: one row per bad value of each field.
+fn create_ticket_as_user_table() -> Vec<Case<pb::CreateTicketRequest>> {
+    let rpc = "CreateTicket";
     let subjects = [
         String::new(),
         "   ".into(),
@@ -202,16 +250,6 @@ async fn bad_input_create_ticket_validates_every_field() {
         "\0".into(),
         "\0\0\0".into(),
     ];
-    for subject in subjects {
-        let case = format!("CreateTicket subject={}", short(&subject));
-        let result = app
-            .alice()
-            .tickets
-            .create_ticket(pb::CreateTicketRequest { subject, ..base() })
-            .await;
-        batch.reject(case, result, &["subject"]).await;
-    }
-
     let descriptions = [
         String::new(),
         "  \n ".into(),
@@ -220,19 +258,6 @@ async fn bad_input_create_ticket_validates_every_field() {
         "line one\0".into(),
         "\0".into(),
     ];
-    for description in descriptions {
-        let case = format!("CreateTicket description={}", short(&description));
-        let result = app
-            .alice()
-            .tickets
-            .create_ticket(pb::CreateTicketRequest {
-                description,
-                ..base()
-            })
-            .await;
-        batch.reject(case, result, &["description"]).await;
-    }
-
     let rides = [
         "not-a-uuid",
         "0d000000-0000-4000-8000-00000000000",
@@ -244,126 +269,107 @@ async fn bad_input_create_ticket_validates_every_field() {
         UNKNOWN,
         BOB_RIDE,
     ];
-    for ride_id in rides {
-        let result = app
-            .alice()
-            .tickets
-            .create_ticket(pb::CreateTicketRequest {
-                ride_id: ride_id.into(),
-                ..base()
-            })
-            .await;
-        batch
-            .reject(
-                format!("CreateTicket ride_id={ride_id:?}"),
-                result,
-                &["ride_id"],
-            )
-            .await;
-    }
-
-    let long_slug = "x".repeat(65);
     let categories = [
-        "Ride_Issue",
-        "ride-issue",
-        "ride issue",
-        "ride_issue ",
-        long_slug.as_str(),
-        "é",
-        "ride_issue\0",
+        "Ride_Issue".to_owned(),
+        "ride-issue".into(),
+        "ride issue".into(),
+        "ride_issue ".into(),
+        "x".repeat(65),
+        "é".into(),
+        "ride_issue\0".into(),
         // Slugs, but no such category, or no longer active.
-        "no_such_category",
-        "lost_item",
+        "no_such_category".into(),
+        "lost_item".into(),
     ];
-    for category_id in categories {
-        let result = app
-            .alice()
-            .tickets
-            .create_ticket(pb::CreateTicketRequest {
-                category_id: category_id.into(),
-                ..base()
-            })
-            .await;
-        batch
-            .reject(
-                format!("CreateTicket category_id={}", short(category_id)),
-                result,
-                &["category_id"],
-            )
-            .await;
-    }
-
-    for priority in [99, -1, 5, i32::MAX] {
-        let result = app
-            .alice()
-            .tickets
-            .create_ticket(pb::CreateTicketRequest { priority, ..base() })
-            .await;
-        batch
-            .reject(
-                format!("CreateTicket priority={priority}"),
-                result,
-                &["priority"],
-            )
-            .await;
-    }
-
-    for request_id in [
+    let request_ids = [
         "abc",
         "12345",
         "0a000000-0000-4000-8000-00000000000g",
         "0a000000-0000-4000-8000-0000000000011",
         "\0",
-    ] {
-        let result = app
-            .alice()
-            .tickets
-            .create_ticket(pb::CreateTicketRequest {
-                request_id: request_id.into(),
-                ..base()
-            })
-            .await;
-        batch
-            .reject(
-                format!("CreateTicket request_id={request_id:?}"),
-                result,
-                &["request_id"],
-            )
-            .await;
-    }
-
+    ];
     // A malformed user_id is invalid for a user too (not "someone else").
-    for user_id in ["alice", "\0", "0a000000-0000-4000-8000-00000000000"] {
-        let result = app
-            .alice()
-            .tickets
-            .create_ticket(pb::CreateTicketRequest {
-                user_id: user_id.into(),
-                ..base()
-            })
-            .await;
-        batch
-            .reject(
-                format!("CreateTicket as alice user_id={user_id:?}"),
-                result,
-                &["user_id"],
-            )
-            .await;
-    }
-    // Staff must name an existing, active account.
-    for user_id in ["", "alice", UNKNOWN, CAROL_INACTIVE] {
-        let result = app.sam().tickets.create_ticket(ticket_for(user_id)).await;
-        batch
-            .reject(
-                format!("CreateTicket as sam user_id={user_id:?}"),
-                result,
-                &["user_id"],
-            )
-            .await;
-    }
-
+    let user_ids = ["alice", "\0", "0a000000-0000-4000-8000-00000000000"];
+    let mut table = Vec::new();
+    table.extend(each(rpc, "subject", &["subject"], subjects, |subject| {
+        pb::CreateTicketRequest {
+            subject,
+            ..create_base()
+        }
+    }));
+    table.extend(each(
+        rpc,
+        "description",
+        &["description"],
+        descriptions,
+        |description| pb::CreateTicketRequest {
+            description,
+            ..create_base()
+        },
+    ));
+    table.extend(each(rpc, "ride_id", &["ride_id"], rides, |ride_id| {
+        pb::CreateTicketRequest {
+            ride_id: ride_id.into(),
+            ..create_base()
+        }
+    }));
+    table.extend(each(
+        rpc,
+        "category_id",
+        &["category_id"],
+        categories,
+        |category_id| pb::CreateTicketRequest {
+            category_id,
+            ..create_base()
+        },
+    ));
+    table.extend(each(
+        rpc,
+        "priority",
+        &["priority"],
+        [99, -1, 5, i32::MAX],
+        |priority| pb::CreateTicketRequest {
+            priority,
+            ..create_base()
+        },
+    ));
+    table.extend(each(
+        rpc,
+        "request_id",
+        &["request_id"],
+        request_ids,
+        |request_id| pb::CreateTicketRequest {
+            request_id: request_id.into(),
+            ..create_base()
+        },
+    ));
+    table.extend(each(rpc, "user_id", &["user_id"], user_ids, |user_id| {
+        pb::CreateTicketRequest {
+            user_id: user_id.into(),
+            ..create_base()
+        }
+    }));
     // Everything wrong at once: every field reported in one status.
-    let all_wrong = pb::CreateTicketRequest {
+    table.push(Case::new(
+        "CreateTicket as alice, all wrong",
+        create_all_wrong(),
+        CREATE_FIELDS,
+    ));
+    table
+}
+
+const CREATE_FIELDS: &[&str] = &[
+    "user_id",
+    "ride_id",
+    "category_id",
+    "subject",
+    "description",
+    "priority",
+    "request_id",
+];
+
+fn create_all_wrong() -> pb::CreateTicketRequest {
+    pb::CreateTicketRequest {
         user_id: "x".into(),
         ride_id: "x".into(),
         category_id: "X".into(),
@@ -371,45 +377,43 @@ async fn bad_input_create_ticket_validates_every_field() {
         description: "\0".into(),
         priority: 99,
         request_id: "x".into(),
-    };
-    let result = app.alice().tickets.create_ticket(all_wrong.clone()).await;
-    batch
-        .reject(
-            "CreateTicket as alice, all wrong",
-            result,
-            &[
-                "user_id",
-                "ride_id",
-                "category_id",
-                "subject",
-                "description",
-                "priority",
-                "request_id",
-            ],
-        )
-        .await;
-    let result = app
-        .sam()
-        .tickets
-        .create_ticket(pb::CreateTicketRequest {
+    }
+}
+
+/// CreateTicket as staff: they must name an existing, active account.
+fn create_ticket_as_staff_table() -> Vec<Case<pb::CreateTicketRequest>> {
+    let mut table = each(
+        "CreateTicket as sam",
+        "user_id",
+        &["user_id"],
+        ["", "alice", UNKNOWN, CAROL_INACTIVE],
+        ticket_for,
+    );
+    table.push(Case::new(
+        "CreateTicket as sam, all wrong",
+        pb::CreateTicketRequest {
             user_id: String::new(),
-            ..all_wrong
+            ..create_all_wrong()
+        },
+        CREATE_FIELDS,
+    ));
+    table
+}
+
+#[tokio::test]
+async fn bad_input_create_ticket_validates_every_field() {
+    let app = spawn_app().await;
+    deactivate(&app, "lost_item").await;
+    let mut batch = Batch::start(&app, None).await;
+    batch
+        .run(create_ticket_as_user_table(), async |req| {
+            app.alice().tickets.create_ticket(req).await
         })
         .await;
     batch
-        .reject(
-            "CreateTicket as sam, all wrong",
-            result,
-            &[
-                "user_id",
-                "ride_id",
-                "category_id",
-                "subject",
-                "description",
-                "priority",
-                "request_id",
-            ],
-        )
+        .run(create_ticket_as_staff_table(), async |req| {
+            app.sam().tickets.create_ticket(req).await
+        })
         .await;
     batch.finish();
     assert_eq!(app.count("SELECT count(*) FROM tickets").await, 0);
@@ -426,7 +430,7 @@ async fn bad_input_create_ticket_validates_every_field() {
                 subject: subject.clone(),
                 description: description.clone(),
                 priority: pb::TicketPriority::Unspecified.into(),
-                ..base()
+                ..create_base()
             })
             .await
             .unwrap_or_else(|s| panic!("subject {}: {s:?}", short(&subject)))
