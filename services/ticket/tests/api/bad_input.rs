@@ -201,9 +201,6 @@ async fn deactivate(app: &TestApp, id: &str) {
         .expect("deactivate category");
 }
 
-/// Builds a ListTicketsRequest with one string filter set.
-type FilterBuilder = fn(String) -> pb::ListTicketsRequest;
-
 /// Timestamps no list filter can take: beyond chrono, negative or too many
 /// nanos, and outside the range `google.protobuf.Timestamp` defines
 /// (0001-01-01 to 9999-12-31), including years PostgreSQL cannot store.
@@ -445,6 +442,215 @@ async fn bad_input_create_ticket_validates_every_field() {
 // GetTicket and ListTickets
 // ---------------------------------------------------------------------------
 
+/// Ids no request can take (malformed, not a shape of either id).
+const BAD_TICKET_IDS: &[&str] = &[
+    "",
+    " ",
+    "nope",
+    "123",
+    "TKT-",
+    "TKT-AB12",
+    "tkt-ab123",
+    "TKT-ABC12",
+    "TKT-ABC1234",
+    "TKT-ABC123 ",
+    "tkt-abc12x",
+    "0a000000-0000-4000-8000-00000000000",
+    "0a000000-0000-4000-8000-0000000000001",
+    "\0",
+];
+
+/// ListTickets as staff: one row per bad value of each filter, the page
+/// size, and `token` (a real token of staff's unfiltered list) mangled or
+/// replayed with other filters.
+fn list_tickets_table(token: &str) -> Vec<Case<pb::ListTicketsRequest>> {
+    let rpc = "ListTickets";
+    let none = pb::ListTicketsRequest::default;
+    let mut table = each(
+        rpc,
+        "page_size",
+        &["page_size"],
+        [-1, i32::MIN],
+        |page_size| pb::ListTicketsRequest {
+            page_size,
+            ..none()
+        },
+    );
+    let mut wrong_version = URL_SAFE_NO_PAD.decode(token).unwrap();
+    wrong_version[0] = 99;
+    let garbage = [
+        "garbage".to_owned(),
+        "!!!!".into(),
+        "AAAA".into(),
+        URL_SAFE_NO_PAD.encode([0_u8; 33]),
+        URL_SAFE_NO_PAD.encode([1_u8; 32]),
+        URL_SAFE_NO_PAD.encode(wrong_version),
+        format!("{token}A"),
+        token[..token.len() - 1].to_owned(),
+        "\0".into(),
+    ];
+    table.extend(each(
+        rpc,
+        "page_token",
+        &["page_token"],
+        garbage,
+        |page_token| pb::ListTicketsRequest {
+            page_token,
+            ..none()
+        },
+    ));
+    let other_filters = [
+        (
+            "status",
+            pb::ListTicketsRequest {
+                statuses: vec![pb::TicketStatus::Open.into()],
+                ..none()
+            },
+        ),
+        (
+            "open",
+            pb::ListTicketsRequest {
+                open: true,
+                ..none()
+            },
+        ),
+        (
+            "user_id",
+            pb::ListTicketsRequest {
+                user_id: ALICE.into(),
+                ..none()
+            },
+        ),
+        (
+            "category_id",
+            pb::ListTicketsRequest {
+                category_id: "ride_issue".into(),
+                ..none()
+            },
+        ),
+        (
+            "created_after",
+            pb::ListTicketsRequest {
+                created_after: Some(Timestamp {
+                    seconds: 0,
+                    nanos: 0,
+                }),
+                ..none()
+            },
+        ),
+    ];
+    for (filter, req) in other_filters {
+        table.push(Case::new(
+            format!("ListTickets page token reused with {filter} set"),
+            pb::ListTicketsRequest {
+                page_size: 1,
+                page_token: token.to_owned(),
+                ..req
+            },
+            &["page_token"],
+        ));
+    }
+    table.extend(each(
+        rpc,
+        "statuses",
+        &["statuses"],
+        [99, -1, 6, 0],
+        |status| pb::ListTicketsRequest {
+            statuses: vec![pb::TicketStatus::Open.into(), status],
+            ..none()
+        },
+    ));
+    table.extend(each(
+        rpc,
+        "priority",
+        &["priority"],
+        [99, -1, 5],
+        |priority| pb::ListTicketsRequest { priority, ..none() },
+    ));
+    table.extend(each(
+        rpc,
+        "category_id",
+        &["category_id"],
+        ["Bad!", "ride-issue", "RIDE_ISSUE", "\0"],
+        |category_id| pb::ListTicketsRequest {
+            category_id: category_id.into(),
+            ..none()
+        },
+    ));
+    let bad_uuids = ["x", "sam", "0b000000-0000-4000-8000-00000000000", "\0"];
+    table.extend(each(rpc, "assignee_id", &["assignee_id"], bad_uuids, |v| {
+        pb::ListTicketsRequest {
+            assignee_id: v.into(),
+            ..none()
+        }
+    }));
+    table.extend(each(rpc, "ride_id", &["ride_id"], bad_uuids, |v| {
+        pb::ListTicketsRequest {
+            ride_id: v.into(),
+            ..none()
+        }
+    }));
+    table.extend(each(rpc, "user_id", &["user_id"], bad_uuids, |v| {
+        pb::ListTicketsRequest {
+            user_id: v.into(),
+            ..none()
+        }
+    }));
+    for (label, t) in bad_timestamps() {
+        table.push(Case::new(
+            format!("ListTickets created_after {label}"),
+            pb::ListTicketsRequest {
+                created_after: Some(t),
+                ..none()
+            },
+            &["created_after"],
+        ));
+        table.push(Case::new(
+            format!("ListTickets created_before {label}"),
+            pb::ListTicketsRequest {
+                created_before: Some(t),
+                ..none()
+            },
+            &["created_before"],
+        ));
+    }
+    table.push(Case::new(
+        "ListTickets, all wrong",
+        pb::ListTicketsRequest {
+            page_size: -1,
+            page_token: "x".into(),
+            statuses: vec![99],
+            open: true,
+            priority: 99,
+            category_id: "X".into(),
+            assignee_id: "x".into(),
+            ride_id: "x".into(),
+            user_id: "x".into(),
+            created_after: Some(Timestamp {
+                seconds: 0,
+                nanos: -1,
+            }),
+            created_before: Some(Timestamp {
+                seconds: i64::MAX,
+                nanos: 0,
+            }),
+        },
+        &[
+            "page_size",
+            "page_token",
+            "statuses",
+            "priority",
+            "category_id",
+            "assignee_id",
+            "ride_id",
+            "user_id",
+            "created_after",
+            "created_before",
+        ],
+    ));
+    table
+}
+
 #[tokio::test]
 async fn bad_input_get_and_list_tickets_validate_ids_filters_and_pages() {
     let app = spawn_app().await;
@@ -453,32 +659,14 @@ async fn bad_input_get_and_list_tickets_validate_ids_filters_and_pages() {
     }
     let mut batch = Batch::start(&app, None).await;
 
-    let ids = [
-        "",
-        " ",
-        "nope",
-        "123",
-        "TKT-",
-        "TKT-AB12",
-        "tkt-ab123",
-        "TKT-ABC12",
-        "TKT-ABC1234",
-        "TKT-ABC123 ",
-        "tkt-abc12x",
-        "0a000000-0000-4000-8000-00000000000",
-        "0a000000-0000-4000-8000-0000000000001",
-        "\0",
-    ];
-    for id in ids {
-        let result = app
-            .sam()
-            .tickets
-            .get_ticket(pb::GetTicketRequest { id: id.into() })
-            .await;
-        batch
-            .reject(format!("GetTicket id={id:?}"), result, &["id"])
-            .await;
-    }
+    let get_table = each("GetTicket", "id", &["id"], BAD_TICKET_IDS, |id| {
+        pb::GetTicketRequest { id: (*id).into() }
+    });
+    batch
+        .run(get_table, async |req| {
+            app.sam().tickets.get_ticket(req).await
+        })
+        .await;
     // Well-formed ids of tickets that do not exist are NOT_FOUND, not invalid.
     for id in [UNKNOWN, "TKT-ZZZ999"] {
         let status = app
@@ -494,23 +682,6 @@ async fn bad_input_get_and_list_tickets_validate_ids_filters_and_pages() {
     let list = move |req: pb::ListTicketsRequest| async move {
         shared.sam().tickets.list_tickets(req).await
     };
-    for page_size in [-1, i32::MIN] {
-        let result = list(pb::ListTicketsRequest {
-            page_size,
-            ..Default::default()
-        })
-        .await;
-        batch
-            .reject(
-                format!("ListTickets page_size={page_size}"),
-                result,
-                &["page_size"],
-            )
-            .await;
-    }
-
-    // Page tokens: garbage, and real ones replayed against other filters or
-    // by another caller.
     let first = list(pb::ListTicketsRequest {
         page_size: 1,
         ..Default::default()
@@ -520,237 +691,34 @@ async fn bad_input_get_and_list_tickets_validate_ids_filters_and_pages() {
     .into_inner();
     let token = first.next_page_token;
     assert!(!token.is_empty(), "3 tickets, page size 1: a next page");
-    let mut wrong_version = URL_SAFE_NO_PAD.decode(&token).unwrap();
-    wrong_version[0] = 99;
-    let garbage = [
-        "garbage".to_owned(),
-        "!!!!".into(),
-        "AAAA".into(),
-        URL_SAFE_NO_PAD.encode([0_u8; 33]),
-        URL_SAFE_NO_PAD.encode([1_u8; 32]),
-        URL_SAFE_NO_PAD.encode(wrong_version),
-        format!("{token}A"),
-        token[..token.len() - 1].to_owned(),
-        "\0".into(),
-    ];
-    for page_token in garbage {
-        let case = format!("ListTickets page_token={}", short(&page_token));
-        let result = list(pb::ListTicketsRequest {
-            page_token,
-            ..Default::default()
-        })
-        .await;
-        batch.reject(case, result, &["page_token"]).await;
-    }
-    let other_filters = [
-        (
-            "status",
-            pb::ListTicketsRequest {
-                statuses: vec![pb::TicketStatus::Open.into()],
-                ..Default::default()
-            },
-        ),
-        (
-            "user_id",
-            pb::ListTicketsRequest {
-                user_id: ALICE.into(),
-                ..Default::default()
-            },
-        ),
-        (
-            "category_id",
-            pb::ListTicketsRequest {
-                category_id: "ride_issue".into(),
-                ..Default::default()
-            },
-        ),
-        (
-            "created_after",
-            pb::ListTicketsRequest {
-                created_after: Some(Timestamp {
-                    seconds: 0,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            },
-        ),
-    ];
-    for (filter, req) in other_filters {
-        let result = list(pb::ListTicketsRequest {
-            page_size: 1,
-            page_token: token.clone(),
-            ..req
-        })
-        .await;
-        batch
-            .reject(
-                format!("ListTickets page token reused with {filter} set"),
-                result,
+    batch.run(list_tickets_table(&token), list).await;
+    // Another caller's token, and a user's malformed user_id filter (invalid,
+    // not "someone else's").
+    batch
+        .run(
+            vec![Case::new(
+                "ListTickets page token of sam's replayed by ada",
+                pb::ListTicketsRequest {
+                    page_size: 1,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
                 &["page_token"],
-            )
-            .await;
-    }
-    let result = app
-        .ada()
-        .tickets
-        .list_tickets(pb::ListTicketsRequest {
-            page_size: 1,
-            page_token: token.clone(),
-            ..Default::default()
-        })
-        .await;
-    batch
-        .reject(
-            "ListTickets page token of sam's replayed by ada",
-            result,
-            &["page_token"],
+            )],
+            async |req| app.ada().tickets.list_tickets(req).await,
         )
         .await;
-
-    for status in [99, -1, 6, 0] {
-        let result = list(pb::ListTicketsRequest {
-            statuses: vec![pb::TicketStatus::Open.into(), status],
-            ..Default::default()
-        })
-        .await;
-        batch
-            .reject(
-                format!("ListTickets statuses=[OPEN, {status}]"),
-                result,
-                &["statuses"],
-            )
-            .await;
-    }
-    for priority in [99, -1, 5] {
-        let result = list(pb::ListTicketsRequest {
-            priority,
-            ..Default::default()
-        })
-        .await;
-        batch
-            .reject(
-                format!("ListTickets priority={priority}"),
-                result,
-                &["priority"],
-            )
-            .await;
-    }
-    for category_id in ["Bad!", "ride-issue", "RIDE_ISSUE", "\0"] {
-        let result = list(pb::ListTicketsRequest {
-            category_id: category_id.into(),
-            ..Default::default()
-        })
-        .await;
-        batch
-            .reject(
-                format!("ListTickets category_id={category_id:?}"),
-                result,
-                &["category_id"],
-            )
-            .await;
-    }
-    let uuid_filters: [(&str, FilterBuilder); 3] = [
-        ("assignee_id", |v| pb::ListTicketsRequest {
-            assignee_id: v,
-            ..Default::default()
-        }),
-        ("ride_id", |v| pb::ListTicketsRequest {
-            ride_id: v,
-            ..Default::default()
-        }),
-        ("user_id", |v| pb::ListTicketsRequest {
-            user_id: v,
-            ..Default::default()
-        }),
-    ];
-    for (field, build) in uuid_filters {
-        for value in ["x", "sam", "0b000000-0000-4000-8000-00000000000", "\0"] {
-            let result = list(build(value.into())).await;
-            batch
-                .reject(format!("ListTickets {field}={value:?}"), result, &[field])
-                .await;
-        }
-    }
-    // A user's malformed user_id filter is invalid (not "someone else's").
-    let result = app
-        .alice()
-        .tickets
-        .list_tickets(pb::ListTicketsRequest {
-            user_id: "alice".into(),
-            ..Default::default()
-        })
-        .await;
     batch
-        .reject(
-            "ListTickets as alice user_id=\"alice\"",
-            result,
-            &["user_id"],
-        )
-        .await;
-
-    for (label, t) in bad_timestamps() {
-        let result = list(pb::ListTicketsRequest {
-            created_after: Some(t),
-            ..Default::default()
-        })
-        .await;
-        batch
-            .reject(
-                format!("ListTickets created_after {label}"),
-                result,
-                &["created_after"],
-            )
-            .await;
-        let result = list(pb::ListTicketsRequest {
-            created_before: Some(t),
-            ..Default::default()
-        })
-        .await;
-        batch
-            .reject(
-                format!("ListTickets created_before {label}"),
-                result,
-                &["created_before"],
-            )
-            .await;
-    }
-
-    let result = list(pb::ListTicketsRequest {
-        page_size: -1,
-        page_token: "x".into(),
-        statuses: vec![99],
-        open: true,
-        priority: 99,
-        category_id: "X".into(),
-        assignee_id: "x".into(),
-        ride_id: "x".into(),
-        user_id: "x".into(),
-        created_after: Some(Timestamp {
-            seconds: 0,
-            nanos: -1,
-        }),
-        created_before: Some(Timestamp {
-            seconds: i64::MAX,
-            nanos: 0,
-        }),
-    })
-    .await;
-    batch
-        .reject(
-            "ListTickets, all wrong",
-            result,
-            &[
-                "page_size",
-                "page_token",
-                "statuses",
-                "priority",
-                "category_id",
-                "assignee_id",
-                "ride_id",
-                "user_id",
-                "created_after",
-                "created_before",
-            ],
+        .run(
+            vec![Case::new(
+                "ListTickets as alice user_id=\"alice\"",
+                pb::ListTicketsRequest {
+                    user_id: "alice".into(),
+                    ..Default::default()
+                },
+                &["user_id"],
+            )],
+            async |req| app.alice().tickets.list_tickets(req).await,
         )
         .await;
     batch.finish();
