@@ -757,95 +757,63 @@ fn update(t: pb::Ticket, paths: Option<&[&str]>, request_id: &str) -> pb::Update
     }
 }
 
-#[tokio::test]
-async fn bad_input_update_and_assign_validate_and_change_nothing() {
-    let app = spawn_app().await;
-    deactivate(&app, "lost_item").await;
-    let ticket = app.alice_ticket().await;
-    let id = ticket.id.clone();
-    let with = |f: fn(&mut pb::Ticket)| {
-        let mut t = pb::Ticket {
-            id: id.clone(),
-            ..Default::default()
-        };
-        f(&mut t);
-        t
+/// UpdateTicket by staff on the ticket `id`: one row per bad value of each
+/// field, of the mask, and everything at once.
+fn update_ticket_table(id: &str) -> Vec<Case<pb::UpdateTicketRequest>> {
+    let rpc = "UpdateTicket";
+    // The ticket moved to in progress: rows change one field of it.
+    let in_progress = || pb::Ticket {
+        id: id.to_owned(),
+        status: pb::TicketStatus::InProgress.into(),
+        ..Default::default()
     };
-    let mut batch = Batch::start(&app, Some(&id)).await;
-
-    let result = app
-        .sam()
-        .tickets
-        .update_ticket(pb::UpdateTicketRequest {
-            ticket: None,
-            update_mask: mask(&["status"]),
-            request_id: String::new(),
-        })
-        .await;
-    batch
-        .reject("UpdateTicket without ticket", result, &["ticket"])
-        .await;
-    // A missing resource does not hide the request's other violations.
-    let result = app
-        .sam()
-        .tickets
-        .update_ticket(pb::UpdateTicketRequest {
-            ticket: None,
-            update_mask: mask(&["status"]),
-            request_id: "not-a-uuid".into(),
-        })
-        .await;
-    batch
-        .reject(
+    let status_update = |t: pb::Ticket| update(t, Some(&["status"]), "");
+    let mut table = vec![
+        Case::new(
+            "UpdateTicket without ticket",
+            pb::UpdateTicketRequest {
+                ticket: None,
+                update_mask: mask(&["status"]),
+                request_id: String::new(),
+            },
+            &["ticket"],
+        ),
+        // A missing resource does not hide the request's other violations.
+        Case::new(
             "UpdateTicket without ticket, bad request_id",
-            result,
+            pb::UpdateTicketRequest {
+                ticket: None,
+                update_mask: mask(&["status"]),
+                request_id: "not-a-uuid".into(),
+            },
             &["ticket", "request_id"],
-        )
-        .await;
-
-    for bad_id in ["", "nope", "TKT-", "TKT-AB1", "\0"] {
-        let t = pb::Ticket {
-            id: bad_id.into(),
-            status: pb::TicketStatus::InProgress.into(),
-            ..Default::default()
-        };
-        let result = app
-            .sam()
-            .tickets
-            .update_ticket(update(t, Some(&["status"]), ""))
-            .await;
-        batch
-            .reject(
-                format!("UpdateTicket ticket.id={bad_id:?}"),
-                result,
-                &["ticket.id"],
-            )
-            .await;
-    }
-
-    for etag in ["abc", "1.5", "W/\"1\"", "\0"] {
-        let t = pb::Ticket {
-            id: id.clone(),
-            etag: etag.into(),
-            status: pb::TicketStatus::InProgress.into(),
-            ..Default::default()
-        };
-        let result = app
-            .sam()
-            .tickets
-            .update_ticket(update(t, Some(&["status"]), ""))
-            .await;
-        batch
-            .reject(
-                format!("UpdateTicket ticket.etag={etag:?}"),
-                result,
-                &["ticket.etag"],
-            )
-            .await;
-    }
-
-    let in_progress = with(|t| t.status = pb::TicketStatus::InProgress.into());
-    let masks: [Option<&[&str]>; 9] = [
+        ),
+    ];
+    table.extend(each(
+        rpc,
+        "ticket.id",
+        &["ticket.id"],
+        ["", "nope", "TKT-", "TKT-AB1", "\0"],
+        |bad_id| {
+            status_update(pb::Ticket {
+                id: bad_id.into(),
+                ..in_progress()
+            })
+        },
+    ));
+    table.extend(each(
+        rpc,
+        "ticket.etag",
+        &["ticket.etag"],
+        ["abc", "1.5", "W/\"1\"", "\0"],
+        |etag| {
+            status_update(pb::Ticket {
+                etag: etag.into(),
+                ..in_progress()
+            })
+        },
+    ));
+    let masks: [Option<&'static [&'static str]>; 9] = [
         None,
         Some(&[]),
         Some(&["subject"]),
@@ -856,191 +824,164 @@ async fn bad_input_update_and_assign_validate_and_change_nothing() {
         Some(&["ticket.status"]),
         Some(&["status", "bogus"]),
     ];
-    for paths in masks {
-        let result = app
-            .sam()
-            .tickets
-            .update_ticket(update(in_progress.clone(), paths, ""))
-            .await;
-        batch
-            .reject(
-                format!("UpdateTicket update_mask={paths:?}"),
-                result,
-                &["update_mask"],
+    table.extend(each(rpc, "update_mask", &["update_mask"], masks, |paths| {
+        update(in_progress(), paths, "")
+    }));
+    table.extend(each(
+        rpc,
+        "ticket.status",
+        &["ticket.status"],
+        [0, 99, -3],
+        |status| {
+            status_update(pb::Ticket {
+                status,
+                ..in_progress()
+            })
+        },
+    ));
+    table.extend(each(
+        rpc,
+        "ticket.priority",
+        &["ticket.priority"],
+        [0, 99, -1],
+        |priority| {
+            update(
+                pb::Ticket {
+                    priority,
+                    ..in_progress()
+                },
+                Some(&["priority"]),
+                "",
             )
-            .await;
-    }
-
-    for status in [0, 99, -3] {
-        let mut t = in_progress.clone();
-        t.status = status;
-        let result = app
-            .sam()
-            .tickets
-            .update_ticket(update(t, Some(&["status"]), ""))
-            .await;
-        batch
-            .reject(
-                format!("UpdateTicket ticket.status={status}"),
-                result,
-                &["ticket.status"],
+        },
+    ));
+    table.extend(each(
+        rpc,
+        "ticket.category_id",
+        &["ticket.category_id"],
+        [
+            String::new(),
+            "Bad".into(),
+            "ride-issue".into(),
+            "x".repeat(65),
+            "no_such_category".into(),
+            "lost_item".into(),
+        ],
+        |category_id| {
+            update(
+                pb::Ticket {
+                    category_id,
+                    ..in_progress()
+                },
+                Some(&["category_id"]),
+                "",
             )
-            .await;
-    }
-    for priority in [0, 99, -1] {
-        let mut t = in_progress.clone();
-        t.priority = priority;
-        let result = app
-            .sam()
-            .tickets
-            .update_ticket(update(t, Some(&["priority"]), ""))
-            .await;
-        batch
-            .reject(
-                format!("UpdateTicket ticket.priority={priority}"),
-                result,
-                &["ticket.priority"],
-            )
-            .await;
-    }
-    let long_slug = "x".repeat(65);
-    for category_id in [
-        "",
-        "Bad",
-        "ride-issue",
-        long_slug.as_str(),
-        "no_such_category",
-        "lost_item",
-    ] {
-        let mut t = in_progress.clone();
-        t.category_id = category_id.into();
-        let result = app
-            .sam()
-            .tickets
-            .update_ticket(update(t, Some(&["category_id"]), ""))
-            .await;
-        batch
-            .reject(
-                format!("UpdateTicket ticket.category_id={}", short(category_id)),
-                result,
-                &["ticket.category_id"],
-            )
-            .await;
-    }
+        },
+    ));
     // Malformed, unknown, not staff, deactivated staff.
-    for assignee in ["nope", "\0", UNKNOWN, ALICE, UMA_INACTIVE_STAFF] {
-        let mut t = in_progress.clone();
-        t.assignee_id = assignee.into();
-        let result = app
-            .sam()
-            .tickets
-            .update_ticket(update(t, Some(&["assignee_id"]), ""))
-            .await;
-        batch
-            .reject(
-                format!("UpdateTicket ticket.assignee_id={assignee:?}"),
-                result,
-                &["ticket.assignee_id"],
+    table.extend(each(
+        rpc,
+        "ticket.assignee_id",
+        &["ticket.assignee_id"],
+        ["nope", "\0", UNKNOWN, ALICE, UMA_INACTIVE_STAFF],
+        |assignee| {
+            update(
+                pb::Ticket {
+                    assignee_id: assignee.into(),
+                    ..in_progress()
+                },
+                Some(&["assignee_id"]),
+                "",
             )
-            .await;
-    }
-    for request_id in ["x", "12345", "\0"] {
-        let result = app
-            .sam()
-            .tickets
-            .update_ticket(update(in_progress.clone(), Some(&["status"]), request_id))
-            .await;
-        batch
-            .reject(
-                format!("UpdateTicket request_id={request_id:?}"),
-                result,
-                &["request_id"],
-            )
-            .await;
-    }
-    let all_wrong = pb::Ticket {
-        id: "nope".into(),
-        etag: "x".into(),
-        status: 0,
-        priority: 99,
-        category_id: "X".into(),
-        assignee_id: "x".into(),
-        ..Default::default()
-    };
-    let result = app
-        .sam()
-        .tickets
-        .update_ticket(update(
-            all_wrong,
+        },
+    ));
+    table.extend(each(
+        rpc,
+        "request_id",
+        &["request_id"],
+        ["x", "12345", "\0"],
+        |request_id| update(in_progress(), Some(&["status"]), request_id),
+    ));
+    table.push(Case::new(
+        "UpdateTicket, all wrong",
+        update(
+            pb::Ticket {
+                id: "nope".into(),
+                etag: "x".into(),
+                status: 0,
+                priority: 99,
+                category_id: "X".into(),
+                assignee_id: "x".into(),
+                ..Default::default()
+            },
             Some(&["status", "priority", "category_id", "assignee_id", "bogus"]),
             "x",
-        ))
-        .await;
-    batch
-        .reject(
-            "UpdateTicket, all wrong",
-            result,
-            &[
-                "ticket.id",
-                "ticket.etag",
-                "ticket.status",
-                "ticket.priority",
-                "ticket.category_id",
-                "ticket.assignee_id",
-                "update_mask",
-                "request_id",
-            ],
-        )
-        .await;
+        ),
+        &[
+            "ticket.id",
+            "ticket.etag",
+            "ticket.status",
+            "ticket.priority",
+            "ticket.category_id",
+            "ticket.assignee_id",
+            "update_mask",
+            "request_id",
+        ],
+    ));
+    table
+}
 
+/// AssignTicket by staff on the ticket `id`.
+fn assign_ticket_table(id: &str) -> Vec<Case<pb::AssignTicketRequest>> {
+    let rpc = "AssignTicket";
     let assign = |ticket_id: &str, assignee_id: &str, request_id: &str| pb::AssignTicketRequest {
         ticket_id: ticket_id.into(),
         assignee_id: assignee_id.into(),
         request_id: request_id.into(),
     };
-    for ticket_id in ["", "nope", "TKT-", "\0"] {
-        let result = app
-            .sam()
-            .tickets
-            .assign_ticket(assign(ticket_id, SAM, ""))
-            .await;
-        batch
-            .reject(
-                format!("AssignTicket ticket_id={ticket_id:?}"),
-                result,
-                &["ticket_id"],
-            )
-            .await;
-    }
-    for assignee in ["", "nope", "\0", UNKNOWN, ALICE, UMA_INACTIVE_STAFF] {
-        let result = app
-            .sam()
-            .tickets
-            .assign_ticket(assign(&id, assignee, ""))
-            .await;
-        batch
-            .reject(
-                format!("AssignTicket assignee_id={assignee:?}"),
-                result,
-                &["assignee_id"],
-            )
-            .await;
-    }
-    let result = app.sam().tickets.assign_ticket(assign(&id, SAM, "x")).await;
+    let mut table = each(
+        rpc,
+        "ticket_id",
+        &["ticket_id"],
+        ["", "nope", "TKT-", "\0"],
+        |ticket_id| assign(ticket_id, SAM, ""),
+    );
+    table.extend(each(
+        rpc,
+        "assignee_id",
+        &["assignee_id"],
+        ["", "nope", "\0", UNKNOWN, ALICE, UMA_INACTIVE_STAFF],
+        |assignee| assign(id, assignee, ""),
+    ));
+    table.push(Case::new(
+        "AssignTicket request_id=\"x\"",
+        assign(id, SAM, "x"),
+        &["request_id"],
+    ));
+    table.push(Case::new(
+        "AssignTicket, all wrong",
+        assign("nope", "nope", "nope"),
+        &["ticket_id", "assignee_id", "request_id"],
+    ));
+    table
+}
+
+#[tokio::test]
+async fn bad_input_update_and_assign_validate_and_change_nothing() {
+    let app = spawn_app().await;
+    deactivate(&app, "lost_item").await;
+    let ticket = app.alice_ticket().await;
+    let id = ticket.id.clone();
+    let mut batch = Batch::start(&app, Some(&id)).await;
     batch
-        .reject("AssignTicket request_id=\"x\"", result, &["request_id"])
-        .await;
-    let result = app
-        .sam()
-        .tickets
-        .assign_ticket(assign("nope", "nope", "nope"))
+        .run(update_ticket_table(&id), async |req| {
+            app.sam().tickets.update_ticket(req).await
+        })
         .await;
     batch
-        .reject(
-            "AssignTicket, all wrong",
-            result,
-            &["ticket_id", "assignee_id", "request_id"],
-        )
+        .run(assign_ticket_table(&id), async |req| {
+            app.sam().tickets.assign_ticket(req).await
+        })
         .await;
     batch.finish();
 
