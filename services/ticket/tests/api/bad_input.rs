@@ -1018,6 +1018,178 @@ fn post(ticket_id: &str, body: &str, request_id: &str) -> pb::PostMessageRequest
     }
 }
 
+fn rate(ticket_id: &str, rating: i32, feedback: &str, request_id: &str) -> pb::RateTicketRequest {
+    pb::RateTicketRequest {
+        ticket_id: ticket_id.into(),
+        rating,
+        feedback: feedback.into(),
+        request_id: request_id.into(),
+    }
+}
+
+fn list_messages(ticket_id: &str, page_size: i32, page_token: &str) -> pb::ListMessagesRequest {
+    pb::ListMessagesRequest {
+        ticket_id: ticket_id.into(),
+        page_size,
+        page_token: page_token.into(),
+    }
+}
+
+/// Message bodies no message can have.
+fn bad_bodies() -> [String; 7] {
+    [
+        String::new(),
+        "  ".into(),
+        "\n\t\r".into(),
+        "\0".into(),
+        "hi\0".into(),
+        "x".repeat(10_001),
+        "é".repeat(10_001),
+    ]
+}
+
+/// PostMessage by the owner on the ticket `id`.
+fn post_message_table(id: &str) -> Vec<Case<pb::PostMessageRequest>> {
+    let rpc = "PostMessage";
+    let mut table = each(
+        rpc,
+        "ticket_id",
+        &["ticket_id"],
+        ["", "nope", "TKT-", "TKT-ABC12", "\0"],
+        |ticket_id| post(ticket_id, "Hello", ""),
+    );
+    table.extend(each(rpc, "body", &["body"], bad_bodies(), |body| {
+        post(id, &body, "")
+    }));
+    table.extend(each(
+        rpc,
+        "request_id",
+        &["request_id"],
+        ["x", "\0", "0a000000-0000-4000-8000-00000000000"],
+        |request_id| post(id, "Hello", request_id),
+    ));
+    table.push(Case::new(
+        "PostMessage, all wrong",
+        post("x", "", "x"),
+        &["ticket_id", "body", "request_id"],
+    ));
+    table
+}
+
+/// GetMessage by the owner: ticket `id`, message `message_id`.
+fn get_message_table(id: &str, message_id: &str) -> Vec<Case<pb::GetMessageRequest>> {
+    let get = |ticket_id: &str, message_id: &str| pb::GetMessageRequest {
+        ticket_id: ticket_id.into(),
+        message_id: message_id.into(),
+    };
+    let mut table = each(
+        "GetMessage",
+        "ticket_id",
+        &["ticket_id"],
+        ["", "nope", "\0"],
+        |ticket_id| get(ticket_id, message_id),
+    );
+    table.extend(each(
+        "GetMessage",
+        "message_id",
+        &["message_id"],
+        ["", "nope", "TKT-ABC123", "\0"],
+        |bad| get(id, bad),
+    ));
+    table.push(Case::new(
+        "GetMessage, all wrong",
+        get("x", "y"),
+        &["ticket_id", "message_id"],
+    ));
+    table
+}
+
+/// ListMessages by the owner on ticket `id` (`other` is another of theirs,
+/// `token` a real token of `id`'s messages).
+fn list_messages_table(id: &str, other: &str, token: &str) -> Vec<Case<pb::ListMessagesRequest>> {
+    let rpc = "ListMessages";
+    let mut table = each(
+        rpc,
+        "ticket_id",
+        &["ticket_id"],
+        ["", "nope", "\0"],
+        |ticket_id| list_messages(ticket_id, 0, ""),
+    );
+    table.extend(each(
+        rpc,
+        "page_size",
+        &["page_size"],
+        [-1, i32::MIN],
+        |page_size| list_messages(id, page_size, ""),
+    ));
+    table.extend(each(
+        rpc,
+        "page_token",
+        &["page_token"],
+        [
+            "garbage".to_owned(),
+            "AAAA".into(),
+            "\0".into(),
+            format!("{token}A"),
+        ],
+        |page_token| list_messages(id, 1, &page_token),
+    ));
+    // A token of one ticket's messages replayed on another ticket.
+    table.push(Case::new(
+        "ListMessages page token replayed on another ticket",
+        list_messages(other, 1, token),
+        &["page_token"],
+    ));
+    table.push(Case::new(
+        "ListMessages, all wrong",
+        list_messages("", -1, "x"),
+        &["ticket_id", "page_size", "page_token"],
+    ));
+    table
+}
+
+/// RateTicket by the owner on the resolved ticket `id`.
+fn rate_ticket_table(id: &str) -> Vec<Case<pb::RateTicketRequest>> {
+    let rpc = "RateTicket";
+    let mut table = each(
+        rpc,
+        "rating",
+        &["rating"],
+        [0, 6, -1, i32::MAX, i32::MIN],
+        |rating| rate(id, rating, "", ""),
+    );
+    table.extend(each(
+        rpc,
+        "feedback",
+        &["feedback"],
+        [
+            "x".repeat(10_001),
+            "é".repeat(10_001),
+            "\0".into(),
+            "ok\0".into(),
+        ],
+        |feedback| rate(id, 5, &feedback, ""),
+    ));
+    table.extend(each(
+        rpc,
+        "ticket_id",
+        &["ticket_id"],
+        ["", "nope", "\0"],
+        |ticket_id| rate(ticket_id, 5, "", ""),
+    ));
+    table.push(Case::new(
+        "RateTicket request_id=\"x\"",
+        rate(id, 5, "", "x"),
+        &["request_id"],
+    ));
+    table.push(Case::new(
+        "RateTicket, all wrong",
+        rate("x", 0, "\0", "x"),
+        &["ticket_id", "rating", "feedback", "request_id"],
+    ));
+    table
+}
+
 #[tokio::test]
 async fn bad_input_messages_and_ratings_validate_and_change_nothing() {
     let app = spawn_app().await;
@@ -1034,11 +1206,7 @@ async fn bad_input_messages_and_ratings_validate_and_change_nothing() {
     let page = app
         .alice()
         .tickets
-        .list_messages(pb::ListMessagesRequest {
-            ticket_id: id.clone(),
-            page_size: 1,
-            page_token: String::new(),
-        })
+        .list_messages(list_messages(&id, 1, ""))
         .await
         .expect("first page")
         .into_inner();
@@ -1047,189 +1215,45 @@ async fn bad_input_messages_and_ratings_validate_and_change_nothing() {
     assert!(!token.is_empty());
 
     let mut batch = Batch::start(&app, Some(&id)).await;
-    for ticket_id in ["", "nope", "TKT-", "TKT-ABC12", "\0"] {
-        let result = app
-            .alice()
-            .tickets
-            .post_message(post(ticket_id, "Hello", ""))
-            .await;
-        batch
-            .reject(
-                format!("PostMessage ticket_id={ticket_id:?}"),
-                result,
-                &["ticket_id"],
-            )
-            .await;
-    }
-    let bodies = [
-        String::new(),
-        "  ".into(),
-        "\n\t\r".into(),
-        "\0".into(),
-        "hi\0".into(),
-        "x".repeat(10_001),
-        "é".repeat(10_001),
-    ];
-    for body in &bodies {
-        let result = app.alice().tickets.post_message(post(&id, body, "")).await;
-        batch
-            .reject(
-                format!("PostMessage body={}", short(body)),
-                result,
-                &["body"],
-            )
-            .await;
-        let result = app
-            .sam()
-            .tickets
-            .post_message(pb::PostMessageRequest {
-                internal: true,
-                ..post(&id, body, "")
-            })
-            .await;
-        batch
-            .reject(
-                format!("PostMessage internal body={}", short(body)),
-                result,
-                &["body"],
-            )
-            .await;
-    }
-    for request_id in ["x", "\0", "0a000000-0000-4000-8000-00000000000"] {
-        let result = app
-            .alice()
-            .tickets
-            .post_message(post(&id, "Hello", request_id))
-            .await;
-        batch
-            .reject(
-                format!("PostMessage request_id={request_id:?}"),
-                result,
-                &["request_id"],
-            )
-            .await;
-    }
-    let result = app.alice().tickets.post_message(post("x", "", "x")).await;
     batch
-        .reject(
-            "PostMessage, all wrong",
-            result,
-            &["ticket_id", "body", "request_id"],
-        )
+        .run(post_message_table(&id), async |req| {
+            app.alice().tickets.post_message(req).await
+        })
         .await;
-
-    let get = |ticket_id: &str, message_id: &str| pb::GetMessageRequest {
-        ticket_id: ticket_id.into(),
-        message_id: message_id.into(),
-    };
-    for ticket_id in ["", "nope", "\0"] {
-        let result = app
-            .alice()
-            .tickets
-            .get_message(get(ticket_id, &message_id))
-            .await;
-        batch
-            .reject(
-                format!("GetMessage ticket_id={ticket_id:?}"),
-                result,
-                &["ticket_id"],
-            )
-            .await;
-    }
-    for bad in ["", "nope", "TKT-ABC123", "\0"] {
-        let result = app.alice().tickets.get_message(get(&id, bad)).await;
-        batch
-            .reject(
-                format!("GetMessage message_id={bad:?}"),
-                result,
-                &["message_id"],
-            )
-            .await;
-    }
-    let result = app.alice().tickets.get_message(get("x", "y")).await;
+    // Staff's internal notes obey the same body rules.
+    let notes = each(
+        "PostMessage internal",
+        "body",
+        &["body"],
+        bad_bodies(),
+        |body| pb::PostMessageRequest {
+            internal: true,
+            ..post(&id, &body, "")
+        },
+    );
     batch
-        .reject(
-            "GetMessage, all wrong",
-            result,
-            &["ticket_id", "message_id"],
-        )
-        .await;
-
-    let list = |ticket_id: &str, page_size: i32, page_token: &str| pb::ListMessagesRequest {
-        ticket_id: ticket_id.into(),
-        page_size,
-        page_token: page_token.into(),
-    };
-    for ticket_id in ["", "nope", "\0"] {
-        let result = app
-            .alice()
-            .tickets
-            .list_messages(list(ticket_id, 0, ""))
-            .await;
-        batch
-            .reject(
-                format!("ListMessages ticket_id={ticket_id:?}"),
-                result,
-                &["ticket_id"],
-            )
-            .await;
-    }
-    for page_size in [-1, i32::MIN] {
-        let result = app
-            .alice()
-            .tickets
-            .list_messages(list(&id, page_size, ""))
-            .await;
-        batch
-            .reject(
-                format!("ListMessages page_size={page_size}"),
-                result,
-                &["page_size"],
-            )
-            .await;
-    }
-    for page_token in ["garbage", "AAAA", "\0", &format!("{token}A")] {
-        let result = app
-            .alice()
-            .tickets
-            .list_messages(list(&id, 1, page_token))
-            .await;
-        batch
-            .reject(
-                format!("ListMessages page_token={}", short(page_token)),
-                result,
-                &["page_token"],
-            )
-            .await;
-    }
-    // A token of one ticket's messages replayed on another ticket, or by someone else.
-    let result = app
-        .alice()
-        .tickets
-        .list_messages(list(&other.id, 1, &token))
+        .run(notes, async |req| app.sam().tickets.post_message(req).await)
         .await;
     batch
-        .reject(
-            "ListMessages page token replayed on another ticket",
-            result,
-            &["page_token"],
-        )
+        .run(get_message_table(&id, &message_id), async |req| {
+            app.alice().tickets.get_message(req).await
+        })
         .await;
-    let result = app.sam().tickets.list_messages(list(&id, 1, &token)).await;
     batch
-        .reject(
-            "ListMessages page token of alice's replayed by sam",
-            result,
-            &["page_token"],
-        )
+        .run(list_messages_table(&id, &other.id, &token), async |req| {
+            app.alice().tickets.list_messages(req).await
+        })
         .await;
-    let result = app.alice().tickets.list_messages(list("", -1, "x")).await;
+    // The same token replayed by someone else.
+    let by_sam = vec![Case::new(
+        "ListMessages page token of alice's replayed by sam",
+        list_messages(&id, 1, &token),
+        &["page_token"],
+    )];
     batch
-        .reject(
-            "ListMessages, all wrong",
-            result,
-            &["ticket_id", "page_size", "page_token"],
-        )
+        .run(by_sam, async |req| {
+            app.sam().tickets.list_messages(req).await
+        })
         .await;
     batch.finish();
 
@@ -1241,76 +1265,11 @@ async fn bad_input_messages_and_ratings_validate_and_change_nothing() {
         .await
         .expect("resolve")
         .into_inner();
-    let rate =
-        |ticket_id: &str, rating: i32, feedback: &str, request_id: &str| pb::RateTicketRequest {
-            ticket_id: ticket_id.into(),
-            rating,
-            feedback: feedback.into(),
-            request_id: request_id.into(),
-        };
     let mut batch = Batch::start(&app, Some(&other.id)).await;
-    for rating in [0, 6, -1, i32::MAX, i32::MIN] {
-        let result = app
-            .alice()
-            .tickets
-            .rate_ticket(rate(&other.id, rating, "", ""))
-            .await;
-        batch
-            .reject(format!("RateTicket rating={rating}"), result, &["rating"])
-            .await;
-    }
-    for feedback in [
-        "x".repeat(10_001),
-        "é".repeat(10_001),
-        "\0".into(),
-        "ok\0".into(),
-    ] {
-        let result = app
-            .alice()
-            .tickets
-            .rate_ticket(rate(&other.id, 5, &feedback, ""))
-            .await;
-        batch
-            .reject(
-                format!("RateTicket feedback={}", short(&feedback)),
-                result,
-                &["feedback"],
-            )
-            .await;
-    }
-    for ticket_id in ["", "nope", "\0"] {
-        let result = app
-            .alice()
-            .tickets
-            .rate_ticket(rate(ticket_id, 5, "", ""))
-            .await;
-        batch
-            .reject(
-                format!("RateTicket ticket_id={ticket_id:?}"),
-                result,
-                &["ticket_id"],
-            )
-            .await;
-    }
-    let result = app
-        .alice()
-        .tickets
-        .rate_ticket(rate(&other.id, 5, "", "x"))
-        .await;
     batch
-        .reject("RateTicket request_id=\"x\"", result, &["request_id"])
-        .await;
-    let result = app
-        .alice()
-        .tickets
-        .rate_ticket(rate("x", 0, "\0", "x"))
-        .await;
-    batch
-        .reject(
-            "RateTicket, all wrong",
-            result,
-            &["ticket_id", "rating", "feedback", "request_id"],
-        )
+        .run(rate_ticket_table(&other.id), async |req| {
+            app.alice().tickets.rate_ticket(req).await
+        })
         .await;
     batch.finish();
 
