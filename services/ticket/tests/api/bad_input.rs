@@ -1321,133 +1321,99 @@ fn category(id: &str, name: &str, description: &str) -> pb::Category {
     }
 }
 
-#[tokio::test]
-async fn bad_input_category_rpcs_validate_and_change_nothing() {
-    let app = spawn_app().await;
-    let mut batch = Batch::start(&app, None).await;
-    let long_slug = "x".repeat(65);
-    let bad_slugs = [
-        "",
-        "Ride_Issue",
-        "ride-issue",
-        "ride issue",
-        long_slug.as_str(),
-        "é",
-        "\0",
-    ];
-    for id in bad_slugs {
-        let result = app
-            .alice()
-            .categories
-            .get_category(pb::GetCategoryRequest { id: id.into() })
-            .await;
-        batch
-            .reject(format!("GetCategory id={}", short(id)), result, &["id"])
-            .await;
-    }
+/// Category ids no request can take.
+fn bad_slugs() -> [String; 7] {
+    [
+        String::new(),
+        "Ride_Issue".into(),
+        "ride-issue".into(),
+        "ride issue".into(),
+        "x".repeat(65),
+        "é".into(),
+        "\0".into(),
+    ]
+}
 
-    let create = |c: Option<pb::Category>, request_id: &str| pb::CreateCategoryRequest {
+fn create_category(c: Option<pb::Category>, request_id: &str) -> pb::CreateCategoryRequest {
+    pb::CreateCategoryRequest {
         category: c,
         request_id: request_id.into(),
-    };
-    let result = app.ada().categories.create_category(create(None, "")).await;
-    batch
-        .reject("CreateCategory without category", result, &["category"])
-        .await;
-    for id in bad_slugs {
-        let result = app
-            .ada()
-            .categories
-            .create_category(create(Some(category(id, "Name", "")), ""))
-            .await;
-        batch
-            .reject(
-                format!("CreateCategory category.id={}", short(id)),
-                result,
-                &["category.id"],
-            )
-            .await;
     }
-    for name in [
-        String::new(),
-        "  ".into(),
-        "x".repeat(101),
-        "é".repeat(101),
-        "\0".into(),
-    ] {
-        let result = app
-            .ada()
-            .categories
-            .create_category(create(Some(category("fresh", &name, "")), ""))
-            .await;
-        batch
-            .reject(
-                format!("CreateCategory category.name={}", short(&name)),
-                result,
-                &["category.name"],
-            )
-            .await;
-    }
-    for description in ["x".repeat(1_001), "é".repeat(1_001), "\0".into()] {
-        let result = app
-            .ada()
-            .categories
-            .create_category(create(Some(category("fresh", "Fresh", &description)), ""))
-            .await;
-        batch
-            .reject(
-                format!(
-                    "CreateCategory category.description={}",
-                    short(&description)
-                ),
-                result,
-                &["category.description"],
-            )
-            .await;
-    }
-    let result = app
-        .ada()
-        .categories
-        .create_category(create(Some(category("fresh", "Fresh", "")), "x"))
-        .await;
-    batch
-        .reject("CreateCategory request_id=\"x\"", result, &["request_id"])
-        .await;
-    let result = app
-        .ada()
-        .categories
-        .create_category(create(Some(category("X", "", "\0")), "x"))
-        .await;
-    batch
-        .reject(
-            "CreateCategory, all wrong",
-            result,
-            &[
-                "category.id",
-                "category.name",
-                "category.description",
-                "request_id",
-            ],
-        )
-        .await;
+}
 
-    let update = |c: Option<pb::Category>, paths: Option<&[&str]>, request_id: &str| {
-        pb::UpdateCategoryRequest {
-            category: c,
-            update_mask: paths.and_then(mask),
-            request_id: request_id.into(),
-        }
-    };
+fn update_category(
+    c: Option<pb::Category>,
+    paths: Option<&[&str]>,
+    request_id: &str,
+) -> pb::UpdateCategoryRequest {
+    pb::UpdateCategoryRequest {
+        category: c,
+        update_mask: paths.and_then(mask),
+        request_id: request_id.into(),
+    }
+}
+
+fn create_category_table() -> Vec<Case<pb::CreateCategoryRequest>> {
+    let rpc = "CreateCategory";
+    let mut table = vec![Case::new(
+        "CreateCategory without category",
+        create_category(None, ""),
+        &["category"],
+    )];
+    table.extend(each(
+        rpc,
+        "category.id",
+        &["category.id"],
+        bad_slugs(),
+        |id| create_category(Some(category(&id, "Name", "")), ""),
+    ));
+    table.extend(each(
+        rpc,
+        "category.name",
+        &["category.name"],
+        [
+            String::new(),
+            "  ".into(),
+            "x".repeat(101),
+            "é".repeat(101),
+            "\0".into(),
+        ],
+        |name| create_category(Some(category("fresh", &name, "")), ""),
+    ));
+    table.extend(each(
+        rpc,
+        "category.description",
+        &["category.description"],
+        ["x".repeat(1_001), "é".repeat(1_001), "\0".into()],
+        |description| create_category(Some(category("fresh", "Fresh", &description)), ""),
+    ));
+    table.push(Case::new(
+        "CreateCategory request_id=\"x\"",
+        create_category(Some(category("fresh", "Fresh", "")), "x"),
+        &["request_id"],
+    ));
+    table.push(Case::new(
+        "CreateCategory, all wrong",
+        create_category(Some(category("X", "", "\0")), "x"),
+        &[
+            "category.id",
+            "category.name",
+            "category.description",
+            "request_id",
+        ],
+    ));
+    table
+}
+
+fn update_category_table() -> Vec<Case<pb::UpdateCategoryRequest>> {
+    let rpc = "UpdateCategory";
     let renamed = || Some(category("other", "Renamed", "Renamed"));
-    let result = app
-        .ada()
-        .categories
-        .update_category(update(None, Some(&["name"]), ""))
-        .await;
-    batch
-        .reject("UpdateCategory without category", result, &["category"])
-        .await;
-    let masks: [Option<&[&str]>; 6] = [
+    let mut table = vec![Case::new(
+        "UpdateCategory without category",
+        update_category(None, Some(&["name"]), ""),
+        &["category"],
+    )];
+    let masks: [Option<&'static [&'static str]>; 6] = [
         None,
         Some(&[]),
         Some(&["id"]),
@@ -1455,93 +1421,84 @@ async fn bad_input_category_rpcs_validate_and_change_nothing() {
         Some(&["Name"]),
         Some(&["name", "created_at"]),
     ];
-    for paths in masks {
-        let result = app
-            .ada()
-            .categories
-            .update_category(update(renamed(), paths, ""))
-            .await;
-        batch
-            .reject(
-                format!("UpdateCategory update_mask={paths:?}"),
-                result,
-                &["update_mask"],
-            )
-            .await;
-    }
-    for id in bad_slugs {
-        let result = app
-            .ada()
-            .categories
-            .update_category(update(
-                Some(category(id, "Renamed", "")),
-                Some(&["name"]),
-                "",
-            ))
-            .await;
-        batch
-            .reject(
-                format!("UpdateCategory category.id={}", short(id)),
-                result,
-                &["category.id"],
-            )
-            .await;
-    }
-    for name in [String::new(), "x".repeat(101), "\0".into()] {
-        let result = app
-            .ada()
-            .categories
-            .update_category(update(
-                Some(category("other", &name, "")),
-                Some(&["name"]),
-                "",
-            ))
-            .await;
-        batch
-            .reject(
-                format!("UpdateCategory category.name={}", short(&name)),
-                result,
-                &["category.name"],
-            )
-            .await;
-    }
-    let result = app
-        .ada()
-        .categories
-        .update_category(update(
+    table.extend(each(rpc, "update_mask", &["update_mask"], masks, |paths| {
+        update_category(renamed(), paths, "")
+    }));
+    table.extend(each(
+        rpc,
+        "category.id",
+        &["category.id"],
+        bad_slugs(),
+        |id| update_category(Some(category(&id, "Renamed", "")), Some(&["name"]), ""),
+    ));
+    table.extend(each(
+        rpc,
+        "category.name",
+        &["category.name"],
+        [String::new(), "x".repeat(101), "\0".into()],
+        |name| update_category(Some(category("other", &name, "")), Some(&["name"]), ""),
+    ));
+    table.push(Case::new(
+        "UpdateCategory category.description of 1,001 characters",
+        update_category(
             Some(category("other", "Other", &"x".repeat(1_001))),
             Some(&["description"]),
             "",
-        ))
-        .await;
-    batch
-        .reject(
-            "UpdateCategory category.description of 1,001 characters",
-            result,
-            &["category.description"],
-        )
-        .await;
-    let result = app
-        .ada()
-        .categories
-        .update_category(update(
+        ),
+        &["category.description"],
+    ));
+    // Named in the mask, so it must say which.
+    table.push(Case::new(
+        "UpdateCategory active unset though masked",
+        update_category(
+            Some(pb::Category {
+                active: None,
+                ..category("other", "Other", "")
+            }),
+            Some(&["active"]),
+            "",
+        ),
+        &["category.active"],
+    ));
+    table.push(Case::new(
+        "UpdateCategory, all wrong",
+        update_category(
             Some(category("X", "", &"x".repeat(1_001))),
             Some(&["name", "description", "bogus"]),
             "x",
-        ))
+        ),
+        &[
+            "category.id",
+            "category.name",
+            "category.description",
+            "update_mask",
+            "request_id",
+        ],
+    ));
+    table
+}
+
+#[tokio::test]
+async fn bad_input_category_rpcs_validate_and_change_nothing() {
+    let app = spawn_app().await;
+    let mut batch = Batch::start(&app, None).await;
+    let get_table = each("GetCategory", "id", &["id"], bad_slugs(), |id| {
+        pb::GetCategoryRequest { id }
+    });
+    batch
+        .run(get_table, async |req| {
+            app.alice().categories.get_category(req).await
+        })
         .await;
     batch
-        .reject(
-            "UpdateCategory, all wrong",
-            result,
-            &[
-                "category.id",
-                "category.name",
-                "category.description",
-                "update_mask",
-                "request_id",
-            ],
-        )
+        .run(create_category_table(), async |req| {
+            app.ada().categories.create_category(req).await
+        })
+        .await;
+    batch
+        .run(update_category_table(), async |req| {
+            app.ada().categories.update_category(req).await
+        })
         .await;
     batch.finish();
 
@@ -1549,7 +1506,7 @@ async fn bad_input_category_rpcs_validate_and_change_nothing() {
     let created = app
         .ada()
         .categories
-        .create_category(create(
+        .create_category(create_category(
             Some(category("edge_case", &"é".repeat(100), &"é".repeat(1_000))),
             "",
         ))
