@@ -2,6 +2,11 @@
 //! `google.rpc.BadRequest` violation naming the field, all bad fields of a
 //! request are reported at once, a rejected write leaves no trace, and no
 //! input at all makes the server fail with INTERNAL.
+//!
+//! Table-driven: each RPC has a `*_table()` of [`Case`] rows (one per bad
+//! value of each field, built by [`each`], plus an "all wrong" row), and
+//! [`Batch::run`] sends a table as one caller, checking every row and
+//! collecting every failure. A new case is one more value in a list.
 
 use std::fmt::Debug;
 
@@ -1551,173 +1556,193 @@ fn retimed(token: &str, micros: i64) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Who sends a probe.
+#[derive(Clone, Copy, Debug)]
+enum Sender {
+    Alice,
+    Sam,
+}
+
+/// Any request of the ticket server, for probes that only look at the code.
+enum Probe {
+    CreateTicket(pb::CreateTicketRequest),
+    GetTicket(pb::GetTicketRequest),
+    ListTickets(pb::ListTicketsRequest),
+    PostMessage(pb::PostMessageRequest),
+    GetMessage(pb::GetMessageRequest),
+    ListMessages(pb::ListMessagesRequest),
+    GetCategory(pb::GetCategoryRequest),
+}
+
+/// Sends `probe` as `sender`; the status code it got.
+async fn send(app: &TestApp, sender: Sender, probe: Probe) -> Code {
+    fn code_of<T>(r: Result<Response<T>, Status>) -> Code {
+        r.map_or_else(|s| s.code(), |_| Code::Ok)
+    }
+    let mut c = match sender {
+        Sender::Alice => app.alice(),
+        Sender::Sam => app.sam(),
+    };
+    match probe {
+        Probe::CreateTicket(r) => code_of(c.tickets.create_ticket(r).await),
+        Probe::GetTicket(r) => code_of(c.tickets.get_ticket(r).await),
+        Probe::ListTickets(r) => code_of(c.tickets.list_tickets(r).await),
+        Probe::PostMessage(r) => code_of(c.tickets.post_message(r).await),
+        Probe::GetMessage(r) => code_of(c.tickets.get_message(r).await),
+        Probe::ListMessages(r) => code_of(c.tickets.list_messages(r).await),
+        Probe::GetCategory(r) => code_of(c.categories.get_category(r).await),
+    }
+}
+
+/// Every field an odd string `s` can be sent in, on ticket `id`.
+fn odd_string_table(s: &str, id: &str) -> Vec<(String, Sender, Probe)> {
+    use Probe::*;
+    use Sender::*;
+    let label = short(s);
+    let create = |f: fn(&mut pb::CreateTicketRequest, String)| {
+        let mut req = new_ticket("");
+        f(&mut req, s.to_owned());
+        CreateTicket(req)
+    };
+    let rows: Vec<(&str, Sender, Probe)> = vec![
+        ("CreateTicket subject", Alice, create(|r, s| r.subject = s)),
+        (
+            "CreateTicket description",
+            Alice,
+            create(|r, s| r.description = s),
+        ),
+        ("CreateTicket ride_id", Alice, create(|r, s| r.ride_id = s)),
+        (
+            "CreateTicket category_id",
+            Alice,
+            create(|r, s| r.category_id = s),
+        ),
+        ("CreateTicket user_id", Alice, create(|r, s| r.user_id = s)),
+        (
+            "CreateTicket request_id",
+            Alice,
+            create(|r, s| r.request_id = s),
+        ),
+        (
+            "CreateTicket user_id (staff)",
+            Sam,
+            create(|r, s| {
+                r.user_id = s;
+                r.ride_id = String::new();
+            }),
+        ),
+        ("PostMessage body", Alice, PostMessage(post(id, s, ""))),
+        (
+            "PostMessage ticket_id",
+            Alice,
+            PostMessage(post(s, "Hello", "")),
+        ),
+        (
+            "PostMessage request_id",
+            Alice,
+            PostMessage(post(id, "Hello", s)),
+        ),
+        (
+            "GetTicket as alice id",
+            Alice,
+            GetTicket(pb::GetTicketRequest { id: s.into() }),
+        ),
+        (
+            "GetTicket as sam id",
+            Sam,
+            GetTicket(pb::GetTicketRequest { id: s.into() }),
+        ),
+        (
+            "GetMessage message_id",
+            Alice,
+            GetMessage(pb::GetMessageRequest {
+                ticket_id: id.into(),
+                message_id: s.into(),
+            }),
+        ),
+        (
+            "ListTickets category_id",
+            Sam,
+            ListTickets(pb::ListTicketsRequest {
+                category_id: s.into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "ListTickets page_token",
+            Sam,
+            ListTickets(pb::ListTicketsRequest {
+                page_token: s.into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "ListMessages page_token",
+            Alice,
+            ListMessages(list_messages(id, 0, s)),
+        ),
+        (
+            "GetCategory id",
+            Alice,
+            GetCategory(pb::GetCategoryRequest { id: s.into() }),
+        ),
+    ];
+    rows.into_iter()
+        .map(|(name, sender, probe)| (format!("{name}={label}"), sender, probe))
+        .collect()
+}
+
+/// Out-of-range times, as filters and smuggled inside real page tokens.
+fn odd_time_table(
+    id: &str,
+    tickets_token: &str,
+    messages_token: &str,
+) -> Vec<(String, Sender, Probe)> {
+    let mut table: Vec<(String, Sender, Probe)> = bad_timestamps()
+        .into_iter()
+        .map(|(label, t)| {
+            (
+                format!("ListTickets created_after/before {label}"),
+                Sender::Sam,
+                Probe::ListTickets(pb::ListTicketsRequest {
+                    created_after: Some(t),
+                    created_before: Some(t),
+                    ..Default::default()
+                }),
+            )
+        })
+        .collect();
+    for micros in [
+        i64::MIN,
+        i64::MAX,
+        -8_000_000_000_000_000_000, // ~253,000 BC: chrono can, PostgreSQL cannot
+        8_000_000_000_000_000_000,  // ~255,000 AD
+        -1,
+    ] {
+        table.push((
+            format!("ListTickets page token at {micros} µs"),
+            Sender::Alice,
+            Probe::ListTickets(pb::ListTicketsRequest {
+                page_size: 1,
+                page_token: retimed(tickets_token, micros),
+                ..Default::default()
+            }),
+        ));
+        table.push((
+            format!("ListMessages page token at {micros} µs"),
+            Sender::Alice,
+            Probe::ListMessages(list_messages(id, 1, &retimed(messages_token, micros))),
+        ));
+    }
+    table
+}
+
 #[tokio::test]
 async fn bad_input_odd_inputs_never_fail_internally() {
     let app = spawn_app().await;
     let ticket = app.alice_ticket().await;
     app.alice_ticket().await;
     let id = ticket.id.clone();
-    let mut failures = Vec::new();
-    let mut check = |case: String, code: Code| {
-        if matches!(code, Code::Internal | Code::Unknown) {
-            failures.push(format!("{case}: {code:?}"));
-        }
-    };
-    fn code_of<T>(r: Result<Response<T>, Status>) -> Code {
-        r.map_or_else(|s| s.code(), |_| Code::Ok)
-    }
-
-    for s in odd_strings() {
-        let label = short(&s);
-        let creates: [(&str, pb::CreateTicketRequest); 7] = [
-            (
-                "subject",
-                pb::CreateTicketRequest {
-                    subject: s.clone(),
-                    ..new_ticket("")
-                },
-            ),
-            (
-                "description",
-                pb::CreateTicketRequest {
-                    description: s.clone(),
-                    ..new_ticket("")
-                },
-            ),
-            (
-                "ride_id",
-                pb::CreateTicketRequest {
-                    ride_id: s.clone(),
-                    ..new_ticket("")
-                },
-            ),
-            (
-                "category_id",
-                pb::CreateTicketRequest {
-                    category_id: s.clone(),
-                    ..new_ticket("")
-                },
-            ),
-            (
-                "user_id",
-                pb::CreateTicketRequest {
-                    user_id: s.clone(),
-                    ..new_ticket("")
-                },
-            ),
-            (
-                "request_id",
-                pb::CreateTicketRequest {
-                    request_id: s.clone(),
-                    ..new_ticket("")
-                },
-            ),
-            (
-                "user_id (staff)",
-                pb::CreateTicketRequest {
-                    user_id: s.clone(),
-                    ride_id: String::new(),
-                    ..new_ticket("")
-                },
-            ),
-        ];
-        for (field, req) in creates {
-            let result = if field == "user_id (staff)" {
-                app.sam().tickets.create_ticket(req).await
-            } else {
-                app.alice().tickets.create_ticket(req).await
-            };
-            check(format!("CreateTicket {field}={label}"), code_of(result));
-        }
-
-        let r = app.alice().tickets.post_message(post(&id, &s, "")).await;
-        check(format!("PostMessage body={label}"), code_of(r));
-        let r = app
-            .alice()
-            .tickets
-            .post_message(post(&s, "Hello", ""))
-            .await;
-        check(format!("PostMessage ticket_id={label}"), code_of(r));
-        let r = app
-            .alice()
-            .tickets
-            .post_message(post(&id, "Hello", &s))
-            .await;
-        check(format!("PostMessage request_id={label}"), code_of(r));
-
-        for who in ["alice", "sam"] {
-            let mut c = if who == "alice" {
-                app.alice()
-            } else {
-                app.sam()
-            };
-            let r = c
-                .tickets
-                .get_ticket(pb::GetTicketRequest { id: s.clone() })
-                .await;
-            check(format!("GetTicket as {who} id={label}"), code_of(r));
-        }
-        let r = app
-            .alice()
-            .tickets
-            .get_message(pb::GetMessageRequest {
-                ticket_id: id.clone(),
-                message_id: s.clone(),
-            })
-            .await;
-        check(format!("GetMessage message_id={label}"), code_of(r));
-        let r = app
-            .sam()
-            .tickets
-            .list_tickets(pb::ListTicketsRequest {
-                category_id: s.clone(),
-                ..Default::default()
-            })
-            .await;
-        check(format!("ListTickets category_id={label}"), code_of(r));
-        let r = app
-            .sam()
-            .tickets
-            .list_tickets(pb::ListTicketsRequest {
-                page_token: s.clone(),
-                ..Default::default()
-            })
-            .await;
-        check(format!("ListTickets page_token={label}"), code_of(r));
-        let r = app
-            .alice()
-            .tickets
-            .list_messages(pb::ListMessagesRequest {
-                ticket_id: id.clone(),
-                page_size: 0,
-                page_token: s.clone(),
-            })
-            .await;
-        check(format!("ListMessages page_token={label}"), code_of(r));
-        let r = app
-            .alice()
-            .categories
-            .get_category(pb::GetCategoryRequest { id: s.clone() })
-            .await;
-        check(format!("GetCategory id={label}"), code_of(r));
-    }
-
-    // Out-of-range times, as filters and smuggled inside real page tokens.
-    for (label, t) in bad_timestamps() {
-        let r = app
-            .sam()
-            .tickets
-            .list_tickets(pb::ListTicketsRequest {
-                created_after: Some(t),
-                created_before: Some(t),
-                ..Default::default()
-            })
-            .await;
-        check(
-            format!("ListTickets created_after/before {label}"),
-            code_of(r),
-        );
-    }
     let tickets_token = app
         .alice()
         .tickets
@@ -1739,48 +1764,25 @@ async fn bad_input_odd_inputs_never_fail_internally() {
     let messages_token = app
         .alice()
         .tickets
-        .list_messages(pb::ListMessagesRequest {
-            ticket_id: id.clone(),
-            page_size: 1,
-            page_token: String::new(),
-        })
+        .list_messages(list_messages(&id, 1, ""))
         .await
         .expect("list messages")
         .into_inner()
         .next_page_token;
     assert!(!tickets_token.is_empty() && !messages_token.is_empty());
-    for micros in [
-        i64::MIN,
-        i64::MAX,
-        -8_000_000_000_000_000_000, // ~253,000 BC: chrono can, PostgreSQL cannot
-        8_000_000_000_000_000_000,  // ~255,000 AD
-        -1,
-    ] {
-        let r = app
-            .alice()
-            .tickets
-            .list_tickets(pb::ListTicketsRequest {
-                page_size: 1,
-                page_token: retimed(&tickets_token, micros),
-                ..Default::default()
-            })
-            .await;
-        check(format!("ListTickets page token at {micros} µs"), code_of(r));
-        let r = app
-            .alice()
-            .tickets
-            .list_messages(pb::ListMessagesRequest {
-                ticket_id: id.clone(),
-                page_size: 1,
-                page_token: retimed(&messages_token, micros),
-            })
-            .await;
-        check(
-            format!("ListMessages page token at {micros} µs"),
-            code_of(r),
-        );
-    }
 
+    let mut table: Vec<(String, Sender, Probe)> = odd_strings()
+        .iter()
+        .flat_map(|s| odd_string_table(s, &id))
+        .collect();
+    table.extend(odd_time_table(&id, &tickets_token, &messages_token));
+    let mut failures = Vec::new();
+    for (case, sender, probe) in table {
+        let code = send(&app, sender, probe).await;
+        if matches!(code, Code::Internal | Code::Unknown) {
+            failures.push(format!("{case}: {code:?}"));
+        }
+    }
     assert!(
         failures.is_empty(),
         "inputs that made the server fail internally:\n{}",
