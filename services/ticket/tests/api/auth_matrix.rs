@@ -23,7 +23,7 @@ use tonic_health::pb::{
 
 use crate::helpers::{
     ADA, ALICE, As, BOB, BOB_RIDE, SAM, SERVICE, TestApp, UNKNOWN, expect_code, mask, new_ticket,
-    set_status, spawn_app, ticket_for,
+    set_status, spawn, ticket_for,
 };
 
 // ---------------------------------------------------------------------------
@@ -211,7 +211,7 @@ fn bad_credentials() -> Vec<(&'static str, Option<String>)> {
 
 #[tokio::test]
 async fn auth_matrix_every_rpc_rejects_missing_or_invalid_credentials() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut failures = Vec::new();
     for (label, header) in bad_credentials() {
         let mut client = app.with_header(header.as_deref());
@@ -252,7 +252,7 @@ async fn auth_matrix_every_rpc_rejects_missing_or_invalid_credentials() {
 
 #[tokio::test]
 async fn auth_matrix_health_and_reflection_need_no_token() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let channel = Channel::from_shared(app.addr.clone())
         .unwrap()
         .connect()
@@ -864,7 +864,7 @@ async fn walk(app: &TestApp, fx: &Fixture, rows: &[Row]) {
 
 #[tokio::test]
 async fn auth_matrix_ticket_and_message_rpcs_by_role() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let fx = fixture(&app).await;
     walk(&app, &fx, TICKET_ROWS).await;
 
@@ -893,7 +893,7 @@ async fn auth_matrix_ticket_and_message_rpcs_by_role() {
 
 #[tokio::test]
 async fn auth_matrix_creation_and_category_rpcs_by_role() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let fx = fixture(&app).await;
     walk(&app, &fx, CREATE_AND_CATEGORY_ROWS).await;
 }
@@ -902,7 +902,7 @@ async fn auth_matrix_creation_and_category_rpcs_by_role() {
 /// and read them; they do not edit, assign, read internal notes or the ops view.
 #[tokio::test]
 async fn auth_matrix_other_teams_services_get_no_staff_powers() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut payments = app.as_("payments-service", Role::Service);
     let ticket = payments
         .tickets

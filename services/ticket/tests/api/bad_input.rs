@@ -17,7 +17,7 @@ use tonic::{Code, Response, Status};
 
 use crate::helpers::{
     ALICE, BOB_RIDE, CAROL_INACTIVE, SAM, TestApp, UMA_INACTIVE_STAFF, UNKNOWN, mask, new_ticket,
-    set_status, spawn_app, ticket_for, violated_fields,
+    set_status, spawn, ticket_for, violated_fields,
 };
 
 /// A string for a failure message: long ones are cut.
@@ -404,7 +404,7 @@ fn create_ticket_as_staff_table() -> Vec<Case<pb::CreateTicketRequest>> {
 
 #[tokio::test]
 async fn bad_input_create_ticket_validates_every_field() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     deactivate(&app, "lost_item").await;
     let mut batch = Batch::start(&app, None).await;
     batch
@@ -658,7 +658,7 @@ fn list_tickets_table(token: &str) -> Vec<Case<pb::ListTicketsRequest>> {
 
 #[tokio::test]
 async fn bad_input_get_and_list_tickets_validate_ids_filters_and_pages() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     for _ in 0..3 {
         app.alice_ticket().await;
     }
@@ -973,7 +973,7 @@ fn assign_ticket_table(id: &str) -> Vec<Case<pb::AssignTicketRequest>> {
 
 #[tokio::test]
 async fn bad_input_update_and_assign_validate_and_change_nothing() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     deactivate(&app, "lost_item").await;
     let ticket = app.alice_ticket().await;
     let id = ticket.id.clone();
@@ -1197,7 +1197,7 @@ fn rate_ticket_table(id: &str) -> Vec<Case<pb::RateTicketRequest>> {
 
 #[tokio::test]
 async fn bad_input_messages_and_ratings_validate_and_change_nothing() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let ticket = app.alice_ticket().await;
     let other = app.alice_ticket().await;
     let id = ticket.id.clone();
@@ -1485,7 +1485,7 @@ fn update_category_table() -> Vec<Case<pb::UpdateCategoryRequest>> {
 
 #[tokio::test]
 async fn bad_input_category_rpcs_validate_and_change_nothing() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut batch = Batch::start(&app, None).await;
     let get_table = each("GetCategory", "id", &["id"], bad_slugs(), |id| {
         pb::GetCategoryRequest { id }
@@ -1739,7 +1739,7 @@ fn odd_time_table(
 
 #[tokio::test]
 async fn bad_input_odd_inputs_never_fail_internally() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let ticket = app.alice_ticket().await;
     app.alice_ticket().await;
     let id = ticket.id.clone();

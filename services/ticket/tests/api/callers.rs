@@ -8,7 +8,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn human_ids_work_in_any_letter_case_wherever_a_ticket_id_is_taken() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let ticket = app.alice_ticket().await;
     let lower = ticket.human_id.to_lowercase();
     let mixed = format!("tkt-{}", &ticket.human_id[4..]);
@@ -53,7 +53,7 @@ async fn human_ids_work_in_any_letter_case_wherever_a_ticket_id_is_taken() {
 
 #[tokio::test]
 async fn a_page_size_above_the_maximum_is_served_as_the_maximum() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let ticket = app.alice_ticket().await;
     // 120 tickets and 120 messages, written directly: only the page size matters here.
     sqlx::query(
@@ -107,7 +107,7 @@ async fn a_page_size_above_the_maximum_is_served_as_the_maximum() {
 
 #[tokio::test]
 async fn a_category_created_without_active_is_active() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let created = app
         .ada()
         .categories
@@ -145,7 +145,7 @@ async fn a_category_created_without_active_is_active() {
 
 #[tokio::test]
 async fn my_open_tickets_are_one_listing_and_tokens_stay_bound_to_the_statuses() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut sam = app.sam();
     let mut tickets = Vec::new();
     for status in [

@@ -19,7 +19,7 @@ async fn names(client: &mut Categories, show_inactive: bool) -> Vec<String> {
 
 #[tokio::test]
 async fn the_original_categories_are_seeded_in_order() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let ids = names(&mut app.alice().categories, false).await;
     assert_eq!(
         ids,
@@ -48,7 +48,7 @@ async fn the_original_categories_are_seeded_in_order() {
 
 #[tokio::test]
 async fn admins_create_edit_and_retire_categories() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut ada = app.ada().categories;
     let created = ada
         .create_category(pb::CreateCategoryRequest {

@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn each_change_is_published_as_its_event_with_the_envelope_consumers_need() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut tap = app.tap().await;
     let (mut alice, mut sam) = (app.alice(), app.sam());
 
@@ -173,7 +173,7 @@ async fn outbox_status(app: &TestApp) -> pb::OutboxStatus {
 
 #[tokio::test]
 async fn a_broker_outage_loses_nothing_and_keeps_order_per_ticket() {
-    let app = spawn_app_with(Setup {
+    let app = spawn_with(Setup {
         broker_proxy: true,
         ..Setup::default()
     })

@@ -12,7 +12,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_database_outage_is_unavailable_half_writes_nothing_and_recovers() {
-    let app = spawn_app_with(Setup {
+    let app = spawn_with(Setup {
         database_proxy: true,
         ..Setup::default()
     })

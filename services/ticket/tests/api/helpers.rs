@@ -1,4 +1,4 @@
-//! `spawn_app()` and typed clients: the one way tests start the service.
+//! `spawn()` / `spawn_with(Setup)` and typed clients: the one way tests start the service.
 
 use std::{sync::Arc, time::Duration};
 
@@ -78,11 +78,11 @@ pub struct Setup {
     pub database_proxy: bool,
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(Setup::default()).await
+pub async fn spawn() -> TestApp {
+    spawn_with(Setup::default()).await
 }
 
-pub async fn spawn_app_with(setup: Setup) -> TestApp {
+pub async fn spawn_with(setup: Setup) -> TestApp {
     helpdesk_kit::telemetry::init_for_tests();
     let db = TestDb::create(&MIGRATOR).await.expect("test database");
 

@@ -10,7 +10,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn unknown_or_deactivated_users_are_invalid_arguments() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut sam = app.sam();
     expect_violation(
         sam.tickets.create_ticket(ticket_for(UNKNOWN)).await,
@@ -25,7 +25,7 @@ async fn unknown_or_deactivated_users_are_invalid_arguments() {
 
 #[tokio::test]
 async fn a_token_for_an_unknown_or_deactivated_account_is_told_so_in_its_own_terms() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     // Neither sends user_id: the problem is the caller's own account, not a field.
     for (who, says) in [
         (UNKNOWN, "your account does not exist"),
@@ -46,7 +46,7 @@ async fn a_token_for_an_unknown_or_deactivated_account_is_told_so_in_its_own_ter
 
 #[tokio::test]
 async fn rides_must_exist_and_be_the_users_own() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut alice = app.alice();
     let mut other = new_ticket("");
     other.ride_id = BOB_RIDE.into();
@@ -72,7 +72,7 @@ async fn rides_must_exist_and_be_the_users_own() {
 
 #[tokio::test]
 async fn a_stopped_dependency_is_unavailable_and_nothing_is_written() {
-    let mut app = spawn_app().await;
+    let mut app = spawn().await;
     app.stop_standin().await;
     let status = expect_code(
         app.alice().tickets.create_ticket(new_ticket("")).await,
@@ -92,7 +92,7 @@ async fn a_stopped_dependency_is_unavailable_and_nothing_is_written() {
 async fn a_slow_dependency_hits_the_deadline_and_is_unavailable() {
     // A minute's delay against a 100 ms deadline: the call can only end in
     // time by giving up at the deadline (no wall-clock bound to flake on).
-    let app = spawn_app_with(Setup {
+    let app = spawn_with(Setup {
         standin_delay: Duration::from_secs(60),
         platform_timeout: Some(Duration::from_millis(100)),
         ..Setup::default()
@@ -110,7 +110,7 @@ async fn a_slow_dependency_hits_the_deadline_and_is_unavailable() {
 
 #[tokio::test]
 async fn a_ride_must_be_the_ticket_users_whoever_files_it() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     // Staff and services filing for Bob cannot attach Alice's ride.
     for mut caller in [app.sam(), app.service()] {
         let mut request = ticket_for(BOB);
@@ -130,7 +130,7 @@ async fn a_ride_must_be_the_ticket_users_whoever_files_it() {
 
 #[tokio::test]
 async fn drivers_file_tickets_about_the_rides_they_drove() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut dan = app.as_(DAN_DRIVER, Role::User);
     let mut request = new_ticket("");
     request.category_id = "driver_issue".into();
@@ -158,7 +158,7 @@ async fn drivers_file_tickets_about_the_rides_they_drove() {
 
 #[tokio::test]
 async fn tickets_about_a_cancelled_ride_are_accepted() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut request = new_ticket("");
     request.ride_id = ALICE_CANCELLED_RIDE.into();
     request.subject = "Charged a cancellation fee for a no-show driver".into();
