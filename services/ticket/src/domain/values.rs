@@ -65,11 +65,6 @@ macro_rules! text_type {
                 text(raw, $max).map(Self)
             }
 
-            /// Blank means none.
-            pub fn parse_optional(raw: &str) -> Result<Option<Self>, String> {
-                optional_text(raw, $max).map(|t| t.map(Self))
-            }
-
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -103,6 +98,20 @@ text_type!(
     CategoryDescription,
     CATEGORY_DESCRIPTION_MAX
 );
+
+impl Text {
+    /// Blank means none (rating feedback is optional).
+    pub fn parse_optional(raw: &str) -> Result<Option<Self>, String> {
+        optional_text(raw, TEXT_MAX).map(|t| t.map(Self))
+    }
+}
+
+impl CategoryDescription {
+    /// Blank means none.
+    pub fn parse_optional(raw: &str) -> Result<Option<Self>, String> {
+        optional_text(raw, CATEGORY_DESCRIPTION_MAX).map(|t| t.map(Self))
+    }
+}
 
 /// A category id: a lowercase slug, `[a-z0-9_]{1,64}`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
