@@ -7,16 +7,6 @@ use uuid::Uuid;
 
 use super::{AccountId, CategoryId, Priority, Status, TicketNumber};
 
-impl ListFilter {
-    /// Adds statuses to the filter, keeping each once and in a fixed order.
-    pub fn add_statuses(&mut self, more: impl IntoIterator<Item = Status>) {
-        self.statuses.extend(more);
-        self.statuses
-            .sort_by_key(|s| Status::ALL.iter().position(|a| a == s));
-        self.statuses.dedup();
-    }
-}
-
 /// How a caller names a ticket: by UUID or by human id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TicketKey {
@@ -50,4 +40,14 @@ pub struct ListFilter {
     pub ride_id: Option<Uuid>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+}
+
+impl ListFilter {
+    /// Adds statuses to the filter, keeping each once and in a fixed order.
+    pub fn add_statuses(&mut self, more: impl IntoIterator<Item = Status>) {
+        self.statuses.extend(more);
+        self.statuses
+            .sort_by_key(|s| Status::ALL.iter().position(|a| a == s));
+        self.statuses.dedup();
+    }
 }
