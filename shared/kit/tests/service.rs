@@ -51,6 +51,15 @@ async fn start(service: Service) -> Running {
 }
 
 impl Running {
+    /// Waits (bounded) until readiness and liveness both report `status`.
+    async fn wait_ready_and_live(&self, status: ServingStatus) {
+        for name in ["", LIVENESS] {
+            wait_for_health(self.addr, name, status, WITHIN)
+                .await
+                .unwrap();
+        }
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(());
         self.served.await.unwrap().unwrap();
@@ -65,12 +74,7 @@ async fn a_healthy_service_is_ready_and_live() {
         })),
     )
     .await;
-    wait_for_health(running.addr, "", ServingStatus::Serving, WITHIN)
-        .await
-        .unwrap();
-    wait_for_health(running.addr, LIVENESS, ServingStatus::Serving, WITHIN)
-        .await
-        .unwrap();
+    running.wait_ready_and_live(ServingStatus::Serving).await;
     running.stop().await;
 }
 
@@ -85,13 +89,7 @@ async fn a_task_that_keeps_panicking_is_restarted_then_fails_readiness_and_liven
             async move { panic!("relay lost its mind") }
         }));
     let running = start(service).await;
-    wait_for_health(running.addr, LIVENESS, ServingStatus::NotServing, WITHIN)
-        .await
-        .unwrap();
-    assert_eq!(
-        health_status(running.addr, "").await.unwrap(),
-        ServingStatus::NotServing
-    );
+    running.wait_ready_and_live(ServingStatus::NotServing).await;
     assert!(
         starts.load(Ordering::SeqCst) >= 3,
         "restarted until the limit"
@@ -122,13 +120,7 @@ async fn a_task_that_fails_a_few_times_then_runs_keeps_the_service_serving() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    wait_for_health(running.addr, "", ServingStatus::Serving, WITHIN)
-        .await
-        .unwrap();
-    assert_eq!(
-        health_status(running.addr, LIVENESS).await.unwrap(),
-        ServingStatus::Serving
-    );
+    running.wait_ready_and_live(ServingStatus::Serving).await;
     running.stop().await;
 }
 
@@ -153,21 +145,9 @@ async fn a_wedged_task_fails_readiness_until_it_beats_again() {
         .with_watchdog(Duration::from_millis(200)),
     );
     let running = start(service).await;
-    wait_for_health(running.addr, LIVENESS, ServingStatus::NotServing, WITHIN)
-        .await
-        .unwrap();
-    assert_eq!(
-        health_status(running.addr, "").await.unwrap(),
-        ServingStatus::NotServing
-    );
+    running.wait_ready_and_live(ServingStatus::NotServing).await;
     unwedge.send(true).unwrap();
-    wait_for_health(running.addr, "", ServingStatus::Serving, WITHIN)
-        .await
-        .unwrap();
-    assert_eq!(
-        health_status(running.addr, LIVENESS).await.unwrap(),
-        ServingStatus::Serving
-    );
+    running.wait_ready_and_live(ServingStatus::Serving).await;
     running.stop().await;
 }
 
