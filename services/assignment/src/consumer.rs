@@ -31,11 +31,8 @@
 //! retries the event later.
 
 use chrono::{DateTime, Utc};
-use helpdesk_kit::{
-    clock::from_timestamp,
-    consumer::{Decoded, Handler, HandlerError, Meta, decode_as},
-    error::ApiError,
-};
+use helpdesk_events::consumer::{Decoded, Handler, HandlerError, Meta, decode_as};
+use helpdesk_kit::{clock::from_timestamp, error::ApiError};
 use helpdesk_proto::support::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;

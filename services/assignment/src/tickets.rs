@@ -159,7 +159,7 @@ impl TicketClient {
                 let request = pb::ListTicketsRequest {
                     page_size: PAGE_SIZE,
                     page_token: page_token.clone(),
-                    status: status.into(),
+                    statuses: vec![status.into()],
                     ..pb::ListTicketsRequest::default()
                 };
                 let page = self

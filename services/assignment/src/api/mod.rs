@@ -13,7 +13,7 @@
 mod convert;
 
 use helpdesk_kit::{
-    auth::{Caller, Role},
+    auth::Caller,
     error::{ApiError, ApiResult, Violations},
 };
 use helpdesk_proto::support::v1::{self as pb, assignment_service_server::AssignmentService};
@@ -130,7 +130,7 @@ impl AssignmentApi {
             return Err(ApiError::denied("only staff may update agents"));
         }
         let (id, change) = Self::parse_update(&req)?;
-        if caller.role != Role::Admin {
+        if !caller.is_admin() {
             let own = caller.account_id() == Some(id);
             let only_availability =
                 change.capacity.is_none() && change.skills.is_none() && change.tier.is_none();
@@ -163,7 +163,7 @@ impl AssignmentApi {
         agent.updated_at = self.engine.clock().now();
         agents::save_settings(&mut tx, &agent).await?;
         tx.commit().await?;
-        tracing::info!(agent = %id, by = %caller.id, "agent updated");
+        tracing::info!(agent = %id, by = %caller.subject(), "agent updated");
         if off_shift && self.engine.policy().redistribute_on_unavailable {
             self.engine.redistribute(&[id]).await?;
         }
@@ -332,7 +332,7 @@ impl AssignmentService for AssignmentApi {
         &self,
         request: Request<pb::RebalanceRequest>,
     ) -> Result<Response<pb::RebalanceResponse>, Status> {
-        if Caller::from_request(&request)?.role != Role::Admin {
+        if !Caller::from_request(&request)?.is_admin() {
             return Err(ApiError::denied("only admins may rebalance").into());
         }
         Ok(Response::new(AssignmentApi::rebalance(self).await?))

@@ -2,6 +2,7 @@
 //! poison messages, retries with backoff, dead letters, a consumer killed
 //! mid-message, a broker outage, and a graceful stop.
 
+use helpdesk_kit::tasks::TaskContext;
 use std::{
     sync::{
         Arc, Mutex,
@@ -10,12 +11,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use helpdesk_kit::{
+use helpdesk_events::{
     amqp,
     consumer::{self, ConsumerConfig, Decoded, Handler, HandlerError, Meta},
-    testing::{TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange},
 };
 use helpdesk_proto::support::v1 as pb;
+use helpdesk_testkit::{TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange};
 use lapin::{BasicProperties, options::BasicGetOptions, options::BasicPublishOptions};
 use prost::{Message, Name};
 use sqlx::{PgConnection, migrate::Migrator};
@@ -131,7 +132,7 @@ impl Fixture {
             self.db.pool.clone(),
             self.config.clone(),
             self.handler.clone(),
-            stop.clone(),
+            TaskContext::detached(stop.clone()),
         ));
         (stop, task)
     }
@@ -397,7 +398,7 @@ async fn a_consumer_killed_mid_message_loses_nothing() {
         f.db.pool.clone(),
         f.config.clone(),
         replacement.clone(),
-        stop.clone(),
+        TaskContext::detached(stop.clone()),
     ));
     replacement.entered.notified().await;
     replacement.release.notify_one();
@@ -419,7 +420,16 @@ async fn the_consumer_reconnects_after_the_broker_goes_away() {
 
     proxy.down();
     f.publish("during").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The message waits in the queue, ready and untaken, while the consumer
+    // cannot reach the broker: nothing can have applied it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.queue_depth(&f.config.queue).await != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the message never sat in the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(f.effects("during").await, 0);
     proxy.up();
     f.wait_effects("during", 1).await;
@@ -434,10 +444,10 @@ async fn shutdown_finishes_the_message_in_hand() {
     f.publish("block").await;
     f.handler.entered.notified().await;
     stop.cancel();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!task.is_finished(), "stopped before finishing its message");
     f.handler.release.notify_one();
     task.await.unwrap();
+    // Committed and acked after the stop signal: had the stop abandoned the
+    // message in hand, its effect would be missing and the message requeued.
     assert_eq!(f.effects("block").await, 1);
     assert_eq!(
         f.queue_depth(&f.config.queue).await,
@@ -481,7 +491,7 @@ async fn our_database_away_pauses_consumption_without_spending_attempts() {
         pool,
         f.config.clone(),
         f.handler.clone(),
-        stop.clone(),
+        TaskContext::detached(stop.clone()),
     ));
     f.publish("before").await;
     f.wait_effects("before", 1).await;
