@@ -14,12 +14,18 @@ cd "$ROOT"
 # shellcheck source=scripts/lib/deps.sh
 source scripts/lib/deps.sh
 
-# CI-friendly defaults; each can be overridden from the environment.
-: "${SQLX_OFFLINE:=true}"            # queries are checked against .sqlx/, no live DB needed to build
-: "${CARGO_INCREMENTAL:=0}"          # clean builds: faster, half the disk
-: "${CARGO_PROFILE_DEV_DEBUG:=0}"    # no debug info in test builds
-: "${CARGO_TERM_COLOR:=never}"       # plain logs
-export SQLX_OFFLINE CARGO_INCREMENTAL CARGO_PROFILE_DEV_DEBUG CARGO_TERM_COLOR
+# The same build settings as scripts/up.sh, so the two share one build.
+# shellcheck source=scripts/lib/build-env.sh
+source scripts/lib/build-env.sh
+: "${CARGO_TERM_COLOR:=never}" # plain logs
+export CARGO_TERM_COLOR
+
+# Clippy expands every sqlx query online against this scratch database and
+# writes what it learns to SQLX_CHECK_DIR; the "sqlx data" step compares that
+# with the committed .sqlx/ (so CI needs no sqlx-cli).
+SQLX_CHECK_DB=helpdesk_sqlx_check
+SQLX_CHECK_URL="postgres://$PG_SUPERUSER@$PG_HOST:$PG_PORT/$SQLX_CHECK_DB"
+SQLX_CHECK_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/sqlx-check"
 
 TIMINGS=()
 SUITE_START=$SECONDS
@@ -53,10 +59,61 @@ dependencies() {
         ensure_nextest && ensure_buf
 }
 
+# A scratch database with the kit's migrations, then every service's (the same
+# schema scripts/sqlx-prepare.sh builds), applied with psql: no sqlx-cli needed.
+sqlx_check_db() {
+    pg_psql -d postgres -c "drop database if exists \"$SQLX_CHECK_DB\" with (force)" &&
+        pg_psql -d postgres -c "create database \"$SQLX_CHECK_DB\"" || return 1
+    local f
+    for f in shared/kit/migrations/*.sql services/*/migrations/*.sql; do
+        [ -f "$f" ] || continue
+        pg_psql -d "$SQLX_CHECK_DB" -f "$f" >/dev/null || return 1
+    done
+    rm -rf "$SQLX_CHECK_DIR" && mkdir -p "$SQLX_CHECK_DIR"
+}
+
+# Clippy, with the sqlx macros online: they describe each query against the
+# scratch database and write its data to SQLX_CHECK_DIR.
+clippy_online() {
+    env SQLX_OFFLINE=false DATABASE_URL="$SQLX_CHECK_URL" SQLX_OFFLINE_DIR="$SQLX_CHECK_DIR" \
+        cargo clippy --workspace --all-targets -- -D warnings
+}
+
+# Every query clippy expanded must have the same data in .sqlx/. Clippy expands
+# every query in a fresh clone (CI); locally, crates clippy found up to date
+# are not re-expanded, and their queries are not checked.
+sqlx_data_current() {
+    local f name bad=0 n=0
+    for f in "$SQLX_CHECK_DIR"/query-*.json; do
+        [ -f "$f" ] || continue
+        n=$((n + 1))
+        name=${f##*/}
+        if [ ! -f ".sqlx/$name" ]; then
+            printf 'missing from .sqlx/: %s\n' "$name" >&2
+            bad=1
+        elif ! cmp -s "$f" ".sqlx/$name"; then
+            printf 'out of date in .sqlx/: %s\n' "$name" >&2
+            diff -u ".sqlx/$name" "$f" >&2 || true
+            bad=1
+        fi
+    done
+    if [ "$bad" -ne 0 ]; then
+        printf '.sqlx/ does not match the queries and migrations: run bash scripts/sqlx-prepare.sh and commit .sqlx/\n' >&2
+        return 1
+    fi
+    if [ "$n" -eq 0 ]; then
+        printf 'clippy re-expanded no query (its crates were up to date): nothing checked\n' >&2
+    else
+        printf '%d queries checked against .sqlx/ (%d files there)\n' "$n" "$(find .sqlx -name 'query-*.json' | wc -l)" >&2
+    fi
+}
+
 step "dependencies" dependencies
 step "cargo fmt" cargo fmt --all --check
 step "buf lint" buf lint
-step "clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "sqlx db" sqlx_check_db
+step "clippy" clippy_online
+step "sqlx data" sqlx_data_current
 # The end-to-end suite (tests/e2e) runs the real binaries from target/.
 step "binaries" cargo build --workspace --bins
 step "nextest" cargo nextest run --workspace --no-fail-fast "$@"

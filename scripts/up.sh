@@ -27,8 +27,9 @@ case $PROFILE in
         exit 2
         ;;
 esac
-: "${SQLX_OFFLINE:=true}"
-export SQLX_OFFLINE
+# The same build settings as scripts/test.sh, so the two share one build.
+# shellcheck source=scripts/lib/build-env.sh
+source scripts/lib/build-env.sh
 BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE"
 
 ensure_toolchain

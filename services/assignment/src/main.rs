@@ -1,18 +1,23 @@
-//! `assignment [serve|migrate]`: reads config and calls the kit.
+//! `assignment [serve|migrate]`: reads config and picks the branch; the
+//! sequence of each lives in the kit (`service`) and in `startup`.
 
 use assignment_service::{MIGRATOR, config::Config, startup};
-use helpdesk_kit::{db, shutdown, telemetry};
+use helpdesk_kit::{
+    db,
+    service::{self, Command},
+    shutdown, telemetry,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let _telemetry = telemetry::init("assignment", config.common.otlp_endpoint.as_deref())?;
-    match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => {
+    match service::command(&[])? {
+        Command::Serve => {
             let app = startup::Application::build(config, startup::system_clock()).await?;
             app.run(shutdown::signal()).await
         }
-        Some("migrate") => db::migrate_command(&config.common.database_url, &MIGRATOR).await,
-        Some(other) => anyhow::bail!("unknown command {other:?}; use serve or migrate"),
+        Command::Migrate => db::migrate_command(&config.common.database_url, &MIGRATOR).await,
+        Command::Own(other) => anyhow::bail!("{other} is not a command of this service"),
     }
 }

@@ -1,26 +1,31 @@
 //! Builds the service from its config and runs it. `main` and the tests go
 //! through the same [`Application`], the tests on port 0 with a manual clock.
 //!
-//! Besides the gRPC server it runs six tasks: the event consumer, the
-//! drainer (serves the waiting queue when woken and every `DRAIN_SECS`),
-//! the mover (tells the ticket service of decided moves), the operations
-//! worker, the roster sync and the reconciliation. All stop (the consumer after
+//! Besides the gRPC server it runs supervised tasks (kit `tasks`): the
+//! event consumers (`CONSUMER_TASKS` of them), the drainer (serves the
+//! waiting queue when woken and every `DRAIN_SECS`), the mover (tells the
+//! ticket service of decided moves), the operations worker, the roster sync
+//! and the reconciliation. They stop in that order (a consumer after
 //! finishing the event in hand) once the server has drained its calls.
 
 use std::{future::Future, sync::Arc};
 
-use helpdesk_kit::{auth::Verifier, clock::SharedClock, db};
+use helpdesk_events::consumer;
+use helpdesk_kit::{
+    auth::Verifier,
+    clock::SharedClock,
+    service::{self, Service},
+    tasks::Task,
+};
 use helpdesk_proto::support::v1::assignment_service_server::AssignmentServiceServer;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 
 use crate::{
     MIGRATOR,
     api::AssignmentApi,
     app::{
-        consumer::{self, TicketEvents},
+        consumer::TicketEvents,
         drainer,
         engine::{Engine, Policy},
         mover, operations, reconcile,
@@ -42,12 +47,7 @@ impl Application {
     /// Connects, migrates and binds; nothing is served or consumed until
     /// [`Self::run`].
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
-        let pool = db::connect(
-            &config.common.database_url,
-            config.common.database_max_connections,
-        )
-        .await?;
-        db::migrate(&pool, &MIGRATOR).await?;
+        let pool = service::connect(&config.common, &MIGRATOR).await?;
         // Token minting wants a `'static` subject; one small string per
         // process (tests build a few).
         let identity: &'static str = Box::leak(config.service_identity.clone().into_boxed_str());
@@ -101,58 +101,77 @@ impl Application {
         self.roster.clone()
     }
 
-    /// Serves until `shutdown` completes; in-flight calls finish first.
+    /// Serves until `shutdown` completes; in-flight calls finish first,
+    /// then the background tasks stop in the order declared here.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let verifier = Verifier::new(&self.config.common.auth)?;
-        let routes = Routes::new(AssignmentServiceServer::new(AssignmentApi::new(
+        let config = &self.config;
+        let events = Arc::new(TicketEvents::new(
+            self.engine.clone(),
+            config.service_identity.clone(),
+        ));
+        let mut service = Service::new().grpc(AssignmentServiceServer::new(AssignmentApi::new(
             self.engine.clone(),
         )));
-
-        let stop = CancellationToken::new();
-        let tasks = [
-            tokio::spawn(consumer::run(
-                self.pool.clone(),
-                self.config.consumer.clone(),
-                Arc::new(TicketEvents::new(
-                    self.engine.clone(),
-                    self.config.service_identity.clone(),
-                )),
-                self.config.consumer_tasks,
-                stop.clone(),
-            )),
-            tokio::spawn(drainer::run(
-                self.engine.clone(),
-                self.config.drain_interval,
-                stop.clone(),
-            )),
-            tokio::spawn(roster::run(
-                self.roster.clone(),
-                self.config.roster_interval,
-                stop.clone(),
-            )),
-            tokio::spawn(reconcile::run(
-                self.engine.clone(),
-                self.config.reconcile_interval,
-                stop.clone(),
-            )),
-            tokio::spawn(mover::run(self.engine.clone(), stop.clone())),
-            tokio::spawn(operations::run(self.engine.clone(), stop.clone())),
-        ];
-
-        let served = helpdesk_kit::server::serve(
-            self.listener,
-            verifier,
-            routes,
-            &["support.v1.AssignmentService"],
-            shutdown,
-        )
-        .await;
-        stop.cancel();
-        for task in tasks {
-            let _ = task.await;
+        // The consumers first: each finishes the event in hand before the
+        // drainer it wakes goes away. Several side by side: one handles one
+        // event at a time, each a transaction that waits for its commit,
+        // below what intake produces (two events per ticket); handlers
+        // tolerate any order.
+        for n in 0..config.consumer_tasks {
+            // Task names are static; one short string per consumer and process.
+            let name: &'static str =
+                Box::leak(format!("ticket-events-consumer-{n}").into_boxed_str());
+            service = service.task(
+                Task::new(name, {
+                    let (pool, config, events) =
+                        (self.pool.clone(), config.consumer.clone(), events.clone());
+                    move |ctx| {
+                        let running =
+                            consumer::run(pool.clone(), config.clone(), events.clone(), ctx);
+                        async move {
+                            running.await;
+                            Ok(())
+                        }
+                    }
+                })
+                .with_watchdog(consumer::WATCHDOG),
+            );
         }
-        self.pool.close().await;
-        served
+        service
+            .task(Task::from_loop(
+                "processed-events-pruner",
+                (self.pool.clone(), config.consumer.clone()),
+                |(pool, config), stop| consumer::prune_processed(pool, config, stop),
+            ))
+            .task(Task::from_loop(
+                "waiting-queue-drainer",
+                (self.engine.clone(), config.drain_interval),
+                |(engine, every), stop| drainer::run(engine, every, stop),
+            ))
+            .task(Task::from_loop(
+                "move-sender",
+                self.engine.clone(),
+                mover::run,
+            ))
+            .task(Task::from_loop(
+                "operations-worker",
+                self.engine.clone(),
+                operations::run,
+            ))
+            .task(Task::from_loop(
+                "roster-sync",
+                (self.roster.clone(), config.roster_interval),
+                |(roster, every), stop| roster::run(roster, every, stop),
+            ))
+            .task(Task::from_loop(
+                "reconciliation",
+                (self.engine.clone(), config.reconcile_interval),
+                |(engine, every), stop| reconcile::run(engine, every, stop),
+            ))
+            .database(self.pool)
+            .run(self.listener, verifier, shutdown)
+            .await
     }
 }
 

@@ -5,7 +5,7 @@
 //! staff account, active or not, ordered by id, keyset-paginated with an
 //! opaque token) so callers' error handling and paging are exercised for real.
 
-use std::{collections::BTreeMap, ops::Bound, time::Duration};
+use std::{collections::BTreeMap, ops::Bound};
 
 use chrono::DateTime;
 use helpdesk_kit::{
@@ -20,7 +20,7 @@ use helpdesk_proto::platform::accounts::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::{data::DemoData, pace, parse_id};
+use crate::{Pace, data::DemoData, parse_id};
 
 /// Page size when the request leaves it at 0.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -32,11 +32,11 @@ pub const MAX_PAGE_SIZE: usize = 500;
 pub struct Accounts {
     /// Keyed by id, so iteration is already ListStaff's order.
     users: BTreeMap<Uuid, User>,
-    delay: Duration,
+    pace: Pace,
 }
 
 impl Accounts {
-    pub fn new(data: &DemoData, delay: Duration) -> Self {
+    pub fn new(data: &DemoData, pace: Pace) -> Self {
         let users = data
             .users
             .iter()
@@ -54,7 +54,7 @@ impl Accounts {
                 (u.id, user)
             })
             .collect();
-        Self { users, delay }
+        Self { users, pace }
     }
 
     fn get_user(&self, request: &GetUserRequest) -> ApiResult<User> {
@@ -115,7 +115,7 @@ fn token_fingerprint() -> u64 {
 #[tonic::async_trait]
 impl AccountsService for Accounts {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
-        pace(self.delay).await;
+        self.pace.arrive().await;
         Ok(Response::new(Accounts::get_user(self, request.get_ref())?))
     }
 
@@ -123,7 +123,7 @@ impl AccountsService for Accounts {
         &self,
         request: Request<ListStaffRequest>,
     ) -> Result<Response<ListStaffResponse>, Status> {
-        pace(self.delay).await;
+        self.pace.arrive().await;
         Ok(Response::new(Accounts::list_staff(
             self,
             request.get_ref(),

@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn demo_file_loads_with_unique_documented_ids() {
         let data = DemoData::from_json(DEMO_JSON).expect("demo.json is valid");
-        assert_eq!(data.users.len(), 9);
+        assert_eq!(data.users.len(), 12);
         assert_eq!(data.rides.len(), 4);
 
         let user_ids: HashSet<Uuid> = data.users.iter().map(|u| u.id).collect();
@@ -254,9 +254,15 @@ mod tests {
             id("0a000000-0000-4000-8000-000000000004")
         );
         assert_eq!(dave_ride.status, RideStatus::InProgress);
+        // Every driver is an account too: drivers open tickets about their rides.
         assert!(data.rides.iter().all(|r| {
-            r.driver_id
-                .is_some_and(|d| d.to_string().starts_with("0e000000-"))
+            r.driver_id.is_some_and(|d| {
+                d.to_string().starts_with("0e000000-")
+                    && data
+                        .users
+                        .iter()
+                        .any(|u| u.id == d && u.active && !u.is_staff)
+            })
         }));
     }
 

@@ -13,18 +13,18 @@ pub mod data;
 pub mod ids;
 pub mod rides;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use helpdesk_kit::{
     auth::{AuthConfig, Verifier},
     error::{ApiError, ApiResult},
+    service::Service,
 };
 use helpdesk_proto::platform::{
     accounts::v1::accounts_service_server::AccountsServiceServer,
     rides::v1::rides_service_server::RidesServiceServer,
 };
-use tokio::net::TcpListener;
-use tonic::service::Routes;
+use tokio::{net::TcpListener, sync::Notify};
 use uuid::Uuid;
 
 pub use crate::{
@@ -33,18 +33,15 @@ pub use crate::{
     rides::Rides,
 };
 
-/// The gRPC services reported SERVING by health checks.
-pub const SERVICE_NAMES: &[&str] = &[
-    "platform.accounts.v1.AccountsService",
-    "platform.rides.v1.RidesService",
-];
-
 /// How the stand-in behaves beyond its data.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Added to every call before it answers (`STANDIN_DELAY_MS`, default 0),
     /// so tests can make a dependency slow and exercise callers' deadlines.
     pub delay: Duration,
+    /// Notified as each call arrives (before its delay), so a test can wait
+    /// for a call to be in flight instead of sleeping and hoping it is.
+    pub arrivals: Arc<Notify>,
     /// How callers' tokens are verified (`JWT_*`); any valid role is accepted.
     pub auth: AuthConfig,
 }
@@ -54,6 +51,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             delay: Duration::ZERO,
+            arrivals: Arc::default(),
             auth: AuthConfig::dev(),
         }
     }
@@ -64,6 +62,7 @@ impl Options {
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
             delay: helpdesk_kit::config::millis_or("STANDIN_DELAY_MS", Duration::ZERO)?,
+            arrivals: Arc::default(),
             auth: AuthConfig::from_env()?,
         })
     }
@@ -91,18 +90,34 @@ pub async fn run(
         delay_ms = u64::try_from(options.delay.as_millis()).unwrap_or(u64::MAX),
         "platform stand-in seeded"
     );
-    let routes = Routes::new(AccountsServiceServer::new(Accounts::new(
-        &data,
-        options.delay,
-    )))
-    .add_service(RidesServiceServer::new(Rides::new(&data, options.delay)));
-    helpdesk_kit::server::serve(listener, verifier, routes, SERVICE_NAMES, shutdown).await
+    let pace = Pace {
+        delay: options.delay,
+        arrivals: options.arrivals,
+    };
+    Service::new()
+        .grpc(AccountsServiceServer::new(Accounts::new(
+            &data,
+            pace.clone(),
+        )))
+        .grpc(RidesServiceServer::new(Rides::new(&data, pace)))
+        .run(listener, verifier, shutdown)
+        .await
 }
 
-/// The artificial latency, applied before any work (errors are slow too).
-async fn pace(delay: Duration) {
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+/// How each call starts: announced, then delayed before any work (errors
+/// are slow too).
+#[derive(Clone, Debug, Default)]
+pub struct Pace {
+    delay: Duration,
+    arrivals: Arc<Notify>,
+}
+
+impl Pace {
+    async fn arrive(&self) {
+        self.arrivals.notify_one();
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! an unknown id, INVALID_ARGUMENT for a non-UUID one), so Helpdesk can check
 //! a ticket's ride reference without the rides team's deployment.
 
-use std::{collections::HashMap, time::Duration};
+use std::collections::HashMap;
 
 use helpdesk_kit::{
     clock::to_timestamp,
@@ -16,17 +16,17 @@ use helpdesk_proto::platform::rides::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::{data::DemoData, pace, parse_id};
+use crate::{Pace, data::DemoData, parse_id};
 
 /// The rides half of the stand-in.
 #[derive(Debug)]
 pub struct Rides {
     rides: HashMap<Uuid, Ride>,
-    delay: Duration,
+    pace: Pace,
 }
 
 impl Rides {
-    pub fn new(data: &DemoData, delay: Duration) -> Self {
+    pub fn new(data: &DemoData, pace: Pace) -> Self {
         let rides = data
             .rides
             .iter()
@@ -43,7 +43,7 @@ impl Rides {
                 (r.id, ride)
             })
             .collect();
-        Self { rides, delay }
+        Self { rides, pace }
     }
 
     fn get_ride(&self, request: &GetRideRequest) -> ApiResult<Ride> {
@@ -58,7 +58,7 @@ impl Rides {
 #[tonic::async_trait]
 impl RidesService for Rides {
     async fn get_ride(&self, request: Request<GetRideRequest>) -> Result<Response<Ride>, Status> {
-        pace(self.delay).await;
+        self.pace.arrive().await;
         Ok(Response::new(Rides::get_ride(self, request.get_ref())?))
     }
 }

@@ -2,11 +2,8 @@
 
 use std::time::Duration;
 
-use helpdesk_kit::{
-    amqp,
-    config::{CommonConfig, millis_or, string_or, var_or},
-    relay::RelayConfig,
-};
+use helpdesk_events::{amqp, relay::RelayConfig};
+use helpdesk_kit::config::{CommonConfig, millis_or, string_or, var_or};
 
 #[derive(Clone, Debug)]
 pub struct Config {

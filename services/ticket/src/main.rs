@@ -1,19 +1,23 @@
-//! `ticket [serve|migrate|seed-demo]`: reads config and calls the kit.
+//! `ticket [serve|migrate|seed-demo]`: reads config and picks the branch; the
+//! sequence of each lives in the kit (`service`) and in `startup`.
 
-use helpdesk_kit::{db, shutdown, telemetry};
-use ticket_service::{MIGRATOR, config::Config, startup};
+use helpdesk_kit::{
+    db,
+    service::{self, Command},
+    shutdown, telemetry,
+};
+use ticket_service::{MIGRATOR, config::Config, seed, startup};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let _telemetry = telemetry::init("ticket", config.common.otlp_endpoint.as_deref())?;
-    match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => {
+    match service::command(&["seed-demo"])? {
+        Command::Serve => {
             let app = startup::Application::build(config, startup::system_clock()).await?;
             app.run(shutdown::signal()).await
         }
-        Some("migrate") => db::migrate_command(&config.common.database_url, &MIGRATOR).await,
-        Some("seed-demo") => ticket_service::seed::demo(&config).await,
-        Some(other) => anyhow::bail!("unknown command {other:?}; use serve, migrate or seed-demo"),
+        Command::Migrate => db::migrate_command(&config.common.database_url, &MIGRATOR).await,
+        Command::Own(_) => seed::demo(&config).await,
     }
 }

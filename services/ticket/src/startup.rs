@@ -3,8 +3,13 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use helpdesk_events::{ops::Operations, outbox::Waker, relay};
 use helpdesk_kit::{
-    auth::Verifier, clock::SharedClock, db, idempotency, ops::Operations, outbox::Waker, relay,
+    auth::Verifier,
+    clock::SharedClock,
+    idempotency,
+    service::{self, Service},
+    tasks::Task,
 };
 use helpdesk_proto::support::v1::{
     category_service_server::CategoryServiceServer,
@@ -12,18 +17,17 @@ use helpdesk_proto::support::v1::{
 };
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 
 use crate::{
     MIGRATOR,
     api::{categories::CategoryApi, tickets::TicketApi},
+    clients::Platform,
     config::Config,
-    platform::Platform,
 };
 
 pub struct Application {
     listener: TcpListener,
+    verifier: Verifier,
     pool: PgPool,
     config: Config,
     clock: SharedClock,
@@ -33,12 +37,8 @@ pub struct Application {
 impl Application {
     /// Connects, migrates and binds; nothing is served until [`Self::run`].
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
-        let pool = db::connect(
-            &config.common.database_url,
-            config.common.database_max_connections,
-        )
-        .await?;
-        db::migrate(&pool, &MIGRATOR).await?;
+        let pool = service::connect(&config.common, &MIGRATOR).await?;
+        let verifier = Verifier::new(&config.common.auth)?;
         let platform = Platform::new(
             &config.accounts_addr,
             &config.rides_addr,
@@ -48,6 +48,7 @@ impl Application {
         let listener = helpdesk_kit::server::bind(config.common.listen_addr).await?;
         Ok(Self {
             listener,
+            verifier,
             pool,
             config,
             clock,
@@ -63,76 +64,76 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until `shutdown` completes; in-flight calls finish first.
+    /// Serves until `shutdown` completes; in-flight calls finish first,
+    /// then the background tasks stop in the order declared here.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let verifier = Verifier::new(&self.config.common.auth)?;
+        self.service()?
+            .run(self.listener, self.verifier, shutdown)
+            .await
+    }
+
+    /// The service's parts: three gRPC services, the idempotency-key
+    /// pruner, and the outbox relay last (it publishes what the others
+    /// committed, so it stops after them).
+    fn service(&self) -> anyhow::Result<Service> {
         let waker = Waker::new();
+        let pool = self.pool.clone();
         let tickets = TicketApi::new(
-            self.pool.clone(),
-            self.platform,
+            pool.clone(),
+            self.platform.clone(),
             self.clock.clone(),
             waker.clone(),
         );
-        let categories = CategoryApi::new(self.pool.clone());
-        let routes = Routes::new(TicketServiceServer::new(tickets))
-            .add_service(CategoryServiceServer::new(categories))
-            .add_service(OperationsServiceServer::new(Operations::new(
-                self.pool.clone(),
-            )));
-
-        let stop_relay = CancellationToken::new();
-        let relay = self.config.relay.clone().map(|config| {
-            tokio::spawn(relay::run(
-                self.pool.clone(),
-                config,
-                waker.clone(),
-                stop_relay.clone(),
+        let mut service = Service::new()
+            .grpc(TicketServiceServer::new(tickets))
+            .grpc(CategoryServiceServer::new(CategoryApi::new(pool.clone())))
+            .grpc(OperationsServiceServer::new(Operations::new(pool.clone())))
+            .task(prune_idempotency_keys(
+                pool.clone(),
+                self.clock.clone(),
+                self.config.idempotency_retention,
             ))
-        });
-        // Wakes a relay leading in another replica (this one's is woken directly).
-        let forward = tokio::spawn(waker.forward(self.pool.clone(), stop_relay.clone()));
-
-        let pruner = tokio::spawn(prune_idempotency_keys(
-            self.pool.clone(),
-            self.clock.clone(),
-            self.config.idempotency_retention,
-        ));
-        let served = helpdesk_kit::server::serve(
-            self.listener,
-            verifier,
-            routes,
-            &[
-                "support.v1.TicketService",
-                "support.v1.CategoryService",
-                "support.v1.OperationsService",
-            ],
-            shutdown,
-        )
-        .await;
-        pruner.abort();
-        // After the last call committed: what the relay has not sent stays
-        // in the outbox for the next leader.
-        stop_relay.cancel();
-        if let Some(relay) = relay {
-            let _ = relay.await;
+            // Wakes a relay leading in another replica (this one's is woken directly).
+            .task(Task::from_loop(
+                "outbox-wake-forwarder",
+                (pool.clone(), waker.clone()),
+                |(pool, waker), stop| async move { waker.forward(pool, stop).await },
+            ));
+        if let Some(config) = self.config.relay.clone() {
+            service = service.task(
+                Task::new("outbox-relay", move |ctx| {
+                    let running = relay::run(pool.clone(), config.clone(), waker.clone(), ctx);
+                    async move {
+                        running.await;
+                        Ok(())
+                    }
+                })
+                .with_watchdog(relay::WATCHDOG),
+            );
         }
-        let _ = forward.await;
-        self.pool.close().await;
-        served
+        Ok(service.database(self.pool.clone()))
     }
 }
 
 /// Deletes expired idempotency keys once an hour.
-async fn prune_idempotency_keys(pool: PgPool, clock: SharedClock, retention: chrono::Duration) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        every.tick().await;
-        match idempotency::prune(&pool, clock.now() - retention).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "pruned idempotency keys"),
-            Err(e) => tracing::warn!(error = %e, "pruning idempotency keys failed"),
+fn prune_idempotency_keys(pool: PgPool, clock: SharedClock, retention: chrono::Duration) -> Task {
+    Task::new("idempotency-pruner", move |ctx| {
+        let (pool, clock) = (pool.clone(), clock.clone());
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    () = ctx.stop().cancelled() => return Ok(()),
+                }
+                match idempotency::prune(&pool, clock.now() - retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "pruned idempotency keys"),
+                    Err(e) => tracing::warn!(error = %e, "pruning idempotency keys failed"),
+                }
+            }
         }
-    }
+    })
 }
 
 /// The clock of a production process.

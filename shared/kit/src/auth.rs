@@ -24,21 +24,27 @@ use crate::config::{string_or, var_or};
 
 /// The secret local runs and tests share. Never used when a key file is set.
 pub const DEV_SECRET: &str = "helpdesk-dev-secret-change-me";
+/// The `iss` local runs and tests sign and expect (`JWT_ISSUER`).
 pub const DEFAULT_ISSUER: &str = "helpdesk-dev";
+/// The `aud` every token must carry (`JWT_AUDIENCE`).
 pub const DEFAULT_AUDIENCE: &str = "helpdesk";
 
 /// The role claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A rider or driver, acting for themself.
     User,
+    /// A support agent.
     Staff,
+    /// A support admin: staff powers plus configuration.
     Admin,
     /// Another service (ours or a platform team's) acting on its own behalf.
     Service,
 }
 
 impl Role {
+    /// The claim value (`user`, `staff`, `admin`, `service`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
@@ -71,10 +77,15 @@ impl std::str::FromStr for Role {
 /// JWT claims we issue and accept.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
+    /// The account id, or the service name for `service`.
     pub sub: String,
+    /// What the caller may do.
     pub role: Role,
+    /// Expiry, seconds since the epoch.
     pub exp: i64,
+    /// Who issued the token.
     pub iss: String,
+    /// Who the token is for (Helpdesk).
     pub aud: String,
 }
 
@@ -88,37 +99,70 @@ pub const DEFAULT_TRUSTED_SERVICES: &[&str] = &[
     "scheduler-service",
 ];
 
-/// The verified caller of an RPC.
+/// The verified caller of an RPC: a typed principal, so a handler matches
+/// on who is calling instead of comparing role strings, and an account id is
+/// a parsed UUID wherever one exists.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    /// The `sub` claim: an account UUID, or a service name for `service`.
-    pub id: String,
-    pub role: Role,
-    /// A `service` listed in `TRUSTED_SERVICES`.
-    pub trusted: bool,
+pub enum Caller {
+    /// A rider or driver, acting for themself.
+    User(Uuid),
+    /// A support agent.
+    Staff(Uuid),
+    /// A support admin: staff powers plus configuration.
+    Admin(Uuid),
+    /// One of our own services (`TRUSTED_SERVICES`): staff powers.
+    TrustedService(String),
+    /// Another team's service: may open tickets for users and read them.
+    Service(String),
 }
 
 impl Caller {
     /// The caller's account id; `None` for services.
     pub fn account_id(&self) -> Option<Uuid> {
-        match self.role {
-            Role::Service => None,
-            _ => Uuid::parse_str(&self.id).ok(),
+        match self {
+            Caller::User(id) | Caller::Staff(id) | Caller::Admin(id) => Some(*id),
+            Caller::TrustedService(_) | Caller::Service(_) => None,
         }
     }
 
     /// Staff or admin: sees every ticket and internal notes.
     pub fn is_staff(&self) -> bool {
-        matches!(self.role, Role::Staff | Role::Admin)
+        matches!(self, Caller::Staff(_) | Caller::Admin(_))
     }
 
+    /// An admin.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Caller::Admin(_))
+    }
+
+    /// Any service, ours or another team's.
     pub fn is_service(&self) -> bool {
-        self.role == Role::Service
+        matches!(self, Caller::TrustedService(_) | Caller::Service(_))
     }
 
     /// One of our own services (see [`DEFAULT_TRUSTED_SERVICES`]).
     pub fn is_trusted_service(&self) -> bool {
-        self.role == Role::Service && self.trusted
+        matches!(self, Caller::TrustedService(_))
+    }
+
+    /// The role the token claimed.
+    pub fn role(&self) -> Role {
+        match self {
+            Caller::User(_) => Role::User,
+            Caller::Staff(_) => Role::Staff,
+            Caller::Admin(_) => Role::Admin,
+            Caller::TrustedService(_) | Caller::Service(_) => Role::Service,
+        }
+    }
+
+    /// Who the caller is, as the token's `sub` said it: the account id, or
+    /// the service's name. Keys idempotency records, page-token
+    /// fingerprints and event actors.
+    pub fn subject(&self) -> String {
+        match self {
+            Caller::User(id) | Caller::Staff(id) | Caller::Admin(id) => id.to_string(),
+            Caller::TrustedService(name) | Caller::Service(name) => name.clone(),
+        }
     }
 
     /// Reads the caller the [`AuthLayer`] stored on the request.
@@ -163,6 +207,7 @@ impl fmt::Debug for AuthConfig {
 }
 
 impl AuthConfig {
+    /// The local-run settings: the public dev secret, default issuer and audience.
     pub fn dev() -> Self {
         Self {
             secret: DEV_SECRET.to_owned(),
@@ -234,6 +279,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier for `config`'s keys, issuer and audience.
     pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
         let (algorithm, key) = match &config.public_key_pem {
             Some((Algorithm::EdDSA, pem)) => (Algorithm::EdDSA, DecodingKey::from_ed_pem(pem)?),
@@ -269,21 +315,24 @@ impl Verifier {
         self.verify(token.trim())
     }
 
+    /// Verifies a bare JWT and returns the caller it names.
     pub fn verify(&self, token: &str) -> Result<Caller, Status> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
         let claims = data.claims;
         // Account roles must name an account, so ownership checks compare UUIDs.
-        if claims.role != Role::Service && Uuid::parse_str(&claims.sub).is_err() {
-            return Err(Status::unauthenticated(
-                "token subject is not an account id",
-            ));
-        }
-        let trusted = claims.role == Role::Service && self.trusted_services.contains(&claims.sub);
-        Ok(Caller {
-            id: claims.sub,
-            role: claims.role,
-            trusted,
+        let account = || {
+            Uuid::parse_str(&claims.sub)
+                .map_err(|_| Status::unauthenticated("token subject is not an account id"))
+        };
+        Ok(match claims.role {
+            Role::User => Caller::User(account()?),
+            Role::Staff => Caller::Staff(account()?),
+            Role::Admin => Caller::Admin(account()?),
+            Role::Service if self.trusted_services.contains(&claims.sub) => {
+                Caller::TrustedService(claims.sub)
+            }
+            Role::Service => Caller::Service(claims.sub),
         })
     }
 }
@@ -298,6 +347,7 @@ pub struct Minter {
 }
 
 impl Minter {
+    /// A minter signing with `config`'s secret (local runs and tests only).
     pub fn new(config: &AuthConfig) -> Self {
         Self {
             key: EncodingKey::from_secret(config.secret.as_bytes()),
@@ -346,6 +396,7 @@ pub struct AuthLayer {
 }
 
 impl AuthLayer {
+    /// A layer that verifies every call with `verifier`.
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier: Arc::new(verifier),
@@ -364,6 +415,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 }
 
 #[derive(Clone)]
+/// The service [`AuthLayer`] wraps: verifies, then calls `S`.
 pub struct AuthService<S> {
     inner: S,
     verifier: Arc<Verifier>,

@@ -5,9 +5,9 @@
 //! our own caller (retryable; nothing was written).
 
 use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock, Weak},
+    time::Duration,
 };
 
 use tonic::{
@@ -32,9 +32,11 @@ pub fn channel(addr: &str, timeout: Duration) -> anyhow::Result<Channel> {
 /// `traceparent`/`tracestate`, when tracing is exported) to every request.
 ///
 /// Production (`SERVICE_TOKEN_FILE` set): the token the identity provider
-/// issued to this service, read from a mounted file (re-read every 30 s, so
-/// rotation needs no restart). Local runs and tests: a token minted per call
-/// with the shared HS256 secret (an HMAC: microseconds).
+/// issued to this service, from a mounted file. It is read once when the
+/// client is built and then every 30 s by a background task with async file
+/// I/O, so rotation needs no restart and no call ever waits on the disk.
+/// Local runs and tests: a token minted per call with the shared HS256
+/// secret (an HMAC: microseconds).
 #[derive(Clone)]
 pub struct ServiceToken(Source);
 
@@ -44,21 +46,27 @@ enum Source {
         minter: Minter,
         subject: &'static str,
     },
-    File {
-        path: PathBuf,
-        cached: Arc<Mutex<Option<(Instant, String)>>>,
-    },
+    File(Arc<RwLock<Option<String>>>),
 }
 
-const TOKEN_FILE_TTL: Duration = Duration::from_secs(30);
+const TOKEN_FILE_REFRESH: Duration = Duration::from_secs(30);
 
 impl ServiceToken {
+    /// The token source `auth` configures, for a service named `subject`.
     pub fn new(auth: &AuthConfig, subject: &'static str) -> Self {
+        Self::with_refresh(auth, subject, TOKEN_FILE_REFRESH)
+    }
+
+    fn with_refresh(auth: &AuthConfig, subject: &'static str, every: Duration) -> Self {
         match &auth.service_token_file {
-            Some(path) => Self(Source::File {
-                path: path.clone(),
-                cached: Arc::default(),
-            }),
+            Some(path) => {
+                // Once, at start: a missing file is reported now, not per call.
+                let cached = Arc::new(RwLock::new(read_token(path)));
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(refresh_token(path.clone(), Arc::downgrade(&cached), every));
+                }
+                Self(Source::File(cached))
+            }
             None => Self(Source::Minted {
                 minter: Minter::new(auth),
                 subject,
@@ -71,22 +79,43 @@ impl ServiceToken {
             Source::Minted { minter, subject } => {
                 Ok(minter.mint(subject, Role::Service, chrono::Duration::minutes(5)))
             }
-            Source::File { path, cached } => {
-                let mut cached = cached.lock().expect("token cache lock");
-                if let Some((read_at, token)) = cached.as_ref()
-                    && read_at.elapsed() < TOKEN_FILE_TTL
-                {
-                    return Ok(token.clone());
-                }
-                let token = std::fs::read_to_string(path)
-                    .map(|t| t.trim().to_owned())
-                    .map_err(|e| {
-                        tracing::error!(path = %path.display(), error = %e, "cannot read SERVICE_TOKEN_FILE");
-                        Status::unavailable("service credentials unavailable")
-                    })?;
-                *cached = Some((Instant::now(), token.clone()));
-                Ok(token)
-            }
+            Source::File(cached) => cached
+                .read()
+                .expect("token cache lock")
+                .clone()
+                .ok_or_else(|| Status::unavailable("service credentials unavailable")),
+        }
+    }
+}
+
+fn read_token(path: &Path) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(token) => Some(token.trim().to_owned()),
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot read SERVICE_TOKEN_FILE");
+            None
+        }
+    }
+}
+
+/// Re-reads the token file every `every` until the last client is dropped.
+async fn refresh_token(path: PathBuf, cached: Weak<RwLock<Option<String>>>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(cached) = cached.upgrade() else {
+            return;
+        };
+        reload_token(&path, &cached).await;
+    }
+}
+
+/// One re-read. A failed read keeps the previous token: a rotation in
+/// progress (the file briefly missing) does not fail calls.
+async fn reload_token(path: &Path, cached: &RwLock<Option<String>>) {
+    match tokio::fs::read_to_string(path).await {
+        Ok(token) => *cached.write().expect("token cache lock") = Some(token.trim().to_owned()),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot re-read SERVICE_TOKEN_FILE; keeping the last token");
         }
     }
 }
@@ -146,19 +175,38 @@ mod tests {
             .to_owned())
     }
 
-    #[test]
-    fn a_mounted_token_file_is_presented_as_is() {
+    #[tokio::test]
+    async fn a_mounted_token_file_is_presented_as_is_and_rotations_are_picked_up() {
         let path = std::env::temp_dir().join(format!("service-token-{}", uuid::Uuid::new_v4()));
         std::fs::write(&path, "issued.by.idp\n").unwrap();
         let auth = AuthConfig {
             service_token_file: Some(path.clone()),
             ..AuthConfig::dev()
         };
-        let mut token = ServiceToken::new(&auth, "ticket-service");
+        let mut token =
+            ServiceToken::with_refresh(&auth, "ticket-service", Duration::from_millis(10));
         assert_eq!(authorization(&mut token).unwrap(), "Bearer issued.by.idp");
+
+        // Rotation: the new token arrives without a restart.
+        std::fs::write(&path, "rotated\n").unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while authorization(&mut token).unwrap() != "Bearer rotated" {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rotation never picked up"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        // A rotation in progress (file briefly gone) keeps the last token.
         std::fs::remove_file(&path).unwrap();
-        // Cached: a rotation in progress does not fail calls.
-        assert_eq!(authorization(&mut token).unwrap(), "Bearer issued.by.idp");
+        let Source::File(cached) = &token.0 else {
+            panic!("a file source")
+        };
+        reload_token(&path, cached).await;
+        assert_eq!(authorization(&mut token).unwrap(), "Bearer rotated");
+
+        // No file at start: calls fail as UNAVAILABLE (retryable), not INTERNAL.
         let mut missing = ServiceToken::new(&auth, "ticket-service");
         assert_eq!(
             authorization(&mut missing).unwrap_err().code(),
@@ -176,7 +224,7 @@ mod tests {
             .verify(header.strip_prefix("Bearer ").unwrap())
             .unwrap();
         assert_eq!(
-            (caller.id.as_str(), caller.role),
+            (caller.subject().as_str(), caller.role()),
             ("ticket-service", Role::Service)
         );
     }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current time.
     fn now(&self) -> DateTime<Utc>;
 }
 
@@ -33,16 +34,19 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// A clock stopped at `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
         Self {
             now: Mutex::new(start),
         }
     }
 
+    /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         *self.now.lock().expect("clock lock") += by;
     }
 
+    /// Sets the clock to `to`.
     pub fn set(&self, to: DateTime<Utc>) {
         *self.now.lock().expect("clock lock") = to;
     }

@@ -6,6 +6,8 @@
 use std::fmt;
 
 use tonic::{Code, Status};
+
+use crate::pg;
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 /// A domain-level failure, each variant one gRPC code.
@@ -37,23 +39,29 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// What handlers and use cases return.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
+    /// NOT_FOUND for `what` (also when it exists but is not the caller's).
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::NotFound(what.into())
     }
+    /// PERMISSION_DENIED, saying why.
     pub fn denied(why: impl Into<String>) -> Self {
         Self::PermissionDenied(why.into())
     }
+    /// FAILED_PRECONDITION, saying why.
     pub fn precondition(why: impl Into<String>) -> Self {
         Self::FailedPrecondition(why.into())
     }
+    /// INVALID_ARGUMENT with one field violation.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         let mut v = Violations::default();
         v.add(field, description);
         Self::InvalidArgument(v)
     }
+    /// INTERNAL: a bug; `cause` is logged, never sent.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self::Internal(cause.into())
     }
@@ -65,10 +73,12 @@ impl ApiError {
 pub struct Violations(Vec<(String, String)>);
 
 impl Violations {
+    /// Records that `field` is invalid, and why.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
         self.0.push((field.into(), description.into()));
     }
 
+    /// No violation recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -93,6 +103,7 @@ impl Violations {
         }
     }
 
+    /// The fields violated, in the order recorded.
     pub fn fields(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(f, _)| f.as_str())
     }
@@ -152,19 +163,10 @@ impl From<sqlx::Error> for ApiError {
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => unavailable("database unavailable"),
             sqlx::Error::Database(db) => match db.code().as_deref() {
-                // serialization_failure, deadlock_detected: a concurrent change won.
-                Some("40001" | "40P01") => {
+                Some(pg::SERIALIZATION_FAILURE | pg::DEADLOCK_DETECTED) => {
                     ApiError::Aborted("concurrent update, retry the request".into())
                 }
-                // Class 08 connection exception, 53 insufficient resources
-                // (too many connections, disk full), 57P0x shutdown/restart.
-                Some(code)
-                    if code.starts_with("08")
-                        || code.starts_with("53")
-                        || code.starts_with("57P") =>
-                {
-                    unavailable("database unavailable")
-                }
+                Some(code) if pg::is_unavailable(code) => unavailable("database unavailable"),
                 _ => ApiError::Internal(err.into()),
             },
             _ => ApiError::Internal(err.into()),

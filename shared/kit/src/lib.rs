@@ -5,36 +5,35 @@
 //!
 //! - [`config`]: typed settings from environment variables with defaults.
 //! - [`telemetry`]: JSON logs, and OpenTelemetry export when configured.
-//! - [`server`]: the gRPC bootstrap (health, reflection, auth, graceful stop).
+//! - [`service`]: the one service skeleton: subcommands, connect and migrate,
+//!   supervised tasks, serve, and the ordered teardown.
+//! - [`tasks`]: background tasks restarted with backoff when they fail.
+//! - [`health`]: what readiness, liveness and dependency health mean.
+//! - [`server`]: the gRPC server (reflection, auth, draining in-flight calls).
 //! - [`auth`]: JWT verification and the typed [`auth::Caller`].
 //! - [`client`]: calling other services: deadlines, service tokens, errors.
 //! - [`error`]: the one mapping from domain errors to gRPC statuses.
 //! - [`db`]: the PostgreSQL pool and migrations (the kit's tables + the service's).
 //! - [`clock`]: injected time, so tests move the clock instead of sleeping.
 //! - [`idempotency`]: `request_id` replay for mutating RPCs.
-//! - [`outbox`]: events written in the same transaction as the change.
-//! - [`relay`]: publishes the outbox to RabbitMQ, in order, at least once.
-//! - [`consumer`]: the consumer loop: dedup, retries, dead letters.
-//! - [`amqp`]: connection, exchange, headers and backoff shared by both.
-//! - [`ops`]: the outbox backlog over gRPC for operators.
-//! - [`page_token`]: opaque keyset page tokens.
+//! - [`page_token`]: opaque keyset page tokens and the page-size policy.
+//! - [`pg`]: the PostgreSQL error codes we act on, by name.
 //! - [`shutdown`]: SIGTERM/SIGINT as a future.
-//! - [`testing`]: fresh databases and tokens for tests.
 
-pub mod amqp;
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod config;
-pub mod consumer;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod idempotency;
-pub mod ops;
-pub mod outbox;
 pub mod page_token;
-pub mod relay;
+pub mod pg;
 pub mod server;
+pub mod service;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;
-pub mod testing;

@@ -15,7 +15,9 @@ const LEN: usize = 1 + 8 + 16 + 8;
 /// Where the next page starts: after (`at`, `id`) in the list's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
+    /// The sort time of the last row served.
     pub at: DateTime<Utc>,
+    /// Its id: the tie-breaker among equal times.
     pub id: Uuid,
 }
 
@@ -51,6 +53,7 @@ pub fn fingerprint(parts: &[&[u8]]) -> u64 {
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
+/// The opaque token for the page after `cursor`, bound to `fingerprint`.
 pub fn encode(cursor: Cursor, fingerprint: u64) -> String {
     let mut bytes = Vec::with_capacity(LEN);
     bytes.push(VERSION);
@@ -87,7 +90,10 @@ pub fn decode(token: &str, fingerprint: u64) -> Result<Option<Cursor>, String> {
 mod tests {
     #[test]
     fn page_sizes_default_coerce_and_refuse_only_negatives() {
-        let policy = super::PageSize { default: 20, max: 100 };
+        let policy = super::PageSize {
+            default: 20,
+            max: 100,
+        };
         assert_eq!(policy.resolve(0), Ok(20));
         assert_eq!(policy.resolve(7), Ok(7));
         assert_eq!(policy.resolve(100), Ok(100));

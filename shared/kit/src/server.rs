@@ -1,8 +1,8 @@
-//! The gRPC server bootstrap every service uses: its routes behind the
-//! [`AuthLayer`], plus `grpc.health.v1` health and server reflection (both
-//! open), a span per call continuing the caller's trace, and a graceful
-//! stop: when `shutdown` completes, health turns NOT_SERVING, the listener
-//! closes, in-flight calls finish (at most 20 s), and idle connections close.
+//! The gRPC server every service runs: its routes behind the [`AuthLayer`],
+//! server reflection (open, listing only what is served), a span per call
+//! continuing the caller's trace, and a graceful stop: when `shutdown`
+//! completes, health turns NOT_SERVING, the listener closes, in-flight calls
+//! finish (at most 20 s), and idle connections close.
 
 use std::{
     future::Future,
@@ -23,9 +23,16 @@ use tonic::{
     service::Routes,
     transport::{Server, server::TcpIncoming},
 };
-use tonic_health::ServingStatus;
 
-use crate::auth::{AuthLayer, Verifier};
+use crate::{
+    auth::{AuthLayer, Verifier},
+    health::Health,
+};
+
+/// The standard services every server also serves, and lists.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 
 /// How long in-flight calls may take to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -157,35 +164,36 @@ pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
 
 /// Serves `routes` on `listener` until `shutdown` completes.
 ///
-/// `service_names` are the full gRPC names (e.g. `support.v1.TicketService`)
-/// reported SERVING by the health service, along with the server as a whole ("").
+/// `served` are the full gRPC names of the services in `routes` (for
+/// example `support.v1.TicketService`): reflection lists exactly those plus
+/// health and reflection, so `buf curl` and grpcurl users are shown only
+/// what answers. `health` turns NOT_SERVING before the listener closes.
+/// Services use this through [`crate::service::Service`].
 pub async fn serve(
     listener: TcpListener,
     verifier: Verifier,
     routes: Routes,
-    service_names: &[&str],
+    served: &[&str],
+    health: &Health,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    let mut names: Vec<String> = service_names.iter().map(|s| (*s).to_owned()).collect();
-    names.push(String::new());
-    for name in &names {
-        health
-            .set_service_status(name.as_str(), ServingStatus::Serving)
-            .await;
-    }
-
     // v1 for current clients (buf curl, grpcurl), v1alpha for older ones.
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
+        let mut builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(helpdesk_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(HEALTH_SERVICE)
+            .with_service_name(REFLECTION_V1)
+            .with_service_name(REFLECTION_V1ALPHA);
+        for name in served {
+            builder = builder.with_service_name(*name);
+        }
+        builder
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let routes = routes
-        .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
@@ -194,14 +202,11 @@ pub async fn serve(
     let stopping = CancellationToken::new();
     let stop = {
         let stopping = stopping.clone();
+        let health = health.clone();
         async move {
             shutdown.await;
             // Tell load balancers first, then stop accepting.
-            for name in &names {
-                health
-                    .set_service_status(name.as_str(), ServingStatus::NotServing)
-                    .await;
-            }
+            health.stopping().await;
             tracing::info!("draining in-flight calls");
             stopping.cancel();
         }

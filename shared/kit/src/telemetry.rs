@@ -85,6 +85,7 @@ pub fn init_for_tests() {
 /// AMQP headers, the outbox row) so one trace spans every service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
+    /// The W3C `traceparent` header value.
     pub traceparent: String,
     /// Vendor state; carried as is when present.
     pub tracestate: Option<String>,

@@ -17,15 +17,19 @@ use std::{
 
 use assignment_service::{domain::Tier, startup::Application as Assignment};
 use chrono::Utc;
+use helpdesk_events::{
+    consumer::{self, ConsumerConfig},
+    relay::RelayConfig,
+};
 use helpdesk_kit::{
     auth::{AuthConfig, Role},
     clock::{SystemClock, from_timestamp},
     config::CommonConfig,
-    consumer::{self, ConsumerConfig},
-    relay::RelayConfig,
-    testing::{EventTap, TestDb, amqp_url, delete_broker_objects, minter, unique_exchange},
 };
 use helpdesk_proto::support::v1::{self as pb, ticket_service_client::TicketServiceClient};
+use helpdesk_testkit::{
+    EventTap, TestDb, amqp_url, delete_broker_objects, minter, unique_exchange,
+};
 use platform_standin::{DemoData, Options, SeedUser};
 use tokio::sync::oneshot;
 use tonic::{Request, transport::Channel};

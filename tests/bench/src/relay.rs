@@ -5,15 +5,16 @@
 //! confirms), in pipelined batches of 500: the baseline from memory, the
 //! relay from the outbox table (select, publish, confirm, mark sent).
 
+use helpdesk_kit::tasks::TaskContext;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use helpdesk_kit::{
+use helpdesk_events::{
     amqp,
     relay::{self, RelayConfig},
-    testing::{TestDb, amqp_url, delete_broker_objects, unique_exchange},
 };
 use helpdesk_proto::support::v1 as pb;
+use helpdesk_testkit::{TestDb, amqp_url, delete_broker_objects, unique_exchange};
 use lapin::{
     BasicProperties,
     options::{
@@ -133,15 +134,15 @@ pub async fn run() -> anyhow::Result<()> {
     config.batch_size = BATCH as i64;
     let stop = CancellationToken::new();
     let started = Instant::now();
-    let waker = helpdesk_kit::outbox::Waker::new();
+    let waker = helpdesk_events::outbox::Waker::new();
     let relay_task = tokio::spawn(relay::run(
         db.pool.clone(),
         config,
         waker.clone(),
-        stop.clone(),
+        TaskContext::detached(stop.clone()),
     ));
     loop {
-        if helpdesk_kit::outbox::backlog(&db.pool).await?.unsent == 0 {
+        if helpdesk_events::outbox::backlog(&db.pool).await?.unsent == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

@@ -16,14 +16,14 @@ use std::{
 };
 
 use chrono::Utc;
+use helpdesk_events::relay::RelayConfig;
 use helpdesk_kit::{
     auth::{AuthConfig, Role},
     clock::SystemClock,
     config::CommonConfig,
-    relay::RelayConfig,
-    testing::{TestDb, amqp_url, delete_broker_objects, minter, unique_exchange},
 };
 use helpdesk_proto::support::v1::{self as pb, ticket_service_client::TicketServiceClient};
+use helpdesk_testkit::{TestDb, amqp_url, delete_broker_objects, minter, unique_exchange};
 use platform_standin::{DemoData, Options};
 use sqlx::PgPool;
 use ticket_service::{MIGRATOR, config::Config, startup::Application};

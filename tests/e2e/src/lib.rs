@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use helpdesk_kit::testing::{
+use helpdesk_testkit::{
     admin_url, amqp_url, delete_broker_objects, unique_exchange, with_database,
 };
 use sqlx::{Connection, Executor, PgConnection};
@@ -175,7 +175,7 @@ fn common_env(port: u16) -> HashMap<String, String> {
 
 /// Waits until `queue` has a consumer (bounded): then its bindings exist.
 async fn wait_for_queue(queue: &str) {
-    let connection = helpdesk_kit::amqp::connect(&amqp_url(), "e2e")
+    let connection = helpdesk_events::amqp::connect(&amqp_url(), "e2e")
         .await
         .expect("broker");
     let deadline = Instant::now() + Duration::from_secs(30);

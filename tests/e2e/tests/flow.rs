@@ -5,12 +5,14 @@
 use std::time::{Duration, Instant};
 
 use helpdesk_e2e::Stack;
-use helpdesk_kit::{auth::Role, testing::Bearer};
+use helpdesk_kit::auth::Role;
 use helpdesk_proto::support::v1::{
     self as pb, TicketStatus as S, assignment_service_client::AssignmentServiceClient,
     ticket_service_client::TicketServiceClient,
 };
+use helpdesk_testkit::Bearer;
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
+use tonic_health::pb::health_check_response::ServingStatus;
 
 const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
 const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
@@ -211,4 +213,62 @@ async fn tickets_created_while_the_assignment_service_is_dead_are_all_assigned_w
     distinct.sort();
     distinct.dedup();
     assert_eq!(distinct.len(), 4, "{agents:?}");
+}
+
+#[tokio::test]
+async fn each_binary_lists_exactly_what_it_serves_and_reports_its_health_by_name() {
+    let stack = Stack::start().await;
+    let standard = [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ];
+    let expect = |own: &[&str]| {
+        let mut all: Vec<String> = standard
+            .iter()
+            .chain(own)
+            .map(|s| (*s).to_owned())
+            .collect();
+        all.sort();
+        all
+    };
+    let listed = helpdesk_testkit::reflected_services(stack.ticket.addr())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        expect(&[
+            "support.v1.CategoryService",
+            "support.v1.OperationsService",
+            "support.v1.TicketService",
+        ])
+    );
+    let listed = helpdesk_testkit::reflected_services(stack.assignment.addr())
+        .await
+        .unwrap();
+    assert_eq!(listed, expect(&["support.v1.AssignmentService"]));
+    let listed = helpdesk_testkit::reflected_services(stack.standin.addr())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        expect(&[
+            "platform.accounts.v1.AccountsService",
+            "platform.rides.v1.RidesService"
+        ])
+    );
+
+    // Readiness, liveness and the database each under their own name.
+    for service in [&stack.ticket, &stack.assignment] {
+        for name in ["", "liveness", "dependency.postgres"] {
+            helpdesk_testkit::wait_for_health(
+                service.addr(),
+                name,
+                ServingStatus::Serving,
+                Duration::from_secs(20),
+            )
+            .await
+            .unwrap();
+        }
+    }
 }

@@ -16,7 +16,7 @@ pub mod convert;
 use std::collections::HashMap;
 
 use helpdesk_kit::{
-    auth::{Caller, Role},
+    auth::Caller,
     error::{ApiError, ApiResult, Violations},
     idempotency::parse_request_id,
     page_token::PageSize,
@@ -152,7 +152,7 @@ impl AssignmentApi {
             return Err(ApiError::denied("only staff may update agents"));
         }
         let (id, change) = Self::parse_update(&req)?;
-        if caller.role != Role::Admin {
+        if !caller.is_admin() {
             let own = caller.account_id() == Some(id);
             let only_availability =
                 change.capacity.is_none() && change.skills.is_none() && change.tier.is_none();
@@ -196,7 +196,7 @@ impl AssignmentApi {
             ops::start(&self.engine, &mut tx, OperationKind::Redistribute(id)).await?;
         }
         tx.commit().await?;
-        tracing::info!(agent = %id, by = %caller.id, "agent updated");
+        tracing::info!(agent = %id, by = %caller.subject(), "agent updated");
         if handing_on {
             self.engine.wake_operations();
         }
@@ -352,7 +352,7 @@ impl AssignmentService for AssignmentApi {
         &self,
         request: Request<pb::RebalanceRequest>,
     ) -> Result<Response<pb::AssignmentOperation>, Status> {
-        if Caller::from_request(&request)?.role != Role::Admin {
+        if !Caller::from_request(&request)?.is_admin() {
             return Err(ApiError::denied("only admins may rebalance").into());
         }
         Ok(Response::new(AssignmentApi::rebalance(self).await?))

@@ -30,18 +30,11 @@
 //! down is a transient error: the transaction rolls back and the kit
 //! retries the event later.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
-use helpdesk_kit::{
-    clock::from_timestamp,
-    consumer::{self, ConsumerConfig, Decoded, Handler, HandlerError, Meta, decode_as},
-    error::ApiError,
-};
+use helpdesk_events::consumer::{Decoded, Handler, HandlerError, Meta, decode_as};
+use helpdesk_kit::{clock::from_timestamp, error::ApiError};
 use helpdesk_proto::support::v1 as pb;
 use sqlx::PgConnection;
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
@@ -59,36 +52,6 @@ pub const BINDINGS: [&str; 4] = [
     "ticket.status_changed",
     "ticket.escalated",
 ];
-
-/// Consumes with `tasks` kit consumers side by side on the one queue, until
-/// `shutdown`. One consumer handles one event at a time, and each event is
-/// a transaction whose commit waits for the disk: a single one tops out at
-/// a few hundred events a second, below what intake produces (two events
-/// per ticket). Handlers tolerate any order (stale-event marks; unknown
-/// tickets are tracked from the snapshot), so events may run concurrently.
-pub async fn run(
-    pool: PgPool,
-    config: ConsumerConfig,
-    handler: Arc<TicketEvents>,
-    tasks: usize,
-    shutdown: CancellationToken,
-) {
-    let consumers: Vec<_> = (0..tasks.max(1))
-        .map(|_| {
-            tokio::spawn(consumer::run(
-                pool.clone(),
-                config.clone(),
-                handler.clone(),
-                shutdown.clone(),
-            ))
-        })
-        .collect();
-    for c in consumers {
-        if let Err(error) = c.await {
-            tracing::error!(%error, "an event consumer task failed");
-        }
-    }
-}
 
 /// The events this consumer handles.
 #[derive(Debug)]

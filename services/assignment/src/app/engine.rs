@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use helpdesk_kit::{
     clock::SharedClock,
     error::{ApiError, ApiResult},
+    pg,
 };
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
@@ -530,7 +531,7 @@ pub async fn commit_without_flush(conn: &mut PgConnection) -> sqlx::Result<()> {
 /// A lock wait that timed out is "busy, retry", not a bug.
 fn busy(err: sqlx::Error) -> ApiError {
     match &err {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => {
+        _ if pg::is(&err, pg::LOCK_NOT_AVAILABLE) => {
             ApiError::Unavailable("assignment decisions are busy, retry later".into())
         }
         _ => err.into(),

@@ -186,7 +186,7 @@ impl OpenTickets {
         let request = pb::ListTicketsRequest {
             page_size: self.page_size,
             page_token: std::mem::take(&mut self.page_token),
-            status: status.into(),
+            statuses: vec![status.into()],
             ..pb::ListTicketsRequest::default()
         };
         let page = self

@@ -12,17 +12,14 @@ use assignment_service::{
     startup::Application,
 };
 use chrono::{TimeZone, Utc};
-pub use helpdesk_kit::testing::expect_code;
+use helpdesk_events::{
+    consumer::{self, ConsumerConfig},
+    relay::RelayConfig,
+};
 use helpdesk_kit::{
     auth::{AuthConfig, Role},
     clock::{ManualClock, to_timestamp},
     config::CommonConfig,
-    consumer::{self, ConsumerConfig},
-    relay::RelayConfig,
-    testing::{
-        Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange,
-        violated_fields,
-    },
 };
 use helpdesk_proto::{
     Event,
@@ -30,6 +27,11 @@ use helpdesk_proto::{
         self as pb, assignment_service_client::AssignmentServiceClient,
         ticket_service_client::TicketServiceClient,
     },
+};
+pub use helpdesk_testkit::expect_code;
+use helpdesk_testkit::{
+    Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange,
+    violated_fields,
 };
 use lapin::{BasicProperties, options::BasicPublishOptions, options::ConfirmSelectOptions};
 use platform_standin::{DemoData, Options, SeedUser};
@@ -536,7 +538,7 @@ impl TestEnv {
         message_id: &str,
         payload: Vec<u8>,
     ) {
-        let connection = helpdesk_kit::amqp::connect(&amqp_url(), "test-publisher")
+        let connection = helpdesk_events::amqp::connect(&amqp_url(), "test-publisher")
             .await
             .unwrap();
         let channel = connection.create_channel().await.unwrap();
@@ -567,7 +569,7 @@ impl TestEnv {
 
     /// How many events wait in the dead-letter queue (a passive declare).
     pub async fn dead_letters(&self) -> u32 {
-        let connection = helpdesk_kit::amqp::connect(&amqp_url(), "test-dead-letters")
+        let connection = helpdesk_events::amqp::connect(&amqp_url(), "test-dead-letters")
             .await
             .unwrap();
         let channel = connection.create_channel().await.unwrap();

@@ -3,7 +3,7 @@
 use helpdesk_kit::clock::to_timestamp;
 use helpdesk_proto::support::v1 as pb;
 
-use crate::domain::{Message, Priority, Status, Ticket, ticket::AuthorRole};
+use crate::domain::{Category, Message, Priority, Status, Ticket, ticket::AuthorRole};
 
 pub fn status_to_pb(s: Status) -> pb::TicketStatus {
     match s {
@@ -65,24 +65,30 @@ pub fn author_role_to_pb(r: AuthorRole) -> pb::AuthorRole {
     }
 }
 
-fn opt_uuid(id: Option<uuid::Uuid>) -> String {
+/// An optional value on the wire: empty when absent.
+pub fn or_empty(id: Option<impl ToString>) -> String {
     id.map(|u| u.to_string()).unwrap_or_default()
+}
+
+/// 1-5 once rated, 0 before.
+pub fn rating(t: &Ticket) -> i32 {
+    t.rating.map_or(0, |r| i32::from(r.stars()))
 }
 
 pub fn ticket(t: &Ticket) -> pb::Ticket {
     pb::Ticket {
         id: t.id.to_string(),
-        human_id: t.human_id.clone(),
+        human_id: t.human_id.to_string(),
         user_id: t.user_id.to_string(),
-        ride_id: opt_uuid(t.ride_id),
-        category_id: t.category_id.clone(),
-        subject: t.subject.clone(),
-        description: t.description.clone(),
+        ride_id: or_empty(t.ride_id),
+        category_id: t.category_id.to_string(),
+        subject: t.subject.to_string(),
+        description: t.description.to_string(),
         priority: priority_to_pb(t.priority).into(),
         status: status_to_pb(t.status).into(),
-        assignee_id: opt_uuid(t.assignee_id),
-        rating: t.rating.map(i32::from).unwrap_or(0),
-        rating_feedback: t.rating_feedback.clone().unwrap_or_default(),
+        assignee_id: or_empty(t.assignee_id),
+        rating: rating(t),
+        rating_feedback: or_empty(t.rating_feedback.as_ref()),
         first_response_at: t.first_response_at.map(to_timestamp),
         resolved_at: t.resolved_at.map(to_timestamp),
         closed_at: t.closed_at.map(to_timestamp),
@@ -99,7 +105,7 @@ pub fn message(m: &Message) -> pb::TicketMessage {
         ticket_id: m.ticket_id.to_string(),
         author_id: m.author_id.to_string(),
         author_role: author_role_to_pb(m.author_role).into(),
-        body: m.body.clone(),
+        body: m.body.to_string(),
         internal: m.internal,
         create_time: Some(to_timestamp(m.created_at)),
     }
@@ -108,15 +114,25 @@ pub fn message(m: &Message) -> pb::TicketMessage {
 pub fn snapshot(t: &Ticket) -> pb::TicketSnapshot {
     pb::TicketSnapshot {
         ticket_id: t.id.to_string(),
-        human_id: t.human_id.clone(),
+        human_id: t.human_id.to_string(),
         user_id: t.user_id.to_string(),
-        assignee_id: opt_uuid(t.assignee_id),
-        category_id: t.category_id.clone(),
+        assignee_id: or_empty(t.assignee_id),
+        category_id: t.category_id.to_string(),
         priority: priority_to_pb(t.priority).into(),
         status: status_to_pb(t.status).into(),
-        subject: t.subject.clone(),
-        ride_id: opt_uuid(t.ride_id),
+        subject: t.subject.to_string(),
+        ride_id: or_empty(t.ride_id),
         create_time: Some(to_timestamp(t.created_at)),
         version: t.version,
+    }
+}
+
+pub fn category(c: Category) -> pb::Category {
+    pb::Category {
+        id: c.id.to_string(),
+        name: c.name.to_string(),
+        description: or_empty(c.description),
+        active: Some(c.active),
+        sort_order: c.sort_order,
     }
 }

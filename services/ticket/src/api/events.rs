@@ -2,12 +2,13 @@
 //! the caller's transaction.
 
 use chrono::{DateTime, Utc};
-use helpdesk_kit::{auth::Caller, clock::to_timestamp, outbox};
+use helpdesk_events::outbox;
+use helpdesk_kit::{auth::Caller, clock::to_timestamp};
 use helpdesk_proto::{Event, support::v1 as pb};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::convert::{author_role_to_pb, priority_to_pb, snapshot, status_to_pb};
+use super::convert::{author_role_to_pb, or_empty, priority_to_pb, rating, snapshot, status_to_pb};
 use crate::domain::{DomainEvent, Message, Ticket};
 
 /// Who and when, shared by the events of one change.
@@ -21,8 +22,8 @@ impl Context<'_> {
         Some(pb::EventHeader {
             event_id: event_id.to_string(),
             occurred_at: Some(to_timestamp(self.now)),
-            actor_id: self.caller.id.clone(),
-            actor_role: self.caller.role.as_str().to_owned(),
+            actor_id: self.caller.subject(),
+            actor_role: self.caller.role().as_str().to_owned(),
         })
     }
 
@@ -76,8 +77,8 @@ impl Context<'_> {
                     self.emit(conn, t, |header, ticket| pb::TicketCategoryChanged {
                         header,
                         ticket,
-                        from: from.clone(),
-                        to: to.clone(),
+                        from: from.to_string(),
+                        to: to.to_string(),
                     })
                     .await?
                 }
@@ -85,8 +86,8 @@ impl Context<'_> {
                     self.emit(conn, t, |header, ticket| pb::TicketAssigned {
                         header,
                         ticket,
-                        previous_assignee_id: previous.map(|u| u.to_string()).unwrap_or_default(),
-                        assignee_id: assignee.map(|u| u.to_string()).unwrap_or_default(),
+                        previous_assignee_id: or_empty(*previous),
+                        assignee_id: or_empty(*assignee),
                     })
                     .await?
                 }
@@ -113,7 +114,7 @@ impl Context<'_> {
             excerpt: if m.internal {
                 String::new()
             } else {
-                m.body.chars().take(200).collect()
+                m.body.as_str().chars().take(200).collect()
             },
             first_response,
         })
@@ -124,8 +125,8 @@ impl Context<'_> {
         self.emit(conn, t, |header, ticket| pb::TicketRated {
             header,
             ticket,
-            rating: t.rating.map(i32::from).unwrap_or(0),
-            feedback: t.rating_feedback.clone().unwrap_or_default(),
+            rating: rating(t),
+            feedback: or_empty(t.rating_feedback.as_ref()),
         })
         .await
     }

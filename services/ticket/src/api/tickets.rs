@@ -1,15 +1,14 @@
-//! `support.v1.TicketService`.
-//!
-//! Who may do what (docs/architecture.md): users act on their own tickets
-//! only, and another user's ticket is NOT_FOUND, never PERMISSION_DENIED;
-//! staff and admins act on all; services create, read, edit and assign.
+//! `support.v1.TicketService`: each handler checks who may call it
+//! (`access`), parses its request into a command (`requests`), calls the
+//! platform before taking a connection, then writes, emits and records its
+//! idempotency key in one transaction.
 
+use helpdesk_events::outbox::Waker;
 use helpdesk_kit::{
-    auth::{Caller, Role},
-    clock::{SharedClock, from_timestamp},
+    auth::Caller,
+    clock::SharedClock,
     error::{ApiError, ApiResult, Violations},
-    idempotency::{self, Key, parse_request_id},
-    outbox::Waker,
+    idempotency::{self, Key},
     page_token::{self, Cursor},
 };
 use helpdesk_proto::support::v1::{self as pb, ticket_service_server::TicketService};
@@ -18,26 +17,20 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    convert::{self, optional, priority_from_pb, status_from_pb},
+    access::{self, sees_internal, staff_or_service, visible},
+    convert,
     events::Context,
+    requests::{self, Page, Parsed},
 };
 use crate::{
+    clients::Platform,
     domain::{
-        Change, Message, Priority, Status as TicketStatus, Ticket,
-        fields::{self, SUBJECT_MAX, TEXT_MAX},
-        ticket::{AuthorRole, RuleError},
-        ticket_number,
+        AccountId, Message, Ticket, TicketKey, TicketNumber,
+        commands::{NewMessage, NewRating, NewTicket, Owner, TicketEdit},
+        ticket::RuleError,
     },
-    platform::Platform,
-    storage::{
-        messages,
-        tickets::{self, ListFilter, TicketKey},
-    },
+    storage::{messages, tickets},
 };
-
-const DEFAULT_CATEGORY: &str = "other";
-const TICKETS_PAGE: (i64, i64) = (20, 100);
-const MESSAGES_PAGE: (i64, i64) = (50, 100);
 
 pub struct TicketApi {
     pool: PgPool,
@@ -58,125 +51,31 @@ impl TicketApi {
     }
 }
 
-/// A ticket named by UUID or by human id.
-fn ticket_key(raw: &str) -> Result<TicketKey, String> {
-    if raw.is_empty() {
-        return Err("is required".into());
-    }
-    if let Ok(id) = Uuid::parse_str(raw) {
-        return Ok(TicketKey::Id(id));
-    }
-    if ticket_number::looks_like(raw) {
-        return Ok(TicketKey::HumanId(raw.to_owned()));
-    }
-    Err("must be a ticket UUID or a TKT- id".into())
-}
-
-/// Whether `caller` may see `ticket` at all.
-fn visible(caller: &Caller, ticket: &Ticket) -> bool {
-    caller.is_staff() || caller.is_service() || caller.account_id() == Some(ticket.user_id)
-}
-
-/// Staff, admins and our own services see internal notes; users and other
-/// teams' services never do.
-fn sees_internal(caller: &Caller) -> bool {
-    caller.is_staff() || caller.is_trusted_service()
-}
-
 fn rule(err: RuleError) -> ApiError {
     ApiError::precondition(err.to_string())
 }
 
-fn staff_or_service(caller: &Caller, what: &str) -> ApiResult<()> {
-    if caller.is_staff() || caller.is_trusted_service() {
-        Ok(())
-    } else {
-        Err(ApiError::denied(format!("only staff may {what}")))
-    }
-}
-
-fn key_for(
-    caller: &Caller,
-    method: &'static str,
-    request_id: Option<Uuid>,
-    request: &impl prost::Message,
-) -> Option<Key> {
-    request_id.map(|id| Key::new(&caller.id, method, id, request))
-}
-
-/// A fingerprint binding a page token to the caller and the request's filters.
-fn list_fingerprint(caller: &Caller, filters: &impl prost::Message) -> u64 {
-    page_token::fingerprint(&[caller.id.as_bytes(), &filters.encode_to_vec()])
-}
-
-fn next_page<T>(
-    items: &mut Vec<T>,
-    limit: i64,
-    fingerprint: u64,
-    cursor: impl Fn(&T) -> Cursor,
-) -> String {
-    if items.len() as i64 > limit {
-        items.truncate(limit as usize);
+/// Cuts one extra row off `items` and returns the token of the next page
+/// (empty on the last).
+fn next_page<T>(items: &mut Vec<T>, page: &Page, cursor: impl Fn(&T) -> Cursor) -> String {
+    if items.len() as i64 > page.limit {
+        items.truncate(page.limit as usize);
         items
             .last()
-            .map(|last| page_token::encode(cursor(last), fingerprint))
+            .map(|last| page_token::encode(cursor(last), page.fingerprint))
             .unwrap_or_default()
     } else {
         String::new()
     }
 }
 
-/// What an edit (UpdateTicket or AssignTicket) asks for, validated.
-struct Edit {
-    key: TicketKey,
-    change: Change,
-    etag: Option<i64>,
-    idempotency: Option<Key>,
-}
-
 impl TicketApi {
     async fn create(&self, caller: &Caller, req: pb::CreateTicketRequest) -> ApiResult<pb::Ticket> {
-        let mut v = Violations::default();
-        let subject = v.take("subject", fields::text(&req.subject, SUBJECT_MAX));
-        let description = v.take("description", fields::text(&req.description, TEXT_MAX));
-        let ride_id = v
-            .take("ride_id", fields::optional_uuid(&req.ride_id))
-            .flatten();
-        let category_id = if req.category_id.is_empty() {
-            Some(DEFAULT_CATEGORY.to_owned())
-        } else {
-            v.take("category_id", fields::category_id(&req.category_id))
-        };
-        // UNSPECIFIED means "the default" here; unknown numbers are rejected.
-        let priority = v
-            .take("priority", optional(req.priority, priority_from_pb))
-            .map(|p| p.unwrap_or(Priority::Medium));
-        let request_id = v
-            .take("request_id", parse_request_id(&req.request_id))
-            .flatten();
-        let user_id = match caller.role {
-            Role::User => {
-                let own = caller
-                    .account_id()
-                    .ok_or_else(|| ApiError::denied("no account"))?;
-                match v.take("user_id", fields::optional_uuid(&req.user_id)) {
-                    Some(Some(id)) if id != own => {
-                        return Err(ApiError::denied("users create tickets for themselves only"));
-                    }
-                    _ => Some(own),
-                }
-            }
-            _ => v.take("user_id", fields::uuid(&req.user_id)),
-        };
-        v.into_result()?;
-        let (Some(subject), Some(description), Some(category_id), Some(priority), Some(user_id)) =
-            (subject, description, category_id, priority, user_id)
-        else {
-            unreachable!("violations were empty, so every field parsed");
-        };
-
-        let key = key_for(caller, "CreateTicket", request_id, &req);
-        if let Err(error) = self.check_references(caller, user_id, ride_id).await {
+        let Parsed {
+            command: new,
+            idempotency: key,
+        } = requests::create_ticket(caller, &req)?;
+        if let Err(error) = self.check_references(&new).await {
             return self.replay_or(key.as_ref(), error).await;
         }
 
@@ -185,29 +84,10 @@ impl TicketApi {
         if let Some(done) = idempotency::claim_opt(&mut tx, key.as_ref()).await? {
             return Ok(done);
         }
-        let number = tickets::next_number(&mut tx).await?;
-        let ticket = Ticket {
-            id: Uuid::now_v7(),
-            human_id: ticket_number::format(u64::try_from(number).map_err(ApiError::internal)?),
-            user_id,
-            ride_id,
-            category_id,
-            subject,
-            description,
-            priority,
-            status: TicketStatus::Open,
-            assignee_id: None,
-            rating: None,
-            rating_feedback: None,
-            first_response_at: None,
-            resolved_at: None,
-            closed_at: None,
-            rated_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        if !tickets::insert(&mut tx, &ticket, number).await? {
+        let n = tickets::next_number(&mut tx).await?;
+        let number = TicketNumber::from_sequence(u64::try_from(n).map_err(ApiError::internal)?);
+        let ticket = Ticket::open(Uuid::now_v7(), number, new, now);
+        if !tickets::insert(&mut tx, &ticket, n).await? {
             return Err(ApiError::invalid("category_id", "no such active category"));
         }
         Context { caller, now }.created(&mut tx, &ticket).await?;
@@ -220,34 +100,34 @@ impl TicketApi {
 
     /// Validates the foreign references of a new ticket: both calls at
     /// once, before any database connection is taken.
-    async fn check_references(
-        &self,
-        caller: &Caller,
-        user_id: Uuid,
-        ride_id: Option<Uuid>,
-    ) -> ApiResult<()> {
+    async fn check_references(&self, new: &NewTicket) -> ApiResult<()> {
+        let user_id = new.owner.id().as_uuid();
         let ride_lookup = async {
-            match ride_id {
+            match new.ride_id {
                 Some(id) => self.platform.ride(id).await,
                 None => Ok(None),
             }
         };
-        let (user, ride) = tokio::join!(self.platform.user(user_id), ride_lookup);
+        let (user, ride) = tokio::join!(self.platform.account(user_id), ride_lookup);
         let (user, ride) = (user?, ride?);
         let mut v = Violations::default();
-        match user {
-            None => v.add("user_id", "no such account"),
-            Some(u) if !u.active => v.add("user_id", "account is deactivated"),
-            Some(_) => {}
+        // (what a field violation says, what the account's owner is told)
+        let problem = match user {
+            None => Some(("no such account", "your account does not exist")),
+            Some(u) if !u.active => Some(("account is deactivated", "your account is deactivated")),
+            Some(_) => None,
+        };
+        match (problem, new.owner) {
+            // A user filing for themselves may not even have sent `user_id`:
+            // the problem is their account, not a field.
+            (Some((_, yours)), Owner::Caller(_)) => return Err(ApiError::denied(yours)),
+            (Some((why, _)), Owner::Named(_)) => v.add("user_id", why),
+            (None, _) => {}
         }
-        if ride_id.is_some() {
-            let own_ride = ride
-                .as_ref()
-                .is_some_and(|r| r.rider_id == user_id.to_string());
-            // Users learn nothing about other people's rides.
-            if ride.is_none() || (caller.role == Role::User && !own_ride) {
-                v.add("ride_id", "no such ride for this user");
-            }
+        // Whoever files the ticket: a ride of someone else is as unknown as
+        // a ride that does not exist (nobody learns about other people's rides).
+        if new.ride_id.is_some() && !ride.is_some_and(|r| r.belongs_to(user_id)) {
+            v.add("ride_id", "no such ride for this user");
         }
         v.into_result()
     }
@@ -269,12 +149,24 @@ impl TicketApi {
         Err(error)
     }
 
-    async fn get(&self, caller: &Caller, req: pb::GetTicketRequest) -> ApiResult<pb::Ticket> {
-        let key = ticket_key(&req.id).map_err(|why| ApiError::invalid("id", why))?;
-        match tickets::find(&self.pool, &key).await? {
-            Some(t) if visible(caller, &t) => Ok(convert::ticket(&t)),
-            _ => Err(ApiError::not_found(format!("ticket {}", req.id))),
+    /// The ticket `key` names, if `caller` may see it (else NOT_FOUND, `raw`
+    /// being how the caller named it).
+    async fn visible_ticket(
+        &self,
+        caller: &Caller,
+        key: &TicketKey,
+        raw: &str,
+    ) -> ApiResult<Ticket> {
+        match tickets::find(&self.pool, key).await? {
+            Some(t) if visible(caller, &t) => Ok(t),
+            _ => Err(ApiError::not_found(format!("ticket {raw}"))),
         }
+    }
+
+    async fn get(&self, caller: &Caller, req: pb::GetTicketRequest) -> ApiResult<pb::Ticket> {
+        let key = requests::ticket_key("id", &req.id)?;
+        let ticket = self.visible_ticket(caller, &key, &req.id).await?;
+        Ok(convert::ticket(&ticket))
     }
 
     async fn list(
@@ -282,60 +174,16 @@ impl TicketApi {
         caller: &Caller,
         req: pb::ListTicketsRequest,
     ) -> ApiResult<pb::ListTicketsResponse> {
-        let mut v = Violations::default();
-        let limit = v.take(
-            "page_size",
-            fields::page_size(req.page_size, TICKETS_PAGE.0, TICKETS_PAGE.1),
-        );
-        let filter = ListFilter {
-            user_id: v
-                .take("user_id", fields::optional_uuid(&req.user_id))
-                .flatten(),
-            status: v
-                .take("status", optional(req.status, status_from_pb))
-                .flatten(),
-            priority: v
-                .take("priority", optional(req.priority, priority_from_pb))
-                .flatten(),
-            category_id: if req.category_id.is_empty() {
-                None
-            } else {
-                v.take("category_id", fields::category_id(&req.category_id))
-            },
-            assignee_id: v
-                .take("assignee_id", fields::optional_uuid(&req.assignee_id))
-                .flatten(),
-            ride_id: v
-                .take("ride_id", fields::optional_uuid(&req.ride_id))
-                .flatten(),
-            created_after: timestamp(&mut v, "created_after", req.created_after.as_ref()),
-            created_before: timestamp(&mut v, "created_before", req.created_before.as_ref()),
-        };
-        let filters = pb::ListTicketsRequest {
-            page_size: 0,
-            page_token: String::new(),
-            ..req.clone()
-        };
-        let fingerprint = list_fingerprint(caller, &filters);
-        let cursor = v
-            .take(
-                "page_token",
-                page_token::decode(&req.page_token, fingerprint),
-            )
-            .flatten();
-        v.into_result()?;
-        let limit = limit.unwrap_or(TICKETS_PAGE.0);
-
-        let mut filter = filter;
-        if caller.role == Role::User {
-            let own = caller.account_id();
-            if filter.user_id.is_some() && filter.user_id != own {
+        let (mut filter, page) = requests::list_tickets(caller, &req)?;
+        if access::is_user(caller) {
+            let own = access::own_account(caller)?;
+            if filter.user_id.is_some_and(|named| named != own) {
                 return Err(ApiError::denied("users list their own tickets only"));
             }
-            filter.user_id = own;
+            filter.user_id = Some(own);
         }
-        let mut rows = tickets::list(&self.pool, &filter, cursor, limit + 1).await?;
-        let next_page_token = next_page(&mut rows, limit, fingerprint, |t| Cursor {
+        let mut rows = tickets::list(&self.pool, &filter, page.cursor, page.limit + 1).await?;
+        let next_page_token = next_page(&mut rows, &page, |t| Cursor {
             at: t.created_at,
             id: t.id,
         });
@@ -345,62 +193,16 @@ impl TicketApi {
         })
     }
 
-    fn parse_update(&self, caller: &Caller, req: &pb::UpdateTicketRequest) -> ApiResult<Edit> {
-        let mut v = Violations::default();
-        let request_id = v
-            .take("request_id", parse_request_id(&req.request_id))
-            .flatten();
-        let Some(t) = req.ticket.as_ref() else {
-            return Err(ApiError::invalid("ticket", "is required"));
-        };
-        let key = v.take("ticket.id", ticket_key(&t.id));
-        let etag = if t.etag.is_empty() {
-            None
-        } else {
-            v.take(
-                "ticket.etag",
-                t.etag
-                    .parse::<i64>()
-                    .map_err(|_| "is not an etag from this service".to_owned()),
-            )
-        };
-        let mut change = Change::default();
-        match req.update_mask.as_ref().map(|m| m.paths.as_slice()) {
-            None | Some([]) => v.add("update_mask", "must name at least one field"),
-            Some(paths) => {
-                for path in paths {
-                    match path.as_str() {
-                        "status" => change.status = v.take("ticket.status", status_from_pb(t.status)),
-                        "priority" => change.priority = v.take("ticket.priority", priority_from_pb(t.priority)),
-                        "category_id" => {
-                            change.category_id = v.take("ticket.category_id", fields::category_id(&t.category_id))
-                        }
-                        "assignee_id" => {
-                            change.assignee = v.take("ticket.assignee_id", fields::optional_uuid(&t.assignee_id))
-                        }
-                        other => v.add(
-                            "update_mask",
-                            format!("{other:?} cannot be updated (status, priority, category_id, assignee_id)"),
-                        ),
-                    }
-                }
-            }
-        }
-        v.into_result()?;
-        Ok(Edit {
-            key: key.expect("validated"),
-            change,
-            etag,
-            idempotency: key_for(caller, "UpdateTicket", request_id, req),
-        })
-    }
-
     /// Validates a new assignee against the accounts service: an active staff member.
-    async fn check_assignee(&self, assignee: Option<Option<Uuid>>, field: &str) -> ApiResult<()> {
+    async fn check_assignee(
+        &self,
+        assignee: Option<Option<AccountId>>,
+        field: &str,
+    ) -> ApiResult<()> {
         let Some(Some(id)) = assignee else {
             return Ok(());
         };
-        match self.platform.user(id).await? {
+        match self.platform.account(id.as_uuid()).await? {
             Some(u) if u.active && u.is_staff => Ok(()),
             Some(u) if u.is_staff => Err(ApiError::invalid(field, "staff account is deactivated")),
             _ => Err(ApiError::invalid(field, "no such staff account")),
@@ -412,18 +214,22 @@ impl TicketApi {
     async fn edit(
         &self,
         caller: &Caller,
-        edit: Edit,
+        parsed: Parsed<TicketEdit>,
         assignee_field: &str,
     ) -> ApiResult<pb::Ticket> {
+        let Parsed {
+            command: edit,
+            idempotency: key,
+        } = parsed;
         if let Err(error) = self
             .check_assignee(edit.change.assignee, assignee_field)
             .await
         {
-            return self.replay_or(edit.idempotency.as_ref(), error).await;
+            return self.replay_or(key.as_ref(), error).await;
         }
 
         let mut tx = self.pool.begin().await?;
-        if let Some(done) = idempotency::claim_opt(&mut tx, edit.idempotency.as_ref()).await? {
+        if let Some(done) = idempotency::claim_opt(&mut tx, key.as_ref()).await? {
             return Ok(done);
         }
         let mut ticket = tickets::lock(&mut tx, &edit.key)
@@ -452,7 +258,7 @@ impl TicketApi {
                 .await?;
         }
         let response = convert::ticket(&ticket);
-        idempotency::complete_opt(&mut tx, edit.idempotency.as_ref(), &response).await?;
+        idempotency::complete_opt(&mut tx, key.as_ref(), &response).await?;
         self.outbox.commit(tx).await?;
         Ok(response)
     }
@@ -462,28 +268,16 @@ impl TicketApi {
         caller: &Caller,
         req: pb::PostMessageRequest,
     ) -> ApiResult<pb::TicketMessage> {
-        let role = match caller.role {
-            Role::User if req.internal => {
-                return Err(ApiError::denied("only staff may post internal notes"));
-            }
-            Role::User => AuthorRole::User,
-            Role::Staff | Role::Admin => AuthorRole::Staff,
-            Role::Service => return Err(ApiError::denied("services may not post messages")),
-        };
-        let author_id = caller
-            .account_id()
-            .ok_or_else(|| ApiError::denied("no account"))?;
-        let mut v = Violations::default();
-        let key = v.take("ticket_id", ticket_key(&req.ticket_id));
-        let body = v.take("body", fields::text(&req.body, TEXT_MAX));
-        let request_id = v
-            .take("request_id", parse_request_id(&req.request_id))
-            .flatten();
-        v.into_result()?;
-        let (Some(key), Some(body)) = (key, body) else {
-            unreachable!("violations were empty");
-        };
-        let idem = key_for(caller, "PostMessage", request_id, &req);
+        let (author_id, role) = access::author(caller, req.internal)?;
+        let Parsed {
+            command:
+                NewMessage {
+                    key,
+                    body,
+                    internal,
+                },
+            idempotency: idem,
+        } = requests::post_message(caller, &req)?;
 
         let mut tx = self.pool.begin().await?;
         if let Some(done) = idempotency::claim_opt(&mut tx, idem.as_ref()).await? {
@@ -495,20 +289,20 @@ impl TicketApi {
         };
         // After the lock: writes to one ticket get times in the order they ran.
         let now = self.clock.now();
-        let (events, first_response) = ticket.on_message(role, req.internal, now).map_err(rule)?;
+        let (events, first_response) = ticket.on_message(role, internal, now).map_err(rule)?;
         let message = Message {
             id: Uuid::now_v7(),
             ticket_id: ticket.id,
             author_id,
             author_role: role,
             body,
-            internal: req.internal,
+            internal,
             created_at: now,
         };
         messages::insert(&mut tx, &message).await?;
         // An internal note leaves the ticket as it was: its etag must not
         // change under the user (or abort a colleague's pending update).
-        if !req.internal {
+        if !internal {
             tickets::save(&mut tx, &mut ticket).await?;
         }
         let context = Context { caller, now };
@@ -522,26 +316,13 @@ impl TicketApi {
         Ok(response)
     }
 
-    /// The ticket named by `raw`, if `caller` may see it.
-    async fn visible_ticket(&self, caller: &Caller, raw: &str) -> ApiResult<Ticket> {
-        let key = ticket_key(raw).map_err(|why| ApiError::invalid("ticket_id", why))?;
-        match tickets::find(&self.pool, &key).await? {
-            Some(t) if visible(caller, &t) => Ok(t),
-            _ => Err(ApiError::not_found(format!("ticket {raw}"))),
-        }
-    }
-
     async fn get_message(
         &self,
         caller: &Caller,
         req: pb::GetMessageRequest,
     ) -> ApiResult<pb::TicketMessage> {
-        let mut v = Violations::default();
-        v.take("ticket_id", ticket_key(&req.ticket_id));
-        let message_id = v.take("message_id", fields::uuid(&req.message_id));
-        v.into_result()?;
-        let ticket = self.visible_ticket(caller, &req.ticket_id).await?;
-        let message_id = message_id.expect("validated");
+        let (key, message_id) = requests::get_message(&req)?;
+        let ticket = self.visible_ticket(caller, &key, &req.ticket_id).await?;
         messages::get(&self.pool, ticket.id, message_id, sees_internal(caller))
             .await?
             .map(|m| convert::message(&m))
@@ -553,31 +334,17 @@ impl TicketApi {
         caller: &Caller,
         req: pb::ListMessagesRequest,
     ) -> ApiResult<pb::ListMessagesResponse> {
-        let mut v = Violations::default();
-        v.take("ticket_id", ticket_key(&req.ticket_id));
-        let limit = v.take(
-            "page_size",
-            fields::page_size(req.page_size, MESSAGES_PAGE.0, MESSAGES_PAGE.1),
-        );
-        let fingerprint = list_fingerprint(caller, &req.ticket_id);
-        let cursor = v
-            .take(
-                "page_token",
-                page_token::decode(&req.page_token, fingerprint),
-            )
-            .flatten();
-        v.into_result()?;
-        let limit = limit.unwrap_or(MESSAGES_PAGE.0);
-        let ticket = self.visible_ticket(caller, &req.ticket_id).await?;
+        let (key, page) = requests::list_messages(caller, &req)?;
+        let ticket = self.visible_ticket(caller, &key, &req.ticket_id).await?;
         let mut rows = messages::list(
             &self.pool,
             ticket.id,
             sees_internal(caller),
-            cursor,
-            limit + 1,
+            page.cursor,
+            page.limit + 1,
         )
         .await?;
-        let next_page_token = next_page(&mut rows, limit, fingerprint, |m| Cursor {
+        let next_page_token = next_page(&mut rows, &page, |m| Cursor {
             at: m.created_at,
             id: m.id,
         });
@@ -588,21 +355,18 @@ impl TicketApi {
     }
 
     async fn rate(&self, caller: &Caller, req: pb::RateTicketRequest) -> ApiResult<pb::Ticket> {
-        if caller.role != Role::User {
+        if !access::is_user(caller) {
             return Err(ApiError::denied("only the ticket's owner may rate it"));
         }
-        let mut v = Violations::default();
-        let key = v.take("ticket_id", ticket_key(&req.ticket_id));
-        let rating = v.take("rating", fields::rating(req.rating));
-        let feedback = v.take("feedback", fields::optional_text(&req.feedback, TEXT_MAX));
-        let request_id = v
-            .take("request_id", parse_request_id(&req.request_id))
-            .flatten();
-        v.into_result()?;
-        let (Some(key), Some(rating), Some(feedback)) = (key, rating, feedback) else {
-            unreachable!("violations were empty");
-        };
-        let idem = key_for(caller, "RateTicket", request_id, &req);
+        let Parsed {
+            command:
+                NewRating {
+                    key,
+                    rating,
+                    feedback,
+                },
+            idempotency: idem,
+        } = requests::rate_ticket(caller, &req)?;
 
         let mut tx = self.pool.begin().await?;
         if let Some(done) = idempotency::claim_opt(&mut tx, idem.as_ref()).await? {
@@ -622,18 +386,6 @@ impl TicketApi {
         self.outbox.commit(tx).await?;
         Ok(response)
     }
-}
-
-fn timestamp(
-    v: &mut Violations,
-    field: &str,
-    t: Option<&prost_types::Timestamp>,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    let t = t?;
-    v.take(
-        field,
-        from_timestamp(t).ok_or_else(|| "is out of range".to_owned()),
-    )
 }
 
 #[tonic::async_trait]
@@ -674,7 +426,7 @@ impl TicketService for TicketApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let caller = Caller::from_request(&request)?;
         staff_or_service(&caller, "update tickets")?;
-        let edit = self.parse_update(&caller, request.get_ref())?;
+        let edit = requests::update_ticket(&caller, request.get_ref())?;
         Ok(Response::new(
             self.edit(&caller, edit, "ticket.assignee_id").await?,
         ))
@@ -686,23 +438,7 @@ impl TicketService for TicketApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let caller = Caller::from_request(&request)?;
         staff_or_service(&caller, "assign tickets")?;
-        let req = request.into_inner();
-        let mut v = Violations::default();
-        let key = v.take("ticket_id", ticket_key(&req.ticket_id));
-        let assignee = v.take("assignee_id", fields::uuid(&req.assignee_id));
-        let request_id = v
-            .take("request_id", parse_request_id(&req.request_id))
-            .flatten();
-        v.into_result().map_err(Status::from)?;
-        let edit = Edit {
-            key: key.expect("validated"),
-            change: Change {
-                assignee: Some(assignee),
-                ..Change::default()
-            },
-            etag: None,
-            idempotency: key_for(&caller, "AssignTicket", request_id, &req),
-        };
+        let edit = requests::assign_ticket(&caller, request.get_ref())?;
         Ok(Response::new(
             self.edit(&caller, edit, "assignee_id").await?,
         ))

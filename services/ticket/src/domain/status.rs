@@ -54,6 +54,11 @@ impl Status {
     pub fn is_active(self) -> bool {
         !matches!(self, Status::Resolved | Status::Closed)
     }
+
+    /// The "open" group of ListTickets: every status not yet resolved.
+    pub fn open_group() -> impl Iterator<Item = Status> {
+        Self::ALL.into_iter().filter(|s| s.is_active())
+    }
 }
 
 impl fmt::Display for Status {

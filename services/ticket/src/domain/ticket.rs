@@ -5,22 +5,25 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Priority, Status};
+use super::{
+    AccountId, CategoryId, Priority, Rating, Status, Subject, Text, TicketNumber,
+    commands::NewTicket,
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ticket {
     pub id: Uuid,
-    pub human_id: String,
-    pub user_id: Uuid,
+    pub human_id: TicketNumber,
+    pub user_id: AccountId,
     pub ride_id: Option<Uuid>,
-    pub category_id: String,
-    pub subject: String,
-    pub description: String,
+    pub category_id: CategoryId,
+    pub subject: Subject,
+    pub description: Text,
     pub priority: Priority,
     pub status: Status,
-    pub assignee_id: Option<Uuid>,
-    pub rating: Option<i16>,
-    pub rating_feedback: Option<String>,
+    pub assignee_id: Option<AccountId>,
+    pub rating: Option<Rating>,
+    pub rating_feedback: Option<Text>,
     pub first_response_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
@@ -58,9 +61,9 @@ impl AuthorRole {
 pub struct Message {
     pub id: Uuid,
     pub ticket_id: Uuid,
-    pub author_id: Uuid,
+    pub author_id: AccountId,
     pub author_role: AuthorRole,
-    pub body: String,
+    pub body: Text,
     pub internal: bool,
     pub created_at: DateTime<Utc>,
 }
@@ -70,9 +73,9 @@ pub struct Message {
 pub struct Change {
     pub status: Option<Status>,
     pub priority: Option<Priority>,
-    pub category_id: Option<String>,
+    pub category_id: Option<CategoryId>,
     /// `Some(None)` unassigns.
-    pub assignee: Option<Option<Uuid>>,
+    pub assignee: Option<Option<AccountId>>,
 }
 
 /// What a change did, for the outbox.
@@ -87,12 +90,12 @@ pub enum DomainEvent {
         to: Priority,
     },
     CategoryChanged {
-        from: String,
-        to: String,
+        from: CategoryId,
+        to: CategoryId,
     },
     Assigned {
-        previous: Option<Uuid>,
-        assignee: Option<Uuid>,
+        previous: Option<AccountId>,
+        assignee: Option<AccountId>,
     },
 }
 
@@ -110,6 +113,31 @@ pub enum RuleError {
 }
 
 impl Ticket {
+    /// A new, open ticket numbered `number`.
+    pub fn open(id: Uuid, number: TicketNumber, new: NewTicket, now: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            human_id: number,
+            user_id: new.owner.id(),
+            ride_id: new.ride_id,
+            category_id: new.category_id,
+            subject: new.subject,
+            description: new.description,
+            priority: new.priority,
+            status: Status::Open,
+            assignee_id: None,
+            rating: None,
+            rating_feedback: None,
+            first_response_at: None,
+            resolved_at: None,
+            closed_at: None,
+            rated_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
     /// Applies a staff edit. A field set to its current value changes nothing.
     pub fn apply(
         &mut self,
@@ -222,8 +250,8 @@ impl Ticket {
     /// The owner rates the outcome, once.
     pub fn rate(
         &mut self,
-        rating: i16,
-        feedback: Option<String>,
+        rating: Rating,
+        feedback: Option<Text>,
         now: DateTime<Utc>,
     ) -> Result<(), RuleError> {
         if !matches!(self.status, Status::Resolved | Status::Closed) {
@@ -248,12 +276,12 @@ mod tests {
         let now = Utc::now();
         Ticket {
             id: Uuid::now_v7(),
-            human_id: "TKT-ABC123".into(),
-            user_id: Uuid::now_v7(),
+            human_id: TicketNumber::from_sequence(0),
+            user_id: Uuid::now_v7().into(),
             ride_id: None,
-            category_id: "other".into(),
-            subject: "s".into(),
-            description: "d".into(),
+            category_id: CategoryId::other(),
+            subject: Subject::parse("s").unwrap(),
+            description: Text::parse("d").unwrap(),
             priority: Priority::Medium,
             status,
             assignee_id: None,
@@ -348,13 +376,18 @@ mod tests {
     #[test]
     fn rating_needs_a_resolution_and_happens_once() {
         let mut t = ticket(Status::InProgress);
+        let stars = |n| Rating::parse(n).unwrap();
         assert_eq!(
-            t.rate(5, None, Utc::now()),
+            t.rate(stars(5), None, Utc::now()),
             Err(RuleError::NotRateable(Status::InProgress))
         );
         t.status = Status::Resolved;
-        t.rate(4, Some("ok".into()), Utc::now()).unwrap();
-        assert_eq!(t.rate(5, None, Utc::now()), Err(RuleError::AlreadyRated));
-        assert_eq!(t.rating, Some(4));
+        t.rate(stars(4), Text::parse_optional("ok").unwrap(), Utc::now())
+            .unwrap();
+        assert_eq!(
+            t.rate(stars(5), None, Utc::now()),
+            Err(RuleError::AlreadyRated)
+        );
+        assert_eq!(t.rating, Some(stars(4)));
     }
 }

@@ -7,6 +7,36 @@
 //! capacity), so consecutive tickets do not get consecutive ids, yet two
 //! numbers never share an id and generation never loops or retries.
 
+use std::fmt;
+
+/// A human ticket id, always held in uppercase.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TicketNumber(String);
+
+impl TicketNumber {
+    /// The id of the ticket with sequence number `n`.
+    pub fn from_sequence(n: u64) -> Self {
+        Self(format(n))
+    }
+
+    /// A human id in any letter case: it is read out on the phone, and an
+    /// agent typing it should not have to care (docs/ticket-ids.md).
+    pub fn parse(raw: &str) -> Option<Self> {
+        let upper = raw.to_ascii_uppercase();
+        looks_like(&upper).then_some(Self(upper))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TicketNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Letters and digits per half in the first tier.
 const FIRST_TIER: u32 = 3;
 /// Multiplier of the permutation: odd and not a multiple of 5 or 13, hence
@@ -19,7 +49,7 @@ fn capacity(k: u32) -> u64 {
 }
 
 /// The id for sequence number `n`.
-pub fn format(n: u64) -> String {
+fn format(n: u64) -> String {
     let mut k = FIRST_TIER;
     let mut v = n;
     while v >= capacity(k) {
@@ -31,21 +61,17 @@ pub fn format(n: u64) -> String {
     let p = ((u128::from(A) * u128::from(v) + u128::from(B)) % u128::from(cap)) as u64;
     let digits_mod = 10u64.pow(k);
     let (mut letters_value, digits) = (p / digits_mod, p % digits_mod);
-    let mut letters = vec![b'A'; k as usize];
+    let mut letters = vec!['A'; k as usize];
     for slot in letters.iter_mut().rev() {
-        *slot = b'A' + (letters_value % 26) as u8;
+        *slot = char::from(b'A' + (letters_value % 26) as u8);
         letters_value /= 26;
     }
-    format!(
-        "TKT-{}{:0width$}",
-        String::from_utf8(letters).expect("ASCII letters"),
-        digits,
-        width = k as usize
-    )
+    let letters: String = letters.into_iter().collect();
+    format!("TKT-{letters}{digits:0width$}", width = k as usize)
 }
 
-/// Whether `s` has the shape of a human ticket id.
-pub fn looks_like(s: &str) -> bool {
+/// Whether `s` has the shape of a human ticket id (uppercase).
+fn looks_like(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("TKT-") else {
         return false;
     };
@@ -97,6 +123,15 @@ mod tests {
             .map(format)
             .collect();
         assert_eq!(around_boundary.len(), 2000);
+    }
+
+    #[test]
+    fn parsing_ignores_letter_case() {
+        let id = TicketNumber::from_sequence(42);
+        let lower = id.as_str().to_lowercase();
+        assert_eq!(TicketNumber::parse(&lower), Some(id.clone()));
+        assert_eq!(TicketNumber::parse(id.as_str()), Some(id));
+        assert_eq!(TicketNumber::parse("tkt-ab12"), None);
     }
 
     #[test]

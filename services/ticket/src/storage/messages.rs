@@ -5,8 +5,8 @@ use helpdesk_kit::page_token::Cursor;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use super::corrupt;
-use crate::domain::{Message, ticket::AuthorRole};
+use super::stored;
+use crate::domain::{Message, Text, ticket::AuthorRole};
 
 struct Row {
     id: Uuid,
@@ -22,12 +22,13 @@ impl TryFrom<Row> for Message {
     type Error = sqlx::Error;
     fn try_from(r: Row) -> Result<Self, Self::Error> {
         Ok(Message {
-            author_role: AuthorRole::parse(&r.author_role)
-                .ok_or_else(|| corrupt("author role", &r.author_role))?,
+            author_role: stored("author role", &r.author_role, |s| {
+                AuthorRole::parse(s).ok_or(())
+            })?,
+            body: stored("message body", &r.body, Text::parse)?,
             id: r.id,
             ticket_id: r.ticket_id,
-            author_id: r.author_id,
-            body: r.body,
+            author_id: r.author_id.into(),
             internal: r.internal,
             created_at: r.created_at,
         })
@@ -40,9 +41,9 @@ pub async fn insert(conn: &mut PgConnection, m: &Message) -> sqlx::Result<()> {
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
         m.id,
         m.ticket_id,
-        m.author_id,
+        m.author_id.as_uuid(),
         m.author_role.as_str(),
-        m.body,
+        m.body.as_str(),
         m.internal,
         m.created_at,
     )

@@ -6,7 +6,13 @@ pub mod categories;
 pub mod messages;
 pub mod tickets;
 
-/// A stored value that does not parse back is corruption, i.e. a bug.
-fn corrupt(what: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("stored {what} {value:?} is not valid").into())
+/// Parses a stored value back into its domain type. One that does not parse
+/// is corruption, i.e. a bug: a decode error, never a panic.
+fn stored<T, E>(
+    what: &str,
+    raw: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> sqlx::Result<T> {
+    parse(raw)
+        .map_err(|_| sqlx::Error::Decode(format!("stored {what} {raw:?} is not valid").into()))
 }

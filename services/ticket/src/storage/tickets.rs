@@ -5,8 +5,11 @@ use helpdesk_kit::page_token::Cursor;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use super::corrupt;
-use crate::domain::{Priority, Status, Ticket};
+use super::stored;
+use crate::domain::{
+    AccountId, CategoryId, ListFilter, Priority, Rating, Status, Subject, Text, Ticket, TicketKey,
+    TicketNumber,
+};
 
 /// A row as stored; statuses and priorities are text for readable SQL.
 struct Row {
@@ -35,19 +38,26 @@ impl TryFrom<Row> for Ticket {
     type Error = sqlx::Error;
     fn try_from(r: Row) -> Result<Self, Self::Error> {
         Ok(Ticket {
-            priority: Priority::parse(&r.priority)
-                .ok_or_else(|| corrupt("priority", &r.priority))?,
-            status: Status::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
+            priority: stored("priority", &r.priority, |s| Priority::parse(s).ok_or(()))?,
+            status: stored("status", &r.status, |s| Status::parse(s).ok_or(()))?,
+            human_id: stored("human id", &r.human_id, |s| {
+                TicketNumber::parse(s).ok_or(())
+            })?,
+            category_id: stored("category id", &r.category_id, CategoryId::parse)?,
+            subject: stored("subject", &r.subject, Subject::parse)?,
+            description: stored("description", &r.description, Text::parse)?,
+            rating: r
+                .rating
+                .map(|n| stored("rating", &n.to_string(), |_| Rating::parse(n.into())))
+                .transpose()?,
+            rating_feedback: r
+                .rating_feedback
+                .map(|f| stored("rating feedback", &f, Text::parse))
+                .transpose()?,
             id: r.id,
-            human_id: r.human_id,
-            user_id: r.user_id,
+            user_id: r.user_id.into(),
             ride_id: r.ride_id,
-            category_id: r.category_id,
-            subject: r.subject,
-            description: r.description,
-            assignee_id: r.assignee_id,
-            rating: r.rating,
-            rating_feedback: r.rating_feedback,
+            assignee_id: r.assignee_id.map(AccountId::from),
             first_response_at: r.first_response_at,
             resolved_at: r.resolved_at,
             closed_at: r.closed_at,
@@ -59,34 +69,17 @@ impl TryFrom<Row> for Ticket {
     }
 }
 
-/// How a caller names a ticket.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TicketKey {
-    Id(Uuid),
-    HumanId(String),
+/// A rating as stored (`smallint`).
+fn stars(r: Rating) -> i16 {
+    i16::from(r.stars())
 }
 
-impl TicketKey {
-    /// The `(id, human_id)` query parameters: exactly one is set.
-    fn parts(&self) -> (Option<Uuid>, Option<&str>) {
-        match self {
-            TicketKey::Id(id) => (Some(*id), None),
-            TicketKey::HumanId(h) => (None, Some(h.as_str())),
-        }
+/// The `(id, human_id)` query parameters of a key: exactly one is set.
+fn key_parts(key: &TicketKey) -> (Option<Uuid>, Option<&str>) {
+    match key {
+        TicketKey::Id(id) => (Some(*id), None),
+        TicketKey::Number(n) => (None, Some(n.as_str())),
     }
-}
-
-/// Filters of ListTickets; `None` means "any".
-#[derive(Clone, Debug, Default)]
-pub struct ListFilter {
-    pub user_id: Option<Uuid>,
-    pub status: Option<Status>,
-    pub priority: Option<Priority>,
-    pub category_id: Option<String>,
-    pub assignee_id: Option<Uuid>,
-    pub ride_id: Option<Uuid>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
 }
 
 /// The next ticket number from the sequence.
@@ -106,12 +99,12 @@ pub async fn insert(conn: &mut PgConnection, t: &Ticket, number: i64) -> sqlx::R
          FROM categories c WHERE c.id = $6 AND c.active",
         t.id,
         number,
-        t.human_id,
-        t.user_id,
+        t.human_id.as_str(),
+        t.user_id.as_uuid(),
         t.ride_id,
-        t.category_id,
-        t.subject,
-        t.description,
+        t.category_id.as_str(),
+        t.subject.as_str(),
+        t.description.as_str(),
         t.priority.as_str(),
         t.status.as_str(),
         t.created_at,
@@ -124,7 +117,7 @@ pub async fn insert(conn: &mut PgConnection, t: &Ticket, number: i64) -> sqlx::R
 
 /// Finds a ticket by id or human id.
 pub async fn find<'c>(db: impl PgExecutor<'c>, key: &TicketKey) -> sqlx::Result<Option<Ticket>> {
-    let (id, human_id) = key.parts();
+    let (id, human_id) = key_parts(key);
     sqlx::query_as!(
         Row,
         "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
@@ -144,7 +137,7 @@ pub async fn find<'c>(db: impl PgExecutor<'c>, key: &TicketKey) -> sqlx::Result<
 /// Reads a ticket and locks its row until the transaction ends, so
 /// read-check-write sequences on one ticket serialize.
 pub async fn lock(conn: &mut PgConnection, key: &TicketKey) -> sqlx::Result<Option<Ticket>> {
-    let (id, human_id) = key.parts();
+    let (id, human_id) = key_parts(key);
     sqlx::query_as!(
         Row,
         "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
@@ -174,12 +167,12 @@ pub async fn save(conn: &mut PgConnection, t: &mut Ticket) -> sqlx::Result<bool>
          WHERE t.id = $1 AND c.id = $2 AND (c.active OR c.id = t.category_id)
          RETURNING t.version",
         t.id,
-        t.category_id,
+        t.category_id.as_str(),
         t.priority.as_str(),
         t.status.as_str(),
-        t.assignee_id,
-        t.rating,
-        t.rating_feedback,
+        t.assignee_id.map(AccountId::as_uuid),
+        t.rating.map(stars),
+        t.rating_feedback.as_ref().map(Text::as_str),
         t.first_response_at,
         t.resolved_at,
         t.closed_at,
@@ -198,12 +191,22 @@ pub async fn save(conn: &mut PgConnection, t: &mut Ticket) -> sqlx::Result<bool>
 }
 
 /// One page of tickets, newest first, after `cursor`.
+///
+/// One status is compared with `=`, several with `= ANY`: PostgreSQL 15
+/// keeps `tickets_by_status`'s order only under equality, while a set of
+/// unresolved statuses is served by the partial `tickets_unresolved`.
 pub async fn list<'c>(
     db: impl PgExecutor<'c>,
     f: &ListFilter,
     cursor: Option<Cursor>,
     limit: i64,
 ) -> sqlx::Result<Vec<Ticket>> {
+    let names: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();
+    let (one_status, several_statuses) = match names.as_slice() {
+        [] => (None, None),
+        [one] => (Some(*one), None),
+        _ => (None, Some(names.as_slice())),
+    };
     sqlx::query_as!(
         Row,
         "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
@@ -212,20 +215,22 @@ pub async fn list<'c>(
          FROM tickets
          WHERE ($1::uuid IS NULL OR user_id = $1)
            AND ($2::text IS NULL OR status = $2)
-           AND ($3::text IS NULL OR priority = $3)
-           AND ($4::text IS NULL OR category_id = $4)
-           AND ($5::uuid IS NULL OR assignee_id = $5)
-           AND ($6::uuid IS NULL OR ride_id = $6)
-           AND ($7::timestamptz IS NULL OR created_at >= $7)
-           AND ($8::timestamptz IS NULL OR created_at < $8)
-           AND ($9::timestamptz IS NULL OR (created_at, id) < ($9, $10::uuid))
+           AND ($3::text[] IS NULL OR status = ANY($3))
+           AND ($4::text IS NULL OR priority = $4)
+           AND ($5::text IS NULL OR category_id = $5)
+           AND ($6::uuid IS NULL OR assignee_id = $6)
+           AND ($7::uuid IS NULL OR ride_id = $7)
+           AND ($8::timestamptz IS NULL OR created_at >= $8)
+           AND ($9::timestamptz IS NULL OR created_at < $9)
+           AND ($10::timestamptz IS NULL OR (created_at, id) < ($10, $11::uuid))
          ORDER BY created_at DESC, id DESC
-         LIMIT $11",
-        f.user_id,
-        f.status.map(Status::as_str),
+         LIMIT $12",
+        f.user_id.map(AccountId::as_uuid),
+        one_status,
+        several_statuses as Option<&[&str]>,
         f.priority.map(Priority::as_str),
-        f.category_id,
-        f.assignee_id,
+        f.category_id.as_ref().map(CategoryId::as_str),
+        f.assignee_id.map(AccountId::as_uuid),
         f.ride_id,
         f.created_after,
         f.created_before,

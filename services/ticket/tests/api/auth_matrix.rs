@@ -9,11 +9,9 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Duration;
-use helpdesk_kit::{
-    auth::{AuthConfig, Minter, Role},
-    testing::minter,
-};
+use helpdesk_kit::auth::{AuthConfig, Minter, Role};
 use helpdesk_proto::support::v1 as pb;
+use helpdesk_testkit::minter;
 use tonic::{
     Code, Status,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
@@ -25,17 +23,17 @@ use tonic_health::pb::{
 
 use crate::helpers::{
     ADA, ALICE, As, BOB, BOB_RIDE, SAM, SERVICE, TestApp, UNKNOWN, expect_code, mask, new_ticket,
-    set_status, spawn_app, ticket_for,
+    set_status, spawn, ticket_for,
 };
 
 // ---------------------------------------------------------------------------
 // Authentication
 // ---------------------------------------------------------------------------
 
-/// The 13 RPCs of TicketService and CategoryService.
-const RPC_COUNT: usize = 13;
+/// The 14 RPCs of TicketService, CategoryService and OperationsService.
+const RPC_COUNT: usize = 14;
 
-/// Calls every RPC of both services once with empty requests.
+/// Calls every RPC this server serves once with empty requests.
 async fn call_every_rpc(c: &mut As) -> Vec<(&'static str, Result<(), Status>)> {
     fn done<T>(result: Result<tonic::Response<T>, Status>) -> Result<(), Status> {
         result.map(|_| ())
@@ -107,6 +105,14 @@ async fn call_every_rpc(c: &mut As) -> Vec<(&'static str, Result<(), Status>)> {
             ),
         ),
     ]);
+    out.push((
+        "GetOutboxStatus",
+        done(
+            c.operations
+                .get_outbox_status(pb::GetOutboxStatusRequest::default())
+                .await,
+        ),
+    ));
     out
 }
 
@@ -205,7 +211,7 @@ fn bad_credentials() -> Vec<(&'static str, Option<String>)> {
 
 #[tokio::test]
 async fn auth_matrix_every_rpc_rejects_missing_or_invalid_credentials() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut failures = Vec::new();
     for (label, header) in bad_credentials() {
         let mut client = app.with_header(header.as_deref());
@@ -246,7 +252,7 @@ async fn auth_matrix_every_rpc_rejects_missing_or_invalid_credentials() {
 
 #[tokio::test]
 async fn auth_matrix_health_and_reflection_need_no_token() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let channel = Channel::from_shared(app.addr.clone())
         .unwrap()
         .connect()
@@ -425,6 +431,7 @@ enum Rpc {
     GetCategory,
     CreateCategory,
     UpdateCategory,
+    GetOutboxStatus,
 }
 
 const OK: Code = Code::Ok;
@@ -462,6 +469,8 @@ const CREATE_AND_CATEGORY_ROWS: &[Row] = &[
     (Rpc::GetCategory, [OK, OK, OK, OK, OK]),
     (Rpc::CreateCategory, [DENIED, DENIED, DENIED, OK, DENIED]),
     (Rpc::UpdateCategory, [DENIED, DENIED, DENIED, OK, DENIED]),
+    // The outbox backlog: operators (admins) and services, for alerts.
+    (Rpc::GetOutboxStatus, [DENIED, DENIED, DENIED, OK, OK]),
 ];
 
 /// Alice's open ticket with a public reply of hers and an internal note of
@@ -779,7 +788,7 @@ async fn call(
                         id: id.clone(),
                         name: "Matrix".into(),
                         description: "Created by the role matrix".into(),
-                        active: true,
+                        active: Some(true),
                         sort_order: 99,
                     }),
                     request_id: String::new(),
@@ -803,6 +812,14 @@ async fn call(
                 .await?
                 .into_inner();
             assert_eq!(updated.name, "Something else");
+        }
+        Rpc::GetOutboxStatus => {
+            let status = c
+                .operations
+                .get_outbox_status(pb::GetOutboxStatusRequest::default())
+                .await?
+                .into_inner();
+            assert_eq!(status.unsent == 0, status.oldest_unsent_time.is_none());
         }
     }
     Ok(())
@@ -847,7 +864,7 @@ async fn walk(app: &TestApp, fx: &Fixture, rows: &[Row]) {
 
 #[tokio::test]
 async fn auth_matrix_ticket_and_message_rpcs_by_role() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let fx = fixture(&app).await;
     walk(&app, &fx, TICKET_ROWS).await;
 
@@ -876,7 +893,7 @@ async fn auth_matrix_ticket_and_message_rpcs_by_role() {
 
 #[tokio::test]
 async fn auth_matrix_creation_and_category_rpcs_by_role() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let fx = fixture(&app).await;
     walk(&app, &fx, CREATE_AND_CATEGORY_ROWS).await;
 }
@@ -885,7 +902,7 @@ async fn auth_matrix_creation_and_category_rpcs_by_role() {
 /// and read them; they do not edit, assign, read internal notes or the ops view.
 #[tokio::test]
 async fn auth_matrix_other_teams_services_get_no_staff_powers() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut payments = app.as_("payments-service", Role::Service);
     let ticket = payments
         .tickets

@@ -19,7 +19,7 @@ async fn names(client: &mut Categories, show_inactive: bool) -> Vec<String> {
 
 #[tokio::test]
 async fn the_original_categories_are_seeded_in_order() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let ids = names(&mut app.alice().categories, false).await;
     assert_eq!(
         ids,
@@ -48,7 +48,7 @@ async fn the_original_categories_are_seeded_in_order() {
 
 #[tokio::test]
 async fn admins_create_edit_and_retire_categories() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut ada = app.ada().categories;
     let created = ada
         .create_category(pb::CreateCategoryRequest {
@@ -56,7 +56,8 @@ async fn admins_create_edit_and_retire_categories() {
                 id: "safety".into(),
                 name: "Safety".into(),
                 description: "Safety concerns".into(),
-                active: true,
+                // Unset: a new category is active unless the admin says otherwise.
+                active: None,
                 sort_order: 5,
             }),
             request_id: String::new(),
@@ -65,6 +66,7 @@ async fn admins_create_edit_and_retire_categories() {
         .unwrap()
         .into_inner();
     assert_eq!(created.id, "safety");
+    assert_eq!(created.active, Some(true));
     assert_eq!(names(&mut app.alice().categories, false).await[0], "safety");
     expect_code(
         ada.create_category(pb::CreateCategoryRequest {
@@ -80,7 +82,7 @@ async fn admins_create_edit_and_retire_categories() {
         .update_category(pb::UpdateCategoryRequest {
             category: Some(pb::Category {
                 id: "safety".into(),
-                active: false,
+                active: Some(false),
                 name: "ignored".into(),
                 ..Default::default()
             }),
@@ -90,7 +92,7 @@ async fn admins_create_edit_and_retire_categories() {
         .await
         .unwrap()
         .into_inner();
-    assert!(!retired.active);
+    assert_eq!(retired.active, Some(false));
     assert_eq!(retired.name, "Safety", "fields outside the mask are kept");
     assert!(
         !names(&mut app.alice().categories, true)
@@ -118,6 +120,7 @@ async fn admins_create_edit_and_retire_categories() {
         ada.update_category(pb::UpdateCategoryRequest {
             category: Some(pb::Category {
                 id: "nope".into(),
+                active: Some(true),
                 ..Default::default()
             }),
             update_mask: mask(&["active"]),

@@ -1,26 +1,28 @@
-//! `spawn_app()` and typed clients: the one way tests start the service.
+//! `spawn()` / `spawn_with(Setup)` and typed clients: the one way tests start the service.
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::{TimeZone, Utc};
-pub use helpdesk_kit::testing::{expect_code, violated_fields};
+use helpdesk_events::relay::RelayConfig;
 use helpdesk_kit::{
     auth::{AuthConfig, Role},
     clock::ManualClock,
     config::CommonConfig,
-    relay::RelayConfig,
-    testing::{
-        Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, minter,
-        unique_exchange,
-    },
 };
 use helpdesk_proto::support::v1::{
     self as pb, category_service_client::CategoryServiceClient,
-    ticket_service_client::TicketServiceClient,
+    operations_service_client::OperationsServiceClient, ticket_service_client::TicketServiceClient,
 };
+use helpdesk_testkit::{
+    Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, minter, unique_exchange,
+};
+pub use helpdesk_testkit::{expect_code, violated_fields};
 use platform_standin::{DemoData, Options};
 use ticket_service::{MIGRATOR, config::Config, startup::Application};
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{
+    sync::{Notify, oneshot},
+    task::JoinHandle,
+};
 use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 
 pub use platform_standin::ids::*;
@@ -30,11 +32,13 @@ pub const UNKNOWN: &str = "0f000000-0000-4000-8000-000000000099";
 
 pub type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Categories = CategoryServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Operations = OperationsServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Clients acting as one caller.
 pub struct As {
     pub tickets: Tickets,
     pub categories: Categories,
+    pub operations: Operations,
 }
 
 /// A running stand-in that tests can stop.
@@ -57,6 +61,8 @@ pub struct TestApp {
     pub broker: Option<TcpProxy>,
     /// Between the service and PostgreSQL, when the test asked for one.
     pub database: Option<TcpProxy>,
+    /// Notified as each call reaches the stand-in: a call is in flight.
+    pub standin_arrivals: Arc<Notify>,
 }
 
 /// Knobs for unusual setups.
@@ -72,11 +78,11 @@ pub struct Setup {
     pub database_proxy: bool,
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(Setup::default()).await
+pub async fn spawn() -> TestApp {
+    spawn_with(Setup::default()).await
 }
 
-pub async fn spawn_app_with(setup: Setup) -> TestApp {
+pub async fn spawn_with(setup: Setup) -> TestApp {
     helpdesk_kit::telemetry::init_for_tests();
     let db = TestDb::create(&MIGRATOR).await.expect("test database");
 
@@ -85,10 +91,12 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         .unwrap();
     let standin_addr = format!("http://{}", standin_listener.local_addr().unwrap());
     let (standin_stop, standin_stopped) = oneshot::channel::<()>();
+    let standin_options = Options::with_delay(setup.standin_delay);
+    let standin_arrivals = standin_options.arrivals.clone();
     let standin_task = tokio::spawn(platform_standin::run(
         standin_listener,
         DemoData::demo(),
-        Options::with_delay(setup.standin_delay),
+        standin_options,
         async move {
             let _ = standin_stopped.await;
         },
@@ -169,6 +177,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         exchange,
         broker,
         database,
+        standin_arrivals,
     }
 }
 
@@ -178,7 +187,11 @@ impl TestApp {
         let bearer = Bearer::raw(value);
         As {
             tickets: TicketServiceClient::with_interceptor(self.channel.clone(), bearer.clone()),
-            categories: CategoryServiceClient::with_interceptor(self.channel.clone(), bearer),
+            categories: CategoryServiceClient::with_interceptor(
+                self.channel.clone(),
+                bearer.clone(),
+            ),
+            operations: OperationsServiceClient::with_interceptor(self.channel.clone(), bearer),
         }
     }
 

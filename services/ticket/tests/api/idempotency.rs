@@ -7,7 +7,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_retried_create_returns_the_same_ticket_once() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut alice = app.alice();
     let request = new_ticket(&new_request_id());
     let first = alice
@@ -47,7 +47,7 @@ async fn a_retried_create_returns_the_same_ticket_once() {
 
 #[tokio::test]
 async fn concurrent_duplicates_create_one_ticket() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let request = new_ticket(&new_request_id());
     let calls = (0..8).map(|_| {
         let mut client = app.alice().tickets;
@@ -65,7 +65,7 @@ async fn concurrent_duplicates_create_one_ticket() {
 
 #[tokio::test]
 async fn a_retry_is_answered_even_while_a_dependency_is_down() {
-    let mut app = spawn_app().await;
+    let mut app = spawn().await;
     let request = new_ticket(&new_request_id());
     let first = app
         .alice()
@@ -92,7 +92,7 @@ async fn a_retry_is_answered_even_while_a_dependency_is_down() {
 
 #[tokio::test]
 async fn retried_messages_and_ratings_have_one_effect() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let (mut alice, mut sam) = (app.alice(), app.sam());
     let t = app.alice_ticket().await;
 
@@ -153,7 +153,7 @@ async fn retried_messages_and_ratings_have_one_effect() {
 
 #[tokio::test]
 async fn retried_updates_and_assignments_replay() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut sam = app.sam();
     let t = app.alice_ticket().await;
     let mut update = set_status(&t.id, S::InProgress);
@@ -188,7 +188,7 @@ async fn retried_updates_and_assignments_replay() {
 
 #[tokio::test]
 async fn expired_keys_are_pruned() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     app.alice()
         .tickets
         .create_ticket(new_ticket(&new_request_id()))

@@ -4,6 +4,7 @@
 
 mod auth_matrix;
 mod bad_input;
+mod callers;
 mod categories;
 mod events;
 mod faults;

@@ -16,7 +16,7 @@ fn post(ticket: &pb::Ticket, body: &str, internal: bool) -> pb::PostMessageReque
 
 #[tokio::test]
 async fn internal_notes_are_for_staff_eyes_only() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let (mut alice, mut sam) = (app.alice(), app.sam());
     let t = app.alice_ticket().await;
     let public = sam
@@ -90,7 +90,7 @@ async fn internal_notes_are_for_staff_eyes_only() {
 
 #[tokio::test]
 async fn messages_page_oldest_first() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut alice = app.alice();
     let t = app.alice_ticket().await;
     let mut posted = Vec::new();
@@ -130,7 +130,7 @@ async fn messages_page_oldest_first() {
 
 #[tokio::test]
 async fn the_owner_rates_a_resolved_ticket_once() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let (mut alice, mut sam) = (app.alice(), app.sam());
     let t = app.alice_ticket().await;
     let rate = |rating: i32| pb::RateTicketRequest {

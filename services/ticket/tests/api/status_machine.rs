@@ -42,7 +42,7 @@ async fn ticket_in(app: &TestApp, status: S) -> pb::Ticket {
 
 #[tokio::test]
 async fn every_transition_is_allowed_or_refused_as_documented() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut sam = app.sam();
     for from in ALL {
         for to in ALL {
@@ -80,7 +80,7 @@ async fn every_transition_is_allowed_or_refused_as_documented() {
 
 #[tokio::test]
 async fn resolution_and_closing_stamp_their_times_and_reopening_clears_resolution() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut sam = app.sam();
     let t = app.alice_ticket().await;
     assert!(t.resolved_at.is_none() && t.closed_at.is_none());
@@ -151,7 +151,7 @@ async fn current(app: &TestApp, id: &str) -> pb::Ticket {
 
 #[tokio::test]
 async fn replies_drive_the_status_and_the_first_response() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let (mut sam, mut alice) = (app.sam(), app.alice());
     let t = app.alice_ticket().await;
 

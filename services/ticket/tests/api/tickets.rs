@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_user_creates_a_ticket_and_reads_it_back_by_either_id() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let created = app.alice_ticket().await;
     assert_eq!(created.user_id, ALICE);
     assert_eq!(created.ride_id, ALICE_RIDE);
@@ -38,15 +38,15 @@ async fn a_user_creates_a_ticket_and_reads_it_back_by_either_id() {
 
 #[tokio::test]
 async fn staff_and_services_create_on_behalf_of_a_user_with_defaults() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     for who in [app.sam(), app.service()] {
         let mut who = who;
         let t = who
             .tickets
             .create_ticket(pb::CreateTicketRequest {
                 user_id: BOB.into(),
-                // Staff may attach any ride, even one that is not the user's.
-                ride_id: ALICE_RIDE.into(),
+                // Bob's own ride: nobody may attach someone else's (platform.rs).
+                ride_id: BOB_RIDE.into(),
                 category_id: String::new(),
                 subject: "  Payment failed  ".into(),
                 description: "Card declined".into(),
@@ -74,7 +74,7 @@ async fn staff_and_services_create_on_behalf_of_a_user_with_defaults() {
 
 #[tokio::test]
 async fn human_ids_are_unique_across_many_tickets() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let mut ids = std::collections::HashSet::new();
     for _ in 0..30 {
         let t = app.alice_ticket().await;
@@ -97,7 +97,7 @@ async fn create_many(app: &TestApp, user: &str, n: usize) -> Vec<pb::Ticket> {
 
 #[tokio::test]
 async fn pages_walk_newest_first_without_gaps_or_repeats() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let created = create_many(&app, ALICE, 7).await;
     let mut alice = app.alice();
     let mut seen = Vec::new();
@@ -129,7 +129,7 @@ async fn pages_walk_newest_first_without_gaps_or_repeats() {
 
 #[tokio::test]
 async fn staff_filter_by_every_field() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let start = app.clock.now();
     let alice_tickets = create_many(&app, ALICE, 3).await;
     let bob_tickets = create_many(&app, BOB, 2).await;
@@ -169,7 +169,7 @@ async fn staff_filter_by_every_field() {
     let only_target = vec![target.id.clone()];
     assert_eq!(
         list(pb::ListTicketsRequest {
-            status: pb::TicketStatus::Resolved.into(),
+            statuses: vec![pb::TicketStatus::Resolved.into()],
             ..Default::default()
         })
         .await,
@@ -239,7 +239,7 @@ async fn staff_filter_by_every_field() {
     assert_eq!(
         list(pb::ListTicketsRequest {
             user_id: BOB.into(),
-            status: pb::TicketStatus::Resolved.into(),
+            statuses: vec![pb::TicketStatus::Resolved.into()],
             ..Default::default()
         })
         .await,
@@ -261,7 +261,7 @@ async fn staff_filter_by_every_field() {
 
 #[tokio::test]
 async fn update_changes_fields_emits_one_event_each_and_bumps_the_etag() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let t = app.alice_ticket().await;
     let mut sam = app.sam();
     let updated = sam
@@ -319,7 +319,7 @@ async fn update_changes_fields_emits_one_event_each_and_bumps_the_etag() {
 
 #[tokio::test]
 async fn assignment_is_idempotent_and_checks_the_assignee_is_active_staff() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let t = app.alice_ticket().await;
     let mut service = app.service();
     let assign = |assignee: &str| pb::AssignTicketRequest {
@@ -375,7 +375,7 @@ async fn assignment_is_idempotent_and_checks_the_assignee_is_active_staff() {
 
 #[tokio::test]
 async fn concurrent_updates_with_the_same_etag_one_wins_one_is_aborted() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let t = app.alice_ticket().await;
     let update = |priority: pb::TicketPriority| pb::UpdateTicketRequest {
         ticket: Some(pb::Ticket {
@@ -423,15 +423,15 @@ async fn concurrent_updates_with_the_same_etag_one_wins_one_is_aborted() {
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_calls_finish() {
-    let mut app = spawn_app_with(Setup {
+    let mut app = spawn_with(Setup {
         standin_delay: std::time::Duration::from_millis(300),
         ..Setup::default()
     })
     .await;
     let mut alice = app.alice();
     let call = tokio::spawn(async move { alice.tickets.create_ticket(new_ticket("")).await });
-    // Let the call reach the server (it then waits on the slow stand-in).
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Once the stand-in sees the call, the server is in the middle of it.
+    app.standin_arrivals.notified().await;
     app.begin_shutdown();
     let created = call.await.unwrap();
     assert!(created.is_ok(), "in-flight call failed: {created:?}");

@@ -41,6 +41,7 @@ pub struct Waker {
 }
 
 impl Waker {
+    /// A waker no relay listens to yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -112,7 +113,7 @@ pub async fn enqueue<E: Event>(
     aggregate_id: Uuid,
     event: &E,
 ) -> sqlx::Result<()> {
-    let trace = crate::telemetry::current_trace();
+    let trace = helpdesk_kit::telemetry::current_trace();
     let (traceparent, tracestate) = match trace {
         Some(t) => (Some(t.traceparent), t.tracestate),
         None => (None, None),
@@ -136,7 +137,9 @@ pub async fn enqueue<E: Event>(
 /// What has not reached the broker yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backlog {
+    /// Rows not yet confirmed by the broker.
     pub unsent: i64,
+    /// When the oldest of them was committed.
     pub oldest: Option<DateTime<Utc>>,
 }
 

@@ -1,15 +1,16 @@
 //! The outbox relay against the real broker: one leader among replicas,
 //! order kept, a standby taking over, and pruning of sent rows.
 
+use helpdesk_kit::tasks::TaskContext;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use helpdesk_kit::{
+use helpdesk_events::{
     outbox::{self, Waker},
     relay::{self, RelayConfig},
-    testing::{EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange},
 };
 use helpdesk_proto::support::v1 as pb;
+use helpdesk_testkit::{EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange};
 use sqlx::{PgPool, migrate::Migrator};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -34,7 +35,7 @@ async fn insert(pool: &PgPool, waker: &Waker, from: usize, to: usize) {
     waker.commit(tx).await.unwrap();
 }
 
-fn subjects(received: &[helpdesk_kit::testing::Received]) -> Vec<usize> {
+fn subjects(received: &[helpdesk_testkit::Received]) -> Vec<usize> {
     received
         .iter()
         .map(|r| {
@@ -68,13 +69,13 @@ async fn one_of_several_relays_publishes_in_order_and_a_standby_takes_over() {
         db.pool.clone(),
         config.clone(),
         Waker::new(),
-        first_stop.clone(),
+        TaskContext::detached(first_stop.clone()),
     ));
     let second = tokio::spawn(relay::run(
         db.pool.clone(),
         config.clone(),
         Waker::new(),
-        second_stop.clone(),
+        TaskContext::detached(second_stop.clone()),
     ));
     let writers_waker = Waker::new();
     let forwarding = CancellationToken::new();
@@ -171,7 +172,7 @@ async fn events_committed_while_the_relay_is_down_are_published_when_it_starts()
         db.pool.clone(),
         RelayConfig::new(&amqp_url(), &exchange, "relay-test"),
         waker.clone(),
-        stop.clone(),
+        TaskContext::detached(stop.clone()),
     ));
     let received = tap.take(25).await;
     assert_eq!(subjects(&received), (0..25).collect::<Vec<_>>());

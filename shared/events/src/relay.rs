@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use helpdesk_kit::tasks::TaskContext;
 use lapin::{
     BasicProperties, Channel, options::BasicPublishOptions, options::ConfirmSelectOptions,
 };
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
@@ -40,6 +40,7 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 const LEADER_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
 
 #[derive(Clone, Debug)]
+/// How the relay reaches the broker and paces itself.
 pub struct RelayConfig {
     /// `AMQP_URL`.
     pub amqp_url: String,
@@ -58,6 +59,7 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
+    /// Defaults for everything but where to publish.
     pub fn new(amqp_url: &str, exchange: &str, app_id: &str) -> Self {
         Self {
             amqp_url: amqp_url.to_owned(),
@@ -71,17 +73,20 @@ impl RelayConfig {
     }
 }
 
-/// Runs until `shutdown` is cancelled. `waker` is the one this process's
+/// How long a relay may go without a sign of progress before the
+/// supervisor calls it wedged. It beats at least every `fallback_poll`,
+/// `standby_poll`, reconnect delay (at most 10 s) and published batch, so
+/// only a hung database or broker call stays silent this long.
+pub const WATCHDOG: Duration = Duration::from_secs(120);
+
+/// Runs until `ctx.stop()` is cancelled. `waker` is the one this process's
 /// writers commit with.
-pub async fn run(
-    pool: PgPool,
-    config: RelayConfig,
-    waker: outbox::Waker,
-    shutdown: CancellationToken,
-) {
+pub async fn run(pool: PgPool, config: RelayConfig, waker: outbox::Waker, ctx: TaskContext) {
+    let shutdown = ctx.stop().clone();
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
-        let led = lead(&pool, &config, &waker, &shutdown, &mut backoff).await;
+        ctx.beat();
+        let led = lead(&pool, &config, &waker, &ctx, &mut backoff).await;
         waker.set_leading(false);
         match led {
             Ok(()) => break,
@@ -107,13 +112,15 @@ async fn lead(
     pool: &PgPool,
     config: &RelayConfig,
     waker: &outbox::Waker,
-    shutdown: &CancellationToken,
+    ctx: &TaskContext,
     backoff: &mut Backoff,
 ) -> anyhow::Result<()> {
+    let shutdown = ctx.stop();
     let mut conn = PgConnection::connect_with(&pool.connect_options())
         .await
         .context("relay database connection")?;
     loop {
+        ctx.beat();
         let leader: bool = sqlx::query_scalar!(
             r#"SELECT pg_try_advisory_lock($1) AS "locked!""#,
             LEADER_LOCK
@@ -147,7 +154,8 @@ async fn lead(
     let mut prune = tokio::time::interval(Duration::from_secs(3600));
     let mut report = tokio::time::interval(Duration::from_secs(30));
     loop {
-        let published = drain(&mut conn, &channel, config, shutdown).await?;
+        ctx.beat();
+        let published = drain(&mut conn, &channel, config, ctx).await?;
         if published > 0 {
             // A healthy round: the next outage starts its backoff from scratch.
             backoff.reset();
@@ -199,11 +207,13 @@ async fn drain(
     conn: &mut PgConnection,
     channel: &Channel,
     config: &RelayConfig,
-    shutdown: &CancellationToken,
+    ctx: &TaskContext,
 ) -> anyhow::Result<usize> {
+    let shutdown = ctx.stop();
     let mut total = 0;
     let mut reported = std::time::Instant::now();
     loop {
+        ctx.beat();
         // A long backlog (after an outage) must not hold up a stop, and
         // stays visible in the logs while it drains.
         if shutdown.is_cancelled() {

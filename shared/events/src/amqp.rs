@@ -80,6 +80,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Starts at `first`, doubling up to `max`.
     pub fn new(first: Duration, max: Duration) -> Self {
         Self {
             next: first,
@@ -95,6 +96,7 @@ impl Backoff {
         delay
     }
 
+    /// Back to the first delay, after a success.
     pub fn reset(&mut self) {
         self.next = self.first;
     }

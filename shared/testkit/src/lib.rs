@@ -1,16 +1,18 @@
 //! Test support shared by every service's tests: a fresh, migrated database
 //! per test (dropped afterwards) and tokens for any role.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::{Connection, Executor, PgConnection, PgPool, migrate::Migrator};
 use uuid::Uuid;
 
-use crate::auth::{AuthConfig, Minter, Role};
+use helpdesk_kit::auth::{AuthConfig, Minter, Role};
 
 /// The server tests create their databases on (`TEST_DATABASE_URL`).
 pub fn admin_url() -> String {
-    crate::config::string_or(
+    helpdesk_kit::config::string_or(
         "TEST_DATABASE_URL",
         "postgres://postgres@127.0.0.1:5432/postgres",
     )
@@ -18,8 +20,11 @@ pub fn admin_url() -> String {
 
 /// A database that exists for one test.
 pub struct TestDb {
+    /// The database name (`test_<uuid>`).
     pub name: String,
+    /// Its connection URL.
     pub url: String,
+    /// A pool on it, migrated.
     pub pool: PgPool,
     dropped: AtomicBool,
 }
@@ -34,8 +39,8 @@ impl TestDb {
             .await?;
         conn.close().await?;
         let url = with_database(&admin, &name);
-        let pool = crate::db::connect(&url, 8).await?;
-        crate::db::migrate(&pool, service).await?;
+        let pool = helpdesk_kit::db::connect(&url, 8).await?;
+        helpdesk_kit::db::migrate(&pool, service).await?;
         Ok(Self {
             name,
             url,
@@ -102,6 +107,7 @@ pub fn bearer(sub: &str, role: Role) -> tonic::metadata::MetadataValue<tonic::me
 /// (RabbitMQ, PostgreSQL) so one test can take "the broker" down and bring
 /// it back without touching the shared server other tests use.
 pub struct TcpProxy {
+    /// Where clients connect instead of the target.
     pub addr: std::net::SocketAddr,
     up: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -155,7 +161,7 @@ impl Drop for TcpProxy {
 
 /// The broker tests use (`TEST_AMQP_URL`).
 pub fn amqp_url() -> String {
-    crate::config::string_or("TEST_AMQP_URL", crate::amqp::DEFAULT_URL)
+    helpdesk_kit::config::string_or("TEST_AMQP_URL", helpdesk_events::amqp::DEFAULT_URL)
 }
 
 /// A fresh exchange name, so tests never see each other's events.
@@ -172,7 +178,7 @@ pub fn delete_broker_objects(exchange: Option<String>, queues: Vec<String>) {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let Ok(connection) = crate::amqp::connect(&url, "test-cleanup").await else {
+            let Ok(connection) = helpdesk_events::amqp::connect(&url, "test-cleanup").await else {
                 return;
             };
             let Ok(channel) = connection.create_channel().await else {
@@ -209,12 +215,19 @@ pub struct EventTap {
 /// One event as it arrived on the broker.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The routing key it was published with.
     pub routing_key: String,
+    /// The AMQP `type` property.
     pub message_type: String,
+    /// The AMQP `message_id` property.
     pub message_id: String,
+    /// The AMQP `content_type` property.
     pub content_type: String,
+    /// Whether it was published persistent (delivery mode 2).
     pub persistent: bool,
+    /// The AMQP headers (trace context, retry counts).
     pub headers: Option<lapin::types::FieldTable>,
+    /// The encoded protobuf.
     pub payload: Vec<u8>,
 }
 
@@ -230,9 +243,9 @@ impl EventTap {
     /// Binds a private, auto-deleted queue to `exchange` for `pattern`.
     pub async fn start(exchange: &str, pattern: &str) -> anyhow::Result<Self> {
         use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-        let connection = crate::amqp::connect(&amqp_url(), "test-tap").await?;
+        let connection = helpdesk_events::amqp::connect(&amqp_url(), "test-tap").await?;
         let channel = connection.create_channel().await?;
-        crate::amqp::declare_exchange(&channel, exchange).await?;
+        helpdesk_events::amqp::declare_exchange(&channel, exchange).await?;
         let queue = channel
             .queue_declare(
                 "".into(),
@@ -379,4 +392,83 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .bad_request()
         .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
         .unwrap_or_default()
+}
+
+/// What the health service at `addr` reports for status name `name`
+/// (`""` readiness, `liveness`, `dependency.postgres`, a service name).
+pub async fn health_status(
+    addr: impl std::fmt::Display,
+    name: &str,
+) -> Result<tonic_health::pb::health_check_response::ServingStatus, tonic::Status> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel = tonic::transport::Endpoint::from_shared(endpoint(addr))
+        .map_err(|e| tonic::Status::internal(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: name.to_owned(),
+        })
+        .await?;
+    Ok(response.into_inner().status())
+}
+
+/// Polls [`health_status`] until it reports `want`, for at most `within`.
+pub async fn wait_for_health(
+    addr: impl std::fmt::Display,
+    name: &str,
+    want: tonic_health::pb::health_check_response::ServingStatus,
+    within: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let got = health_status(&addr, name).await;
+        if matches!(&got, Ok(status) if *status == want) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("health {name:?} is {got:?}, still not {want:?} after {within:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The services the server at `addr` lists over reflection (v1), sorted.
+pub async fn reflected_services(addr: impl std::fmt::Display) -> anyhow::Result<Vec<String>> {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(endpoint(addr))?
+        .connect()
+        .await?;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::once(request))
+        .await?
+        .into_inner();
+    let response = responses
+        .message()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no reflection response"))?;
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        anyhow::bail!("unexpected reflection response: {response:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    Ok(names)
+}
+
+/// `http://host:port` for a socket address or a URL given either way.
+fn endpoint(addr: impl std::fmt::Display) -> String {
+    let addr = addr.to_string();
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr
+    } else {
+        format!("http://{addr}")
+    }
 }

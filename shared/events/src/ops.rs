@@ -7,18 +7,16 @@ use helpdesk_proto::support::v1::{
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::{
-    auth::{Caller, Role},
-    clock::to_timestamp,
-    error::ApiError,
-    outbox,
-};
+use crate::outbox;
+use helpdesk_kit::{auth::Caller, clock::to_timestamp, error::ApiError};
 
+/// `support.v1.OperationsService`: the outbox backlog, for operators.
 pub struct Operations {
     pool: PgPool,
 }
 
 impl Operations {
+    /// Serves the backlog of the outbox in `pool`'s database.
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
@@ -31,7 +29,7 @@ impl OperationsService for Operations {
         request: Request<GetOutboxStatusRequest>,
     ) -> Result<Response<OutboxStatus>, Status> {
         let caller = Caller::from_request(&request)?;
-        if !matches!(caller.role, Role::Admin | Role::Service) {
+        if !(caller.is_admin() || caller.is_service()) {
             return Err(
                 ApiError::denied("only admins and services may read operations data").into(),
             );

@@ -25,6 +25,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use futures_util::{FutureExt, StreamExt};
+use helpdesk_kit::tasks::TaskContext;
 use lapin::{
     BasicProperties, Channel,
     options::{
@@ -65,6 +66,7 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// A consumer of `queue`, bound to `exchange` with `bindings`, with the default retry policy.
     pub fn new(amqp_url: &str, exchange: &str, queue: &str, bindings: &[&str]) -> Self {
         Self {
             amqp_url: amqp_url.to_owned(),
@@ -79,6 +81,7 @@ impl ConsumerConfig {
         }
     }
 
+    /// The queue that holds this consumer's dead letters.
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dead", self.queue)
     }
@@ -95,8 +98,11 @@ impl ConsumerConfig {
 /// What a delivery says about itself.
 #[derive(Clone, Debug)]
 pub struct Meta {
+    /// The producer's `event_id` (the dedup key).
     pub event_id: Uuid,
+    /// The AMQP `type`: the event's full protobuf name.
     pub message_type: String,
+    /// The routing key it was published with.
     pub routing_key: String,
     /// 1 on the first delivery, then 2, 3, ... on retries.
     pub attempt: u32,
@@ -121,6 +127,7 @@ impl From<sqlx::Error> for HandlerError {
 
 /// Decoding outcome for a delivery's `type`.
 pub enum Decoded<E> {
+    /// One of the handler's events.
     Event(E),
     /// A type this consumer does not handle.
     Unknown,
@@ -138,6 +145,7 @@ pub fn decode_as<E: helpdesk_proto::Event>(
 
 /// A service's reaction to events.
 pub trait Handler: Send + Sync + 'static {
+    /// The decoded events this handler understands.
     type Event: Send;
 
     /// Decodes by the `type` property.
@@ -212,21 +220,26 @@ pub async fn declare(config: &ConsumerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Consumes until `shutdown` is cancelled, reconnecting with backoff.
+/// How long a consumer may go without a sign of progress before the
+/// supervisor calls it wedged: it beats every [`BEAT_EVERY`] while idle, on
+/// every message and every reconnect, so only a handler or broker call that
+/// never returns stays silent this long.
+pub const WATCHDOG: Duration = Duration::from_secs(120);
+const BEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// Consumes until `ctx.stop()` is cancelled, reconnecting with backoff.
+/// Run [`prune_processed`] beside it (a task of its own).
 pub async fn run<H: Handler>(
     pool: PgPool,
     config: ConsumerConfig,
     handler: Arc<H>,
-    shutdown: CancellationToken,
+    ctx: TaskContext,
 ) {
-    let pruner = tokio::spawn(prune_processed(
-        pool.clone(),
-        config.clone(),
-        shutdown.clone(),
-    ));
+    let shutdown = ctx.stop().clone();
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
-        match session(&pool, &config, handler.as_ref(), &shutdown, &mut backoff).await {
+        ctx.beat();
+        match session(&pool, &config, handler.as_ref(), &ctx, &mut backoff).await {
             Ok(()) => break,
             Err(error) => {
                 let delay = backoff.next_delay();
@@ -238,12 +251,12 @@ pub async fn run<H: Handler>(
             }
         }
     }
-    pruner.abort();
     tracing::info!(queue = %config.queue, "consumer stopped");
 }
 
-/// Forgets processed event ids older than the retention, hourly.
-async fn prune_processed(pool: PgPool, config: ConsumerConfig, shutdown: CancellationToken) {
+/// Forgets processed event ids older than the retention, hourly, until
+/// `shutdown`. Every service that runs a consumer runs this as a task.
+pub async fn prune_processed(pool: PgPool, config: ConsumerConfig, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
@@ -274,9 +287,10 @@ async fn session<H: Handler>(
     pool: &PgPool,
     config: &ConsumerConfig,
     handler: &H,
-    shutdown: &CancellationToken,
+    ctx: &TaskContext,
     backoff: &mut Backoff,
 ) -> anyhow::Result<()> {
+    let shutdown = ctx.stop();
     let connection = amqp::connect(&config.amqp_url, &config.queue)
         .await
         .context("connecting to RabbitMQ")?;
@@ -301,7 +315,9 @@ async fn session<H: Handler>(
     tracing::info!(queue = %config.queue, "consuming");
     backoff.reset();
     let mut outage = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut beat = tokio::time::interval(BEAT_EVERY);
     loop {
+        ctx.beat();
         tokio::select! {
             biased;
             () = shutdown.cancelled() => {
@@ -309,6 +325,7 @@ async fn session<H: Handler>(
                 let _ = connection.close(200, "shutdown".into()).await;
                 return Ok(());
             }
+            _ = beat.tick() => {}
             delivery = deliveries.next() => {
                 let delivery = delivery.context("delivery stream ended")??;
                 match process(pool, config, handler, &channel, delivery).await? {
@@ -391,7 +408,7 @@ async fn process<H: Handler>(
         attempt,
     };
     let span = tracing::info_span!("consume", queue = %config.queue, event_id = %meta.event_id, r#type = %meta.message_type, attempt);
-    crate::telemetry::set_remote_parent(
+    helpdesk_kit::telemetry::set_remote_parent(
         &span,
         amqp::header_str(headers, "traceparent").as_deref(),
         amqp::header_str(headers, "tracestate").as_deref(),

@@ -2,6 +2,7 @@
 //! poison messages, retries with backoff, dead letters, a consumer killed
 //! mid-message, a broker outage, and a graceful stop.
 
+use helpdesk_kit::tasks::TaskContext;
 use std::{
     sync::{
         Arc, Mutex,
@@ -10,17 +11,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use helpdesk_kit::{
+use helpdesk_events::{
     amqp,
     consumer::{self, ConsumerConfig, Decoded, Handler, HandlerError, Meta},
-    testing::{TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange},
 };
 use helpdesk_proto::support::v1 as pb;
+use helpdesk_testkit::{TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange};
 use lapin::{BasicProperties, options::BasicGetOptions, options::BasicPublishOptions};
 use prost::{Message, Name};
 use sqlx::{PgConnection, migrate::Migrator};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::layer::SubscriberExt;
 use uuid::Uuid;
 
 /// Records effects in a table and misbehaves on request, by subject.
@@ -131,7 +133,7 @@ impl Fixture {
             self.db.pool.clone(),
             self.config.clone(),
             self.handler.clone(),
-            stop.clone(),
+            TaskContext::detached(stop.clone()),
         ));
         (stop, task)
     }
@@ -397,7 +399,7 @@ async fn a_consumer_killed_mid_message_loses_nothing() {
         f.db.pool.clone(),
         f.config.clone(),
         replacement.clone(),
-        stop.clone(),
+        TaskContext::detached(stop.clone()),
     ));
     replacement.entered.notified().await;
     replacement.release.notify_one();
@@ -419,7 +421,16 @@ async fn the_consumer_reconnects_after_the_broker_goes_away() {
 
     proxy.down();
     f.publish("during").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The message waits in the queue, ready and untaken, while the consumer
+    // cannot reach the broker: nothing can have applied it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.queue_depth(&f.config.queue).await != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the message never sat in the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(f.effects("during").await, 0);
     proxy.up();
     f.wait_effects("during", 1).await;
@@ -434,10 +445,10 @@ async fn shutdown_finishes_the_message_in_hand() {
     f.publish("block").await;
     f.handler.entered.notified().await;
     stop.cancel();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!task.is_finished(), "stopped before finishing its message");
     f.handler.release.notify_one();
     task.await.unwrap();
+    // Committed and acked after the stop signal: had the stop abandoned the
+    // message in hand, its effect would be missing and the message requeued.
     assert_eq!(f.effects("block").await, 1);
     assert_eq!(
         f.queue_depth(&f.config.queue).await,
@@ -467,6 +478,11 @@ async fn a_panicking_handler_dead_letters_its_event_and_consumption_goes_on() {
 #[tokio::test]
 async fn our_database_away_pauses_consumption_without_spending_attempts() {
     let f = Fixture::new(None).await;
+    // The consumer's own word that it met the outage (a current-thread
+    // runtime: the spawned consumer logs on this thread).
+    let pauses = LogCounter::new("database unavailable, pausing consumption");
+    let _logs =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(pauses.clone()));
     let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap())
         .await
         .unwrap();
@@ -481,26 +497,70 @@ async fn our_database_away_pauses_consumption_without_spending_attempts() {
         pool,
         f.config.clone(),
         f.handler.clone(),
-        stop.clone(),
+        TaskContext::detached(stop.clone()),
     ));
     f.publish("before").await;
     f.wait_effects("before", 1).await;
 
     proxy.down();
     f.publish("during").await;
-    // Long enough for all 3 attempts (60 + 120 ms of delays) many times over.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        assert_eq!(
-            f.queue_depth(&f.config.dead_letter_queue()).await,
-            0,
-            "dead-lettered during the outage"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait until the consumer has met the outage more times than the event
+    // has attempts (3): had those counted, it would be dead-lettered by now.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pauses.count() <= 3 {
+        assert!(Instant::now() < deadline, "the consumer never paused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(
+        f.queue_depth(&f.config.dead_letter_queue()).await,
+        0,
+        "dead-lettered during the outage"
+    );
     proxy.up();
     f.wait_effects("during", 1).await;
     assert_eq!(f.queue_depth(&f.config.dead_letter_queue()).await, 0);
     stop.cancel();
     task.await.unwrap();
+}
+
+/// Counts log events whose message is exactly `message`.
+#[derive(Clone)]
+struct LogCounter {
+    message: &'static str,
+    seen: Arc<AtomicU32>,
+}
+
+impl LogCounter {
+    fn new(message: &'static str) -> Self {
+        Self {
+            message,
+            seen: Arc::default(),
+        }
+    }
+
+    fn count(&self) -> u32 {
+        self.seen.load(Ordering::SeqCst)
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogCounter {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Message<'a>(&'a str, bool);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" && format!("{value:?}") == self.0 {
+                    self.1 = true;
+                }
+            }
+        }
+        let mut matched = Message(self.message, false);
+        event.record(&mut matched);
+        if matched.1 {
+            self.seen.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
