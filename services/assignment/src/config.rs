@@ -30,8 +30,9 @@ pub struct Config {
     /// outage (only escalation calls the ticket service from a handler) pass
     /// without a dead letter.
     pub consumer: ConsumerConfig,
-    /// `CONSUMER_TASKS`: events handled side by side (default 4; see
-    /// `app::consumer::run`).
+    /// `CONSUMER_TASKS`: event consumers side by side on the one queue
+    /// (default 4): each handles one event at a time and waits for its
+    /// commit, so one alone falls behind intake (two events per ticket).
     pub consumer_tasks: usize,
     /// `DEFAULT_CAPACITY`: open tickets a new agent may hold (default 10).
     pub default_capacity: i32,
