@@ -119,22 +119,12 @@ impl Application {
         // below what intake produces (two events per ticket); handlers
         // tolerate any order.
         for n in 0..config.consumer_tasks {
-            // Task names are static; one short string per consumer and process.
-            let name: &'static str =
-                Box::leak(format!("ticket-events-consumer-{n}").into_boxed_str());
             service = service.task(
-                Task::new(name, {
-                    let (pool, config, events) =
-                        (self.pool.clone(), config.consumer.clone(), events.clone());
-                    move |ctx| {
-                        let running =
-                            consumer::run(pool.clone(), config.clone(), events.clone(), ctx);
-                        async move {
-                            running.await;
-                            Ok(())
-                        }
-                    }
-                })
+                Task::from_worker(
+                    format!("ticket-events-consumer-{n}"),
+                    (self.pool.clone(), config.consumer.clone(), events.clone()),
+                    |(pool, config, events), ctx| consumer::run(pool, config, events, ctx),
+                )
                 .with_watchdog(consumer::WATCHDOG),
             );
         }

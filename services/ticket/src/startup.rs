@@ -101,13 +101,11 @@ impl Application {
             ));
         if let Some(config) = self.config.relay.clone() {
             service = service.task(
-                Task::new("outbox-relay", move |ctx| {
-                    let running = relay::run(pool.clone(), config.clone(), waker.clone(), ctx);
-                    async move {
-                        running.await;
-                        Ok(())
-                    }
-                })
+                Task::from_worker(
+                    "outbox-relay",
+                    (pool, config, waker),
+                    |(pool, config, waker), ctx| relay::run(pool, config, waker, ctx),
+                )
                 .with_watchdog(relay::WATCHDOG),
             );
         }

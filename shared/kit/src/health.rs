@@ -42,7 +42,7 @@ enum Phase {
 struct State {
     phase: Phase,
     /// Tasks currently dead or wedged, with why.
-    failing: BTreeMap<&'static str, String>,
+    failing: BTreeMap<String, String>,
     /// Dependencies by name: up or down.
     dependencies: BTreeMap<String, bool>,
 }
@@ -108,14 +108,14 @@ impl Health {
     }
 
     /// Task `name` is dead or wedged.
-    pub fn task_failed(&self, name: &'static str, why: &str) {
+    pub fn task_failed(&self, name: &str, why: &str) {
         self.update(|state| {
-            state.failing.insert(name, why.to_owned());
+            state.failing.insert(name.to_owned(), why.to_owned());
         });
     }
 
     /// Task `name` is making progress again.
-    pub fn task_recovered(&self, name: &'static str) {
+    pub fn task_recovered(&self, name: &str) {
         self.update(|state| {
             state.failing.remove(name);
         });

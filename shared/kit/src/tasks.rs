@@ -37,7 +37,7 @@ type TaskFactory = Arc<dyn Fn(TaskContext) -> TaskFuture + Send + Sync>;
 
 /// A named background task the supervisor can start again after a failure.
 pub struct Task {
-    name: &'static str,
+    name: Arc<str>,
     factory: TaskFactory,
     watchdog: Option<Duration>,
 }
@@ -46,13 +46,13 @@ impl Task {
     /// `run` is called for every (re)start. The future should run until
     /// [`TaskContext::stop`] is cancelled; returning earlier counts as a
     /// failure, because a service's background work never finishes by itself.
-    pub fn new<F, Fut>(name: &'static str, run: F) -> Self
+    pub fn new<F, Fut>(name: impl Into<Arc<str>>, run: F) -> Self
     where
         F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         Self {
-            name,
+            name: name.into(),
             factory: Arc::new(move |ctx| Box::pin(run(ctx))),
             watchdog: None,
         }
@@ -60,14 +60,27 @@ impl Task {
 
     /// A task from a loop that runs until its stop token is cancelled and
     /// reports its own errors: `run(state.clone(), stop)` on every start.
-    pub fn from_loop<S, F, Fut>(name: &'static str, state: S, run: F) -> Self
+    pub fn from_loop<S, F, Fut>(name: impl Into<Arc<str>>, state: S, run: F) -> Self
     where
         S: Clone + Send + Sync + 'static,
         F: Fn(S, CancellationToken) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        Self::from_worker(name, state, move |state, ctx| {
+            run(state, ctx.stop().clone())
+        })
+    }
+
+    /// [`Self::from_loop`] for a loop that also beats its heartbeat (give it
+    /// a watchdog): `run(state.clone(), context)` on every start.
+    pub fn from_worker<S, F, Fut>(name: impl Into<Arc<str>>, state: S, run: F) -> Self
+    where
+        S: Clone + Send + Sync + 'static,
+        F: Fn(S, TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         Self::new(name, move |ctx| {
-            let running = run(state.clone(), ctx.stop().clone());
+            let running = run(state.clone(), ctx);
             async move {
                 running.await;
                 Ok(())
@@ -84,8 +97,8 @@ impl Task {
     }
 
     /// The name used in logs and health reports.
-    pub fn name(&self) -> &'static str {
-        self.name
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -185,7 +198,7 @@ impl Default for RestartPolicy {
 }
 
 struct Running {
-    name: &'static str,
+    name: Arc<str>,
     stop: CancellationToken,
     handle: JoinHandle<()>,
 }
@@ -198,7 +211,7 @@ pub struct Supervisor {
 
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<_> = self.running.iter().map(|r| r.name).collect();
+        let names: Vec<&str> = self.running.iter().map(|r| &*r.name).collect();
         f.debug_struct("Supervisor").field("tasks", &names).finish()
     }
 }
@@ -207,7 +220,7 @@ impl Supervisor {
     /// Starts `task` under supervision, reporting its failures to `health`.
     pub fn start(&mut self, task: Task, policy: RestartPolicy, health: &Health) {
         let stop = CancellationToken::new();
-        let name = task.name;
+        let name = task.name.clone();
         let handle = tokio::spawn(supervise(task, policy, health.clone(), stop.clone()));
         self.running.push(Running { name, stop, handle });
     }
@@ -217,16 +230,16 @@ impl Supervisor {
         for task in self.running {
             task.stop.cancel();
             if let Err(e) = task.handle.await {
-                tracing::error!(task = task.name, error = %e, "supervisor of task failed");
+                tracing::error!(task = &*task.name, error = %e, "supervisor of task failed");
             }
-            tracing::debug!(task = task.name, "task stopped");
+            tracing::debug!(task = &*task.name, "task stopped");
         }
     }
 }
 
 /// Runs one task until `stop`, restarting it after every failure.
 async fn supervise(task: Task, policy: RestartPolicy, health: Health, stop: CancellationToken) {
-    let name = task.name;
+    let name: &str = &task.name;
     let mut failures = 0u32;
     let mut backoff = policy.min_backoff;
     loop {
@@ -300,7 +313,7 @@ async fn watch(
     mut run: JoinHandle<anyhow::Result<()>>,
     heartbeat: &Heartbeat,
     silence: Duration,
-    name: &'static str,
+    name: &str,
     health: &Health,
 ) -> Result<anyhow::Result<()>, tokio::task::JoinError> {
     let check_every = (silence / 4).max(Duration::from_millis(10));
