@@ -30,10 +30,11 @@ pub struct Config {
     /// outage (only escalation calls the ticket service from a handler) pass
     /// without a dead letter.
     pub consumer: ConsumerConfig,
-    /// `CONSUMER_TASKS`: event consumers side by side on the one queue
-    /// (default 4): each handles one event at a time and waits for its
-    /// commit, so one alone falls behind intake (two events per ticket).
-    pub consumer_tasks: usize,
+    /// `CONSUMER_CONCURRENCY`: events handled side by side from the one queue
+    /// (default 4), as lanes on one broker connection: a lane handles one
+    /// event at a time and waits for its commit, so one alone falls behind
+    /// intake (two events per ticket).
+    pub consumer_concurrency: usize,
     /// `DEFAULT_CAPACITY`: open tickets a new agent may hold (default 10).
     pub default_capacity: i32,
     /// `ROSTER_SYNC_SECS`: how often the roster is read from the accounts
@@ -88,9 +89,9 @@ impl Config {
             ticket_addr: string_or("TICKET_ADDR", "http://127.0.0.1:50051"),
             call_timeout: millis_or("CALL_TIMEOUT_MS", Duration::from_millis(2000))?,
             consumer,
-            consumer_tasks: {
-                let n = var_or("CONSUMER_TASKS", 4)?;
-                anyhow::ensure!(n >= 1, "CONSUMER_TASKS must be at least 1");
+            consumer_concurrency: {
+                let n = var_or("CONSUMER_CONCURRENCY", 4)?;
+                anyhow::ensure!(n >= 1, "CONSUMER_CONCURRENCY must be at least 1");
                 n
             },
             default_capacity,

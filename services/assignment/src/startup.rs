@@ -2,15 +2,15 @@
 //! through the same [`Application`], the tests on port 0 with a manual clock.
 //!
 //! Besides the gRPC server it runs supervised tasks (kit `tasks`): the
-//! event consumers (`CONSUMER_TASKS` of them), the drainer (serves the
+//! event consumer (`CONSUMER_CONCURRENCY` lanes), the drainer (serves the
 //! waiting queue when woken and every `DRAIN_SECS`), the mover (tells the
 //! ticket service of decided moves), the operations worker, the roster sync
-//! and the reconciliation. They stop in that order (a consumer after
-//! finishing the event in hand) once the server has drained its calls.
+//! and the reconciliation. They stop in that order (the consumer after
+//! finishing the events in hand) once the server has drained its calls.
 
 use std::{future::Future, sync::Arc};
 
-use helpdesk_events::consumer;
+use helpdesk_events::consumer::{self, ConsumerConfig};
 use helpdesk_kit::{
     auth::Verifier,
     clock::SharedClock,
@@ -110,24 +110,26 @@ impl Application {
             self.engine.clone(),
             config.service_identity.clone(),
         ));
-        let mut service = Service::new().grpc(AssignmentServiceServer::new(AssignmentApi::new(
+        let service = Service::new().grpc(AssignmentServiceServer::new(AssignmentApi::new(
             self.engine.clone(),
         )));
-        // The consumers first: each finishes the event in hand before the
-        // drainer it wakes goes away. Several side by side: one handles one
-        // event at a time, each a transaction that waits for its commit,
-        // below what intake produces (two events per ticket); handlers
-        // tolerate any order.
-        for n in 0..config.consumer_tasks {
-            service = service.task(
-                Task::from_worker(
-                    format!("ticket-events-consumer-{n}"),
-                    (self.pool.clone(), config.consumer.clone(), events.clone()),
-                    |(pool, config, events), ctx| consumer::run(pool, config, events, ctx),
-                )
-                .with_watchdog(consumer::WATCHDOG),
-            );
-        }
+        // The consumer first: it finishes the events in hand before the
+        // drainer it wakes goes away. Several lanes side by side on one
+        // connection: one handles one event at a time, each a transaction
+        // that waits for its commit, below what intake produces (two events
+        // per ticket); handlers tolerate any order.
+        let consumer_config = ConsumerConfig {
+            concurrency: config.consumer_concurrency,
+            ..config.consumer.clone()
+        };
+        let service = service.task(
+            Task::from_worker(
+                "ticket-events-consumer",
+                (self.pool.clone(), consumer_config, events),
+                |(pool, config, events), ctx| consumer::run(pool, config, events, ctx),
+            )
+            .with_watchdog(consumer::WATCHDOG),
+        );
         service
             .task(Task::from_loop(
                 "processed-events-pruner",

@@ -52,8 +52,13 @@ pub struct ConsumerConfig {
     pub queue: String,
     /// Routing keys (topic patterns) to bind.
     pub bindings: Vec<String>,
-    /// Unacked deliveries in flight (broker-side buffer).
+    /// Unacked deliveries in flight per lane (broker-side buffer).
     pub prefetch: u16,
+    /// Lanes: deliveries handled side by side, each on its own channel of
+    /// one shared connection (a connection costs an I/O thread and its
+    /// buffers; a channel costs next to nothing). Handlers must tolerate
+    /// events of one queue applied in any order when this is above 1.
+    pub concurrency: usize,
     /// Attempts before a failing event is dead-lettered.
     pub max_attempts: u32,
     /// Delay before the first retry; doubles for each following one.
@@ -74,6 +79,7 @@ impl ConsumerConfig {
             queue: queue.to_owned(),
             bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
             prefetch: 32,
+            concurrency: 1,
             max_attempts: 5,
             retry_delay: Duration::from_secs(1),
             quorum: true,
@@ -283,6 +289,9 @@ pub async fn prune_processed(pool: PgPool, config: ConsumerConfig, shutdown: Can
     }
 }
 
+/// One connection to the broker, its topology declared once, and
+/// `config.concurrency` lanes consuming side by side until shutdown or the
+/// first error (then all lanes end, and `run` reconnects).
 async fn session<H: Handler>(
     pool: &PgPool,
     config: &ConsumerConfig,
@@ -290,10 +299,28 @@ async fn session<H: Handler>(
     ctx: &TaskContext,
     backoff: &mut Backoff,
 ) -> anyhow::Result<()> {
-    let shutdown = ctx.stop();
     let connection = amqp::connect(&config.amqp_url, &config.queue)
         .await
         .context("connecting to RabbitMQ")?;
+    declare_topology(&connection.create_channel().await?, config).await?;
+    // Connected: the next outage's backoff starts from scratch.
+    backoff.reset();
+    let lanes =
+        (0..config.concurrency.max(1)).map(|_| lane(&connection, pool, config, handler, ctx));
+    let consumed = futures_util::future::try_join_all(lanes).await;
+    let _ = connection.close(200, "shutdown".into()).await;
+    consumed.map(|_| ())
+}
+
+/// One channel consuming the queue until shutdown or an error.
+async fn lane<H: Handler>(
+    connection: &lapin::Connection,
+    pool: &PgPool,
+    config: &ConsumerConfig,
+    handler: &H,
+    ctx: &TaskContext,
+) -> anyhow::Result<()> {
+    let shutdown = ctx.stop();
     let channel = connection.create_channel().await?;
     // Confirms for the retry and dead-letter republishes: the original is
     // acked only once its copy is safely stored.
@@ -303,7 +330,6 @@ async fn session<H: Handler>(
     channel
         .basic_qos(config.prefetch, BasicQosOptions::default())
         .await?;
-    declare_topology(&channel, config).await?;
     let mut deliveries = channel
         .basic_consume(
             config.queue.as_str().into(),
@@ -313,7 +339,6 @@ async fn session<H: Handler>(
         )
         .await?;
     tracing::info!(queue = %config.queue, "consuming");
-    backoff.reset();
     let mut outage = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut beat = tokio::time::interval(BEAT_EVERY);
     loop {
@@ -322,7 +347,6 @@ async fn session<H: Handler>(
             biased;
             () = shutdown.cancelled() => {
                 let _ = channel.close(200, "shutdown".into()).await;
-                let _ = connection.close(200, "shutdown".into()).await;
                 return Ok(());
             }
             _ = beat.tick() => {}

@@ -32,6 +32,8 @@ struct Recorder {
     fail_first: AtomicU32,
     release: Notify,
     entered: Notify,
+    /// Deliveries that reached the blocking handler.
+    in_hand: AtomicU32,
 }
 
 impl Handler for Recorder {
@@ -73,6 +75,7 @@ impl Handler for Recorder {
             ))),
             "panics" => panic!("boom"),
             "block" => {
+                self.in_hand.fetch_add(1, Ordering::SeqCst);
                 self.entered.notify_one();
                 self.release.notified().await;
                 Ok(())
@@ -220,8 +223,15 @@ impl Fixture {
     }
 
     async fn queue_depth(&self, queue: &str) -> u32 {
-        let declared = self
-            .publisher
+        self.declared(queue).await.message_count()
+    }
+
+    async fn consumers(&self, queue: &str) -> u32 {
+        self.declared(queue).await.consumer_count()
+    }
+
+    async fn declared(&self, queue: &str) -> lapin::Queue {
+        self.publisher
             .queue_declare(
                 queue.into(),
                 lapin::options::QueueDeclareOptions {
@@ -231,8 +241,7 @@ impl Fixture {
                 Default::default(),
             )
             .await
-            .unwrap();
-        declared.message_count()
+            .unwrap()
     }
 }
 
@@ -378,6 +387,37 @@ async fn failing_handlers_are_retried_with_growing_delays_then_dead_lettered() {
         "second retry after {second_gap:?}"
     );
     assert_eq!(attempts.iter().filter(|a| a.0 == "flaky").count(), 3);
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn lanes_handle_events_side_by_side_on_one_connection() {
+    let mut f = Fixture::new(None).await;
+    f.config.concurrency = 2;
+    let (stop, task) = f.start();
+    // Both lanes consuming before anything is published (the broker hands
+    // messages round-robin to the consumers it has).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.consumers(&f.config.queue).await < 2 {
+        assert!(Instant::now() < deadline, "two lanes never consumed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    f.publish("block").await;
+    f.publish("block").await;
+    // Both in hand at once: with one lane the second would wait its turn.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.handler.in_hand.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second event never went in hand"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for done in 1..=2 {
+        f.handler.release.notify_one();
+        f.wait_effects("block", done).await;
+    }
     stop.cancel();
     task.await.unwrap();
 }

@@ -130,7 +130,7 @@ pub async fn run() -> anyhow::Result<()> {
             ticket_addr: ticket_addr.clone(),
             call_timeout: Duration::from_secs(2),
             consumer: consumer_config,
-            consumer_tasks: CONSUMERS,
+            consumer_concurrency: CONSUMERS,
             default_capacity: 1000,
             roster_interval: Duration::from_secs(3600),
             reconcile_interval: Duration::from_secs(3600),

@@ -46,7 +46,7 @@ pub fn assignment(a: &Assignment) -> pb::Assignment {
     pb::Assignment {
         ticket_id: a.ticket_id.to_string(),
         human_id: a.human_id.clone(),
-        agent_id: a.agent_id.map(|u| u.to_string()).unwrap_or_default(),
+        assignee_id: a.agent_id.map(|u| u.to_string()).unwrap_or_default(),
         category_id: a.category_id.clone(),
         priority: priority_to_pb(a.priority).into(),
         ticket_create_time: Some(to_timestamp(a.ticket_created_at)),

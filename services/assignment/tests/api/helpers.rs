@@ -57,7 +57,7 @@ pub struct Setup {
     pub ticket_proxy: bool,
     /// Event consumers per replica (1 keeps events in publication order,
     /// which some tests rely on to know an earlier event was handled).
-    pub consumer_tasks: usize,
+    pub consumer_concurrency: usize,
 }
 
 impl Default for Setup {
@@ -71,7 +71,7 @@ impl Default for Setup {
             replicas: 1,
             default_capacity: 10,
             ticket_proxy: false,
-            consumer_tasks: 1,
+            consumer_concurrency: 1,
         }
     }
 }
@@ -276,7 +276,7 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         ticket_addr,
         call_timeout: Duration::from_secs(5),
         consumer: consumer_config,
-        consumer_tasks: setup.consumer_tasks,
+        consumer_concurrency: setup.consumer_concurrency,
         default_capacity: setup.default_capacity,
         roster_interval: Duration::from_secs(3600),
         reconcile_interval: Duration::from_secs(3600),

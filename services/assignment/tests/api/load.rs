@@ -35,7 +35,7 @@ async fn a_thousand_concurrent_tickets_are_each_assigned_once_and_evenly_across_
         replicas: 2,
         default_capacity: CAPACITY,
         // Events handled side by side, as in production.
-        consumer_tasks: 4,
+        consumer_concurrency: 4,
         ..Setup::default()
     })
     .await;

@@ -202,7 +202,7 @@ async fn manual_assignment_names_an_agent_even_over_capacity_or_picks_automatica
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(moved.agent_id, SUE);
+    assert_eq!(moved.assignee_id, SUE);
     assert_eq!(env.assignee(&t.id).await, SUE);
     assert_eq!((env.workload(SAM).await, env.workload(SUE).await), (0, 1));
 
@@ -218,7 +218,7 @@ async fn manual_assignment_names_an_agent_even_over_capacity_or_picks_automatica
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(auto.agent_id, SAM);
+    assert_eq!(auto.assignee_id, SAM);
     let events = env.assigned_events(&t.id).await;
     // The same request again (a client retry) is recognised: it does not
     // move the ticket on to the next choice.
@@ -227,7 +227,7 @@ async fn manual_assignment_names_an_agent_even_over_capacity_or_picks_automatica
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(retried.agent_id, SAM);
+    assert_eq!(retried.assignee_id, SAM);
     assert_eq!(env.assigned_events(&t.id).await, events);
     env.set_available(SUE, false).await;
     let none = staff()
