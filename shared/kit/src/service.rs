@@ -15,7 +15,7 @@
 //! plus the service's own, and [`connect`] opens and migrates the database,
 //! so `main.rs` only reads config and picks the branch.
 
-use std::{convert::Infallible, future::Future, time::Duration};
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -29,7 +29,7 @@ use crate::{
     tasks::{RestartPolicy, Supervisor, Task},
 };
 
-/// How often the database probe runs, and how long it may take.
+/// How often a dependency is probed, and how long the database may take.
 const DATABASE_PROBE_EVERY: Duration = Duration::from_secs(5);
 const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -80,12 +80,48 @@ pub async fn connect(
     Ok(pool)
 }
 
+/// Something the service depends on: probed for its `dependency.<name>`
+/// health entry (never for readiness) and closed after the tasks stop. A
+/// trait object, so a binary that declares no database links no database
+/// code (the stand-in).
+trait Dependency: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn answers(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+    fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// The service's own PostgreSQL database.
+struct Postgres(PgPool);
+
+impl Dependency for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn answers(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async {
+            matches!(
+                tokio::time::timeout(
+                    DATABASE_PROBE_TIMEOUT,
+                    sqlx::query("SELECT 1").execute(&self.0)
+                )
+                .await,
+                Ok(Ok(_))
+            )
+        })
+    }
+
+    fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.0.close())
+    }
+}
+
 /// A service's parts, declared once and run by [`Service::run`].
 pub struct Service {
     routes: Routes,
     served: Vec<&'static str>,
     tasks: Vec<Task>,
-    pool: Option<PgPool>,
+    dependencies: Vec<Arc<dyn Dependency>>,
     policy: RestartPolicy,
 }
 
@@ -111,7 +147,7 @@ impl Service {
             routes: Routes::default(),
             served: Vec::new(),
             tasks: Vec::new(),
-            pool: None,
+            dependencies: Vec::new(),
             policy: RestartPolicy::default(),
         }
     }
@@ -144,7 +180,7 @@ impl Service {
 
     /// The service's database: probed for health, closed last.
     pub fn database(mut self, pool: PgPool) -> Self {
-        self.pool = Some(pool);
+        self.dependencies.push(Arc::new(Postgres(pool)));
         self
     }
 
@@ -162,28 +198,14 @@ impl Service {
         verifier: Verifier,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        self.run_with_health(listener, verifier, shutdown, |_| {})
-            .await
-    }
-
-    /// [`Self::run`], handing the [`Health`] to `observe` once it exists
-    /// (tests read it).
-    pub async fn run_with_health(
-        self,
-        listener: TcpListener,
-        verifier: Verifier,
-        shutdown: impl Future<Output = ()>,
-        observe: impl FnOnce(&Health),
-    ) -> anyhow::Result<()> {
         let (health, health_service) = Health::new(&self.served).await;
-        observe(&health);
         let mut supervisor = Supervisor::default();
         for task in self.tasks {
             supervisor.start(task, self.policy, &health);
         }
-        if let Some(pool) = &self.pool {
+        for dependency in &self.dependencies {
             supervisor.start(
-                database_probe(pool.clone(), health.clone()),
+                probe(dependency.clone(), health.clone()),
                 self.policy,
                 &health,
             );
@@ -194,26 +216,20 @@ impl Service {
         let served =
             crate::server::serve(listener, verifier, routes, &self.served, &health, shutdown).await;
         supervisor.stop().await;
-        if let Some(pool) = self.pool {
-            pool.close().await;
+        for dependency in &self.dependencies {
+            dependency.close().await;
         }
         served
     }
 }
 
-/// Reports whether the database answers, as `dependency.postgres`.
-fn database_probe(pool: PgPool, health: Health) -> Task {
-    Task::new("database-probe", move |ctx| {
-        let pool = pool.clone();
-        let health = health.clone();
+/// Reports whether `dependency` answers, as `dependency.<name>`.
+fn probe(dependency: Arc<dyn Dependency>, health: Health) -> Task {
+    Task::new(format!("{}-probe", dependency.name()), move |ctx| {
+        let (dependency, health) = (dependency.clone(), health.clone());
         async move {
             loop {
-                let answered = tokio::time::timeout(
-                    DATABASE_PROBE_TIMEOUT,
-                    sqlx::query("SELECT 1").execute(&pool),
-                )
-                .await;
-                health.dependency("postgres", matches!(answered, Ok(Ok(_))));
+                health.dependency(dependency.name(), dependency.answers().await);
                 ctx.beat();
                 tokio::select! {
                     () = tokio::time::sleep(DATABASE_PROBE_EVERY) => {}
