@@ -494,11 +494,17 @@ impl Engine {
 /// Takes the decision lock for the rest of the transaction, waiting at
 /// most [`LOCK_TIMEOUT`] (`SET LOCAL`: this transaction only).
 pub async fn lock(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query_scalar!("SELECT set_config('lock_timeout', $1, true)", LOCK_TIMEOUT)
-        .fetch_one(&mut *conn)
-        .await?;
+    bound_lock_waits(conn).await?;
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", DECISION_LOCK)
         .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Makes every lock wait of this transaction give up after [`LOCK_TIMEOUT`].
+async fn bound_lock_waits(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query_scalar!("SELECT set_config('lock_timeout', $1, true)", LOCK_TIMEOUT)
+        .fetch_one(conn)
         .await?;
     Ok(())
 }
@@ -509,9 +515,7 @@ pub async fn lock(conn: &mut PgConnection) -> sqlx::Result<()> {
 /// waits for every one in progress, so it sees their rows and a
 /// reconciliation mark still covers them.
 pub async fn lock_shared(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query_scalar!("SELECT set_config('lock_timeout', $1, true)", LOCK_TIMEOUT)
-        .fetch_one(&mut *conn)
-        .await?;
+    bound_lock_waits(conn).await?;
     sqlx::query!("SELECT pg_advisory_xact_lock_shared($1)", DECISION_LOCK)
         .execute(conn)
         .await?;
