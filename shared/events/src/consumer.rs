@@ -135,6 +135,11 @@ impl From<sqlx::Error> for HandlerError {
 pub enum Decoded<E> {
     /// One of the handler's events.
     Event(E),
+    /// An event this consumer has no work for (one reporting its own
+    /// change, say): acked at once, without a transaction, since a no-op
+    /// needs no deduplication. Half of the assignment service's events are
+    /// its own assignments; each would otherwise cost a commit.
+    Skip,
     /// A type this consumer does not handle.
     Unknown,
     /// The body does not decode as its type says.
@@ -413,6 +418,10 @@ async fn process<H: Handler>(
     };
     let event = match handler.decode(&message_type, &delivery.data) {
         Decoded::Event(event) => event,
+        Decoded::Skip => {
+            delivery.ack(BasicAckOptions::default()).await?;
+            return Ok(Processed::Settled);
+        }
         Decoded::Unknown => {
             let reason = format!("unknown event type {message_type}");
             dead_letter(config, channel, &delivery, attempt, &reason).await?;

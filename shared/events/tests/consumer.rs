@@ -41,6 +41,9 @@ impl Handler for Recorder {
 
     fn decode(&self, message_type: &str, payload: &[u8]) -> Decoded<Self::Event> {
         match consumer::decode_as::<pb::TicketCreated>(message_type, payload) {
+            Some(Ok(event)) if event.ticket.as_ref().is_some_and(|t| t.subject == "skip") => {
+                Decoded::Skip
+            }
             Some(Ok(event)) => Decoded::Event(event),
             Some(Err(why)) => Decoded::Invalid(why),
             None => Decoded::Unknown,
@@ -418,6 +421,27 @@ async fn lanes_handle_events_side_by_side_on_one_connection() {
         f.handler.release.notify_one();
         f.wait_effects("block", done).await;
     }
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_skipped_event_is_acked_without_a_transaction() {
+    let f = Fixture::new(None).await;
+    let (stop, task) = f.start();
+    let skipped = f.publish("skip").await;
+    f.publish("after").await;
+    // One lane, in order: once "after" is applied, "skip" was settled.
+    f.wait_effects("after", 1).await;
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE event_id = $1")
+            .bind(skipped)
+            .fetch_one(&f.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 0, "no dedup row: no transaction ran");
+    assert_eq!(f.queue_depth(&f.config.queue).await, 0);
+    assert_eq!(f.queue_depth(&f.config.dead_letter_queue()).await, 0);
     stop.cancel();
     task.await.unwrap();
 }

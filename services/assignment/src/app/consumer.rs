@@ -116,6 +116,10 @@ impl Handler for TicketEvents {
             .or_else(|| decode_as(message_type, payload).map(|r| r.map(TicketEvent::StatusChanged)))
             .or_else(|| decode_as(message_type, payload).map(|r| r.map(TicketEvent::Escalated)));
         match decoded {
+            // Our own assignments: recorded when we decided them.
+            Some(Ok(TicketEvent::Assigned(e))) if is_ours(e.header.as_ref(), &self.identity) => {
+                Decoded::Skip
+            }
             Some(Ok(event)) => Decoded::Event(event),
             Some(Err(why)) => Decoded::Invalid(why),
             None => Decoded::Unknown,
@@ -145,9 +149,6 @@ impl Handler for TicketEvents {
                 }
             }
             TicketEvent::Assigned(e) => {
-                if is_ours(e.header.as_ref(), &self.identity) {
-                    return Ok(());
-                }
                 let at = occurred_at(e.header.as_ref(), id)?;
                 let snapshot = tracked(e.ticket.as_ref())?;
                 self.apply_snapshot(tx, snapshot, at, id).await?;
