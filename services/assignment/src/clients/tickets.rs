@@ -157,12 +157,8 @@ impl TicketClient {
         OpenTickets {
             client: self.clone(),
             page_size,
-            statuses: vec![
-                TicketStatus::WaitingUser,
-                TicketStatus::InProgress,
-                TicketStatus::Open,
-            ],
             page_token: String::new(),
+            done: false,
         }
     }
 }
@@ -172,21 +168,22 @@ impl TicketClient {
 pub struct OpenTickets {
     client: TicketClient,
     page_size: i32,
-    /// Still to list, the current one last.
-    statuses: Vec<TicketStatus>,
     page_token: String,
+    /// The last page was served.
+    done: bool,
 }
 
 impl OpenTickets {
     /// The next page (possibly empty); `None` once everything was listed.
     pub async fn next(&mut self) -> ApiResult<Option<Vec<OpenTicket>>> {
-        let Some(&status) = self.statuses.last() else {
+        if self.done {
             return Ok(None);
-        };
+        }
+        // `open`: every status that counts toward a workload, in one listing.
         let request = pb::ListTicketsRequest {
             page_size: self.page_size,
             page_token: std::mem::take(&mut self.page_token),
-            statuses: vec![status.into()],
+            open: true,
             ..pb::ListTicketsRequest::default()
         };
         let page = self
@@ -198,7 +195,7 @@ impl OpenTickets {
             .map_err(|s| unavailable("ticket", &s))?
             .into_inner();
         if page.next_page_token.is_empty() {
-            self.statuses.pop();
+            self.done = true;
         } else {
             self.page_token = page.next_page_token;
         }

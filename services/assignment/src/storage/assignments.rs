@@ -429,8 +429,9 @@ pub async fn note_listed(
 }
 
 /// Open rows unchanged since `mark` that `pass` did not list: the ticket
-/// was resolved or closed, or it moved between open statuses while the
-/// listing ran (each status is listed separately). At most `limit`.
+/// was resolved or closed, or the listing missed it while it ran (each is
+/// confirmed with the ticket service before anything is closed). At most
+/// `limit`.
 pub async fn unlisted(
     conn: &mut PgConnection,
     pass: Uuid,
