@@ -13,9 +13,9 @@
 //! match. Each page notes its tickets in `reconcile_seen` (per pass), so
 //! the rows absent from the whole listing are one anti-join at the end.
 //!
-//! The listing asks for each open status separately, so a ticket that moved
-//! between them while it ran (open → in progress) can be missing from it.
-//! A row is therefore marked not open only after GetTicket confirms the
+//! The listing is one keyset walk over the open group while tickets keep
+//! changing, so a ticket can be missing from it without being closed. A
+//! row is therefore marked not open only after GetTicket confirms the
 //! ticket resolved, closed or gone: one call each, at most
 //! [`MAX_CONFIRMATIONS`] per pass (the rest next pass), made outside the
 //! lock. A ticket the call finds open, or that cannot be asked about, is
@@ -87,7 +87,7 @@ async fn pass_through(engine: &Engine, pass: Uuid, page_size: i32) -> ApiResult<
         match engine.tickets().current(ticket).await {
             Ok(Current::Done | Current::Missing) => done.push(ticket),
             Ok(Current::Open) => {
-                tracing::debug!(%ticket, "unlisted ticket is open (it moved between statuses while listed)")
+                tracing::debug!(%ticket, "unlisted ticket is open (it changed while the listing ran)")
             }
             Err(error) => {
                 tracing::warn!(%ticket, %error, "could not confirm an unlisted ticket; left for the next pass")
