@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// How often a dependency is probed, and how long the database may take.
-const DATABASE_PROBE_EVERY: Duration = Duration::from_secs(5);
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a binary was asked to do.
@@ -232,7 +232,7 @@ fn probe(dependency: Arc<dyn Dependency>, health: Health) -> Task {
                 health.dependency(dependency.name(), dependency.answers().await);
                 ctx.beat();
                 tokio::select! {
-                    () = tokio::time::sleep(DATABASE_PROBE_EVERY) => {}
+                    () = tokio::time::sleep(PROBE_EVERY) => {}
                     () = ctx.stop().cancelled() => return Ok(()),
                 }
             }

@@ -17,10 +17,7 @@ use helpdesk_testkit::{
     admin_url, amqp_url, delete_broker_objects, unique_exchange, with_database,
 };
 use sqlx::{Connection, Executor, PgConnection};
-use tonic::transport::Channel;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::health_check_response::ServingStatus;
 use uuid::Uuid;
 
 /// Where cargo put this test's sibling binaries.
@@ -115,25 +112,14 @@ impl Process {
 
     /// Waits until the health service reports SERVING (bounded).
     pub async fn wait_serving(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(channel) = Channel::from_shared(self.addr()).unwrap().connect().await {
-                let response = HealthClient::new(channel)
-                    .check(HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await;
-                if response.is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32) {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never became healthy",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        helpdesk_testkit::wait_for_health(
+            self.addr(),
+            "",
+            ServingStatus::Serving,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} never became healthy: {e:#}", self.name));
     }
 }
 
