@@ -53,6 +53,12 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
+        Self::with_common(CommonConfig::from_env(50053, "helpdesk_notification")?)
+    }
+
+    /// Everything but `common` from the environment (tests pass their own
+    /// database, port and development keys).
+    pub fn with_common(common: CommonConfig) -> anyhow::Result<Self> {
         let mut consumer = ConsumerConfig::new(
             &string_or("AMQP_URL", amqp::DEFAULT_URL),
             &string_or("EVENTS_EXCHANGE", amqp::DEFAULT_EXCHANGE),
@@ -75,7 +81,7 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("MANDATORY_CHANNELS: {e}"))?,
         };
         Ok(Self {
-            common: CommonConfig::from_env(50053, "helpdesk_notification")?,
+            common,
             accounts_addr: string_or("ACCOUNTS_ADDR", "http://127.0.0.1:50060"),
             call_timeout: millis_or("CALL_TIMEOUT_MS", Duration::from_millis(2000))?,
             contact_ttl: Duration::from_secs(var_or("CONTACT_TTL_SECS", 60)?),

@@ -142,7 +142,11 @@ impl Application {
                 (self.pool.clone(), config.consumer.clone()),
                 |(pool, config), stop| consumer::prune_processed(pool, config, stop),
             ))
-            .task(Task::from_loop("delivery-sender", self.sender.clone(), sender::run))
+            .task(Task::from_loop(
+                "delivery-sender",
+                self.sender.clone(),
+                sender::run,
+            ))
             .task(Task::new("feed-listener", move |ctx| {
                 feed.clone().listen(pool.clone(), ctx.stop().clone())
             }))

@@ -10,8 +10,9 @@
 //!   [`FALLBACK_LOCALE`], so a translation may cover only some kinds.
 //!
 //! In-app (and push, which shows the same text) templates are a `title`
-//! block on the first line and a `body` block after it; the email subject
-//! is the in-app title.
+//! block on the first line and a `body` block on the next (the newline
+//! between them is the separator, so blocks are not trimmed); the email
+//! subject is the in-app title.
 
 use std::{collections::HashSet, path::Path};
 
@@ -82,7 +83,6 @@ impl Templates {
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_trim_blocks(true);
         env.set_keep_trailing_newline(false);
         let mut names = HashSet::new();
         for locale in std::fs::read_dir(dir)
@@ -115,9 +115,17 @@ impl Templates {
     }
 
     /// The in-app title and body (push shows the same).
-    pub fn in_app(&self, locale: &str, kind: Kind, params: &impl Serialize) -> Result<Text, RenderError> {
+    pub fn in_app(
+        &self,
+        locale: &str,
+        kind: Kind,
+        params: &impl Serialize,
+    ) -> Result<Text, RenderError> {
         let name = self.resolve(locale, kind, Part::InApp);
-        let wrap = |source| RenderError { name: name.clone(), source };
+        let wrap = |source| RenderError {
+            name: name.clone(),
+            source,
+        };
         let rendered = self
             .env
             .get_template(&name)
@@ -132,7 +140,12 @@ impl Templates {
     }
 
     /// The email's subject, plain text and HTML.
-    pub fn email(&self, locale: &str, kind: Kind, params: &impl Serialize) -> Result<EmailText, RenderError> {
+    pub fn email(
+        &self,
+        locale: &str,
+        kind: Kind,
+        params: &impl Serialize,
+    ) -> Result<EmailText, RenderError> {
         let subject = self.in_app(locale, kind, params)?.title;
         let render = |part| {
             let name = self.resolve(locale, kind, part);
@@ -208,9 +221,16 @@ mod tests {
         for kind in Kind::ALL {
             for locale in ["en", "pt-BR"] {
                 let text = templates.in_app(locale, *kind, &params()).unwrap();
-                assert!(!text.title.is_empty() && !text.body.is_empty(), "{kind} {locale}");
+                assert!(
+                    !text.title.is_empty() && !text.body.is_empty(),
+                    "{kind} {locale}"
+                );
                 let email = templates.email(locale, *kind, &params()).unwrap();
-                assert!(email.text.contains("TKT-ABC123"), "{kind} {locale}: {}", email.text);
+                assert!(
+                    email.text.contains("TKT-ABC123"),
+                    "{kind} {locale}: {}",
+                    email.text
+                );
             }
         }
     }
@@ -219,19 +239,30 @@ mod tests {
     fn html_escapes_values_and_missing_variables_fail() {
         let templates = shipped();
         let email = templates.email("en", Kind::StaffReply, &params()).unwrap();
-        assert!(email.html.contains("Lost &lt;b&gt;phone&lt;/b&gt;"), "{}", email.html);
+        assert!(
+            email.html.contains("Lost &lt;b&gt;phone&lt;/b&gt;"),
+            "{}",
+            email.html
+        );
         assert!(email.text.contains("Lost <b>phone</b>"));
         let err = templates
             .in_app("en", Kind::StaffReply, &serde_json::json!({"ticket": {}}))
             .unwrap_err();
-        assert!(err.to_string().contains("en/staff_reply.inapp.txt"), "{err}");
+        assert!(
+            err.to_string().contains("en/staff_reply.inapp.txt"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_translation_wins_over_english() {
         let templates = shipped();
-        let en = templates.in_app("en", Kind::TicketResolved, &params()).unwrap();
-        let pt = templates.in_app("pt-BR", Kind::TicketResolved, &params()).unwrap();
+        let en = templates
+            .in_app("en", Kind::TicketResolved, &params())
+            .unwrap();
+        let pt = templates
+            .in_app("pt-BR", Kind::TicketResolved, &params())
+            .unwrap();
         assert_ne!(en.title, pt.title);
     }
 }

@@ -36,5 +36,5 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod tasks;
-pub mod ticket_ref;
 pub mod telemetry;
+pub mod ticket_ref;

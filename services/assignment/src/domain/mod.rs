@@ -14,6 +14,6 @@ pub mod rebalance;
 pub use agent::{Agent, Tier};
 pub use assignment::{Assignment, request_id};
 pub use choice::{Candidate, choose};
+pub use helpdesk_kit::ticket_ref::TicketRef;
 pub use operation::{Move, Operation, OperationKind};
 pub use priority::Priority;
-pub use helpdesk_kit::ticket_ref::TicketRef;

@@ -106,10 +106,15 @@ async fn ticket_filter(pool: &PgPool, raw: &str) -> ApiResult<Option<Option<Uuid
     }
 }
 
-type FeedStream = Pin<Box<dyn Stream<Item = Result<pb::StreamNotificationsResponse, Status>> + Send>>;
+type FeedStream =
+    Pin<Box<dyn Stream<Item = Result<pb::StreamNotificationsResponse, Status>> + Send>>;
 
 impl NotificationApi {
-    async fn list(&self, me: Uuid, req: pb::ListNotificationsRequest) -> ApiResult<pb::ListNotificationsResponse> {
+    async fn list(
+        &self,
+        me: Uuid,
+        req: pb::ListNotificationsRequest,
+    ) -> ApiResult<pb::ListNotificationsResponse> {
         let mut v = Violations::default();
         let limit = v.take("page_size", FEED_PAGE.resolve(req.page_size));
         let fingerprint = page_token::fingerprint(&[
@@ -118,7 +123,10 @@ impl NotificationApi {
             req.ticket_id.to_ascii_uppercase().as_bytes(),
         ]);
         let after = v
-            .take("page_token", page_token::decode(&req.page_token, fingerprint))
+            .take(
+                "page_token",
+                page_token::decode(&req.page_token, fingerprint),
+            )
             .flatten();
         v.into_result()?;
         let unread_count = notifications::unread_count(&self.pool, me).await?;
@@ -133,7 +141,8 @@ impl NotificationApi {
             unread_only: req.unread_only,
             ticket_id,
         };
-        let rows = notifications::page(&self.pool, me, filter, after.map(|c| c.id), limit + 1).await?;
+        let rows =
+            notifications::page(&self.pool, me, filter, after.map(|c| c.id), limit + 1).await?;
         let more = rows.len() as i64 > limit;
         let rows = &rows[..rows.len().min(limit as usize)];
         let next_page_token = match rows.last() {
@@ -161,7 +170,11 @@ impl NotificationApi {
         Ok(pb::UnreadCount { unread_count })
     }
 
-    async fn mark_read_request(&self, me: Uuid, req: pb::MarkReadRequest) -> ApiResult<pb::UnreadCount> {
+    async fn mark_read_request(
+        &self,
+        me: Uuid,
+        req: pb::MarkReadRequest,
+    ) -> ApiResult<pb::UnreadCount> {
         let mut v = Violations::default();
         match (req.ids.is_empty(), req.ticket_id.is_empty()) {
             (true, true) => v.add("ids", "name notifications, or set ticket_id"),
@@ -180,7 +193,7 @@ impl NotificationApi {
                 ids.push(id);
             }
         }
-        let ticket = if req.ticket_id.is_empty() {
+        let ticket = if req.ticket_id.is_empty() || !req.ids.is_empty() {
             None
         } else {
             v.take("ticket_id", TicketRef::parse(&req.ticket_id))
@@ -199,7 +212,11 @@ impl NotificationApi {
         self.mark(me, selection).await
     }
 
-    fn preferences_of(&self, caller: &Caller, own: &std::collections::HashMap<crate::domain::preferences::Pair, bool>) -> pb::Preferences {
+    fn preferences_of(
+        &self,
+        caller: &Caller,
+        own: &std::collections::HashMap<crate::domain::preferences::Pair, bool>,
+    ) -> pb::Preferences {
         pb::Preferences {
             channels: self
                 .policy
@@ -215,13 +232,20 @@ impl NotificationApi {
         }
     }
 
-    async fn update_preferences(&self, caller: &Caller, req: pb::UpdatePreferencesRequest) -> ApiResult<pb::Preferences> {
+    async fn update_preferences(
+        &self,
+        caller: &Caller,
+        req: pb::UpdatePreferencesRequest,
+    ) -> ApiResult<pb::Preferences> {
         let me = account(caller)?;
         let mut v = Violations::default();
         if let Some(mask) = &req.update_mask {
             for (i, path) in mask.paths.iter().enumerate() {
                 if path != "channels" {
-                    v.add(format!("update_mask.paths[{i}]"), "only `channels` can be updated");
+                    v.add(
+                        format!("update_mask.paths[{i}]"),
+                        "only `channels` can be updated",
+                    );
                 }
             }
         }
@@ -264,7 +288,10 @@ impl NotificationApi {
             };
             if let (Some(kind), Some(channel)) = (kind, channel) {
                 if !entry.enabled && self.policy.mandatory.contains(&(kind, channel)) {
-                    v.add(field("enabled"), format!("{kind} by {channel} is mandatory and cannot be turned off"));
+                    v.add(
+                        field("enabled"),
+                        format!("{kind} by {channel} is mandatory and cannot be turned off"),
+                    );
                 } else if !seen.insert((kind, channel)) {
                     v.add(field("kind"), "is listed twice for this channel");
                 } else {
@@ -280,30 +307,40 @@ impl NotificationApi {
         Ok(self.preferences_of(caller, &own))
     }
 
-    async fn list_deliveries(&self, req: pb::ListDeliveriesRequest) -> ApiResult<pb::ListDeliveriesResponse> {
+    async fn list_deliveries(
+        &self,
+        req: pb::ListDeliveriesRequest,
+    ) -> ApiResult<pb::ListDeliveriesResponse> {
         let mut v = Violations::default();
         let ticket = v.take("ticket_id", TicketRef::parse(&req.ticket_id));
         let limit = v.take("page_size", DELIVERIES_PAGE.resolve(req.page_size));
         let fingerprint = page_token::fingerprint(&[req.ticket_id.to_ascii_uppercase().as_bytes()]);
         let after = v
-            .take("page_token", page_token::decode(&req.page_token, fingerprint))
+            .take(
+                "page_token",
+                page_token::decode(&req.page_token, fingerprint),
+            )
             .flatten();
         v.into_result()?;
         let ticket_id = match ticket {
             Some(TicketRef::Id(id)) => Some(id),
-            Some(TicketRef::Human(human)) => notifications::ticket_by_human_id(&self.pool, &human).await?,
+            Some(TicketRef::Human(human)) => {
+                notifications::ticket_by_human_id(&self.pool, &human).await?
+            }
             None => None,
         };
         let Some(ticket_id) = ticket_id else {
             return Ok(pb::ListDeliveriesResponse::default());
         };
         let limit = limit.unwrap_or(DELIVERIES_PAGE.default);
-        let rows = deliveries::by_ticket(&self.pool, ticket_id, after.map(|c| c.id), limit + 1).await?;
+        let rows =
+            deliveries::by_ticket(&self.pool, ticket_id, after.map(|c| c.id), limit + 1).await?;
         let mut deliveries = Vec::with_capacity(rows.len() * 3);
         let mut notifications_seen = 0i64;
         let mut last = None;
         for (i, row) in rows.iter().enumerate() {
-            let first_of_notification = i == 0 || rows[i - 1].notification_id != row.notification_id;
+            let first_of_notification =
+                i == 0 || rows[i - 1].notification_id != row.notification_id;
             if first_of_notification {
                 notifications_seen += 1;
                 if notifications_seen > limit {
@@ -332,8 +369,13 @@ impl NotificationApi {
         })
     }
 
-    async fn open_stream(&self, me: Uuid, req: pb::StreamNotificationsRequest) -> ApiResult<FeedStream> {
-        let cursor = convert::parse_cursor(&req.cursor).map_err(|why| ApiError::invalid("cursor", why))?;
+    async fn open_stream(
+        &self,
+        me: Uuid,
+        req: pb::StreamNotificationsRequest,
+    ) -> ApiResult<FeedStream> {
+        let cursor =
+            convert::parse_cursor(&req.cursor).map_err(|why| ApiError::invalid("cursor", why))?;
         // Subscribe before reading: whatever commits after the reads below
         // wakes this stream.
         let subscription = self.feed.subscribe(me);
@@ -348,7 +390,9 @@ impl NotificationApi {
             unread_count: unread,
             cursor: convert::cursor(start),
         };
-        tx.send(Ok(first)).await.map_err(|_| ApiError::Unavailable("stream closed".into()))?;
+        tx.send(Ok(first))
+            .await
+            .map_err(|_| ApiError::Unavailable("stream closed".into()))?;
         let pool = self.pool.clone();
         let closing = self.closing.clone();
         tokio::spawn(async move {
@@ -361,7 +405,9 @@ impl NotificationApi {
                     Err(err) => {
                         tracing::warn!(error = %err, "feed stream read failed");
                         let _ = tx
-                            .send(Err(Status::unavailable("feed unavailable; reconnect with your cursor")))
+                            .send(Err(Status::unavailable(
+                                "feed unavailable; reconnect with your cursor",
+                            )))
                             .await;
                         return;
                     }
@@ -458,7 +504,9 @@ impl NotificationService for NotificationApi {
         request: Request<pb::MarkReadRequest>,
     ) -> Result<Response<pb::UnreadCount>, Status> {
         let me = account(&Caller::from_request(&request)?)?;
-        Ok(Response::new(self.mark_read_request(me, request.into_inner()).await?))
+        Ok(Response::new(
+            self.mark_read_request(me, request.into_inner()).await?,
+        ))
     }
 
     async fn mark_all_read(
@@ -476,7 +524,9 @@ impl NotificationService for NotificationApi {
         request: Request<pb::StreamNotificationsRequest>,
     ) -> Result<Response<FeedStream>, Status> {
         let me = account(&Caller::from_request(&request)?)?;
-        Ok(Response::new(self.open_stream(me, request.into_inner()).await?))
+        Ok(Response::new(
+            self.open_stream(me, request.into_inner()).await?,
+        ))
     }
 
     async fn get_preferences(
@@ -485,7 +535,9 @@ impl NotificationService for NotificationApi {
     ) -> Result<Response<pb::Preferences>, Status> {
         let caller = Caller::from_request(&request)?;
         let me = account(&caller)?;
-        let own = preferences::of(&self.pool, me).await.map_err(ApiError::from)?;
+        let own = preferences::of(&self.pool, me)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(self.preferences_of(&caller, &own)))
     }
 
@@ -494,7 +546,10 @@ impl NotificationService for NotificationApi {
         request: Request<pb::UpdatePreferencesRequest>,
     ) -> Result<Response<pb::Preferences>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.update_preferences(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.update_preferences(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn list_deliveries(
@@ -505,6 +560,8 @@ impl NotificationService for NotificationApi {
         if !(caller.is_staff() || caller.is_trusted_service()) {
             return Err(ApiError::denied("only staff read delivery records").into());
         }
-        Ok(Response::new(self.list_deliveries(request.into_inner()).await?))
+        Ok(Response::new(
+            self.list_deliveries(request.into_inner()).await?,
+        ))
     }
 }

@@ -78,7 +78,12 @@ impl Feed {
 
     /// Open streams on this replica.
     pub fn open_streams(&self) -> usize {
-        self.subscribers.lock().expect("feed lock").values().map(Vec::len).sum()
+        self.subscribers
+            .lock()
+            .expect("feed lock")
+            .values()
+            .map(Vec::len)
+            .sum()
     }
 
     /// Wakes the streams a payload names (`*`: all of them).

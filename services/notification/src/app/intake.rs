@@ -114,7 +114,9 @@ fn event(
 
 /// `TICKET_STATUS_RESOLVED` → `resolved`.
 fn name_of(full: &str, prefix: &str) -> String {
-    full.strip_prefix(prefix).unwrap_or(full).to_ascii_lowercase()
+    full.strip_prefix(prefix)
+        .unwrap_or(full)
+        .to_ascii_lowercase()
 }
 
 fn optional_id(raw: &str) -> Option<Uuid> {
@@ -146,7 +148,12 @@ impl Handler for Intake {
             json!({})
         ));
         try_as!(pb::TicketAssigned, |e| match optional_id(&e.assignee_id) {
-            Some(to) => event(e.header, e.ticket, Fact::Assigned { to: Some(to) }, json!({})),
+            Some(to) => event(
+                e.header,
+                e.ticket,
+                Fact::Assigned { to: Some(to) },
+                json!({})
+            ),
             None => Decoded::Skip,
         });
         try_as!(pb::TicketStatusChanged, |e| {
@@ -210,7 +217,9 @@ impl Handler for Intake {
 
         // Remember who worked on the ticket: the audience of internal notes.
         match (&event.fact, actor) {
-            (Fact::Assigned { to: Some(agent) }, _) => ticket_staff::add(tx, ticket_id, *agent).await?,
+            (Fact::Assigned { to: Some(agent) }, _) => {
+                ticket_staff::add(tx, ticket_id, *agent).await?
+            }
             (Fact::Message { by_staff: true, .. }, Some(author)) => {
                 ticket_staff::add(tx, ticket_id, author).await?
             }
@@ -224,12 +233,12 @@ impl Handler for Intake {
                 _ => Vec::new(),
             },
         };
-        let all_staff = if audience::needs_all_staff(&event.fact, &people, self.audiences.new_ticket)
-        {
-            self.directory.active_staff().await.map_err(transient)?
-        } else {
-            Arc::default()
-        };
+        let all_staff =
+            if audience::needs_all_staff(&event.fact, &people, self.audiences.new_ticket) {
+                self.directory.active_staff().await.map_err(transient)?
+            } else {
+                Arc::default()
+            };
         let all_staff_ids: Vec<Uuid> = all_staff.iter().map(|c| c.id).collect();
         let groups = Groups {
             new_ticket: self.audiences.new_ticket,

@@ -38,11 +38,18 @@ impl std::str::FromStr for StaffAudience {
 pub enum Fact {
     Created,
     /// `to` is `None` when the ticket was unassigned.
-    Assigned { to: Option<Uuid> },
-    Message { by_staff: bool, internal: bool },
+    Assigned {
+        to: Option<Uuid>,
+    },
+    Message {
+        by_staff: bool,
+        internal: bool,
+    },
     Resolved,
     Closed,
-    RatingRequested { reminder: bool },
+    RatingRequested {
+        reminder: bool,
+    },
     Overdue,
     Escalated,
 }
@@ -125,7 +132,9 @@ pub fn recipients(
             add(&mut out, &staff, Kind::InternalNote);
         }
         Fact::Message { by_staff: true, .. } => add(&mut out, &user, Kind::StaffReply),
-        Fact::Message { by_staff: false, .. } => {
+        Fact::Message {
+            by_staff: false, ..
+        } => {
             if assignee.is_empty() {
                 add(&mut out, groups.unassigned_work(), Kind::UserReply);
             } else {
@@ -175,7 +184,12 @@ mod tests {
         }
     }
 
-    fn run(fact: Fact, assignee: Option<u128>, actor: Option<u128>, audience: StaffAudience) -> Vec<(Uuid, Kind)> {
+    fn run(
+        fact: Fact,
+        assignee: Option<u128>,
+        actor: Option<u128>,
+        audience: StaffAudience,
+    ) -> Vec<(Uuid, Kind)> {
         let all = [id(AGENT), id(OTHER_AGENT), id(LEAD)];
         let groups = Groups {
             new_ticket: audience,
@@ -192,7 +206,10 @@ mod tests {
         assert_eq!(all[0], (id(USER), Kind::TicketCreated));
         assert_eq!(all.len(), 4);
         let triage = run(Fact::Created, None, Some(USER), StaffAudience::Triage);
-        assert_eq!(triage, vec![(id(USER), Kind::TicketCreated), (id(LEAD), Kind::NewTicket)]);
+        assert_eq!(
+            triage,
+            vec![(id(USER), Kind::TicketCreated), (id(LEAD), Kind::NewTicket)]
+        );
         let nobody = run(Fact::Created, None, Some(USER), StaffAudience::AssigneeOnly);
         assert_eq!(nobody, vec![(id(USER), Kind::TicketCreated)]);
         // A staff member opening a ticket for a user is not told of it.
@@ -202,28 +219,57 @@ mod tests {
 
     #[test]
     fn assignment_tells_the_agent_and_the_user_but_not_a_self_assigner() {
-        let fact = Fact::Assigned { to: Some(id(AGENT)) };
+        let fact = Fact::Assigned {
+            to: Some(id(AGENT)),
+        };
         assert_eq!(
             run(fact.clone(), Some(AGENT), None, StaffAudience::AllStaff),
-            vec![(id(AGENT), Kind::TicketAssigned), (id(USER), Kind::AgentAssigned)]
+            vec![
+                (id(AGENT), Kind::TicketAssigned),
+                (id(USER), Kind::AgentAssigned)
+            ]
         );
         assert_eq!(
             run(fact, Some(AGENT), Some(AGENT), StaffAudience::AllStaff),
             vec![(id(USER), Kind::AgentAssigned)]
         );
-        assert!(run(Fact::Assigned { to: None }, None, None, StaffAudience::AllStaff).is_empty());
+        assert!(
+            run(
+                Fact::Assigned { to: None },
+                None,
+                None,
+                StaffAudience::AllStaff
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn replies_go_to_the_other_side() {
-        let staff_reply = Fact::Message { by_staff: true, internal: false };
+        let staff_reply = Fact::Message {
+            by_staff: true,
+            internal: false,
+        };
         assert_eq!(
-            run(staff_reply, Some(AGENT), Some(AGENT), StaffAudience::AllStaff),
+            run(
+                staff_reply,
+                Some(AGENT),
+                Some(AGENT),
+                StaffAudience::AllStaff
+            ),
             vec![(id(USER), Kind::StaffReply)]
         );
-        let user_reply = Fact::Message { by_staff: false, internal: false };
+        let user_reply = Fact::Message {
+            by_staff: false,
+            internal: false,
+        };
         assert_eq!(
-            run(user_reply.clone(), Some(AGENT), Some(USER), StaffAudience::AllStaff),
+            run(
+                user_reply.clone(),
+                Some(AGENT),
+                Some(USER),
+                StaffAudience::AllStaff
+            ),
             vec![(id(AGENT), Kind::UserReply)]
         );
         // Nobody holds it: the triage audience hears.
@@ -235,7 +281,10 @@ mod tests {
 
     #[test]
     fn internal_notes_reach_other_staff_on_the_ticket_only() {
-        let note = Fact::Message { by_staff: true, internal: true };
+        let note = Fact::Message {
+            by_staff: true,
+            internal: true,
+        };
         let got = run(note, Some(AGENT), Some(AGENT), StaffAudience::AllStaff);
         assert_eq!(got, vec![(id(OTHER_AGENT), Kind::InternalNote)]);
     }
@@ -243,16 +292,34 @@ mod tests {
     #[test]
     fn status_and_rating_go_to_the_user_unless_they_did_it() {
         assert_eq!(
-            run(Fact::Resolved, Some(AGENT), Some(AGENT), StaffAudience::AllStaff),
+            run(
+                Fact::Resolved,
+                Some(AGENT),
+                Some(AGENT),
+                StaffAudience::AllStaff
+            ),
             vec![(id(USER), Kind::TicketResolved)]
         );
-        assert!(run(Fact::Closed, Some(AGENT), Some(USER), StaffAudience::AllStaff).is_empty());
+        assert!(
+            run(
+                Fact::Closed,
+                Some(AGENT),
+                Some(USER),
+                StaffAudience::AllStaff
+            )
+            .is_empty()
+        );
         assert_eq!(
             run(Fact::Closed, Some(AGENT), None, StaffAudience::AllStaff),
             vec![(id(USER), Kind::TicketClosed)]
         );
         assert_eq!(
-            run(Fact::RatingRequested { reminder: true }, None, None, StaffAudience::AllStaff),
+            run(
+                Fact::RatingRequested { reminder: true },
+                None,
+                None,
+                StaffAudience::AllStaff
+            ),
             vec![(id(USER), Kind::RatingReminder)]
         );
     }
@@ -262,6 +329,12 @@ mod tests {
         let got = run(Fact::Escalated, Some(LEAD), None, StaffAudience::AllStaff);
         assert_eq!(got, vec![(id(LEAD), Kind::TicketEscalated)]);
         let got = run(Fact::Overdue, Some(AGENT), None, StaffAudience::AllStaff);
-        assert_eq!(got, vec![(id(AGENT), Kind::TicketOverdue), (id(LEAD), Kind::TicketOverdue)]);
+        assert_eq!(
+            got,
+            vec![
+                (id(AGENT), Kind::TicketOverdue),
+                (id(LEAD), Kind::TicketOverdue)
+            ]
+        );
     }
 }
