@@ -1,0 +1,3 @@
+//! The services this one calls: the ticket service, for every job's work.
+
+pub mod tickets;
