@@ -36,7 +36,7 @@ use crate::{
     domain::{Disposition, JobKind, JobSpec, Situation, policy},
     storage::{
         jobs as job_rows,
-        runs::{self, Claimed},
+        runs::{self, Claimed, PageRecord},
         stats,
     },
 };
@@ -311,9 +311,11 @@ impl Scheduler {
                         &mut conn,
                         claimed.id,
                         claimed.fence,
-                        page.checkpoint.as_deref(),
-                        processed,
-                        page.done,
+                        PageRecord {
+                            checkpoint: page.checkpoint.as_deref(),
+                            processed,
+                            done: page.done,
+                        },
                         now,
                         lease_until,
                     )
@@ -333,9 +335,11 @@ impl Scheduler {
                         &mut tx,
                         claimed.id,
                         claimed.fence,
-                        Some(&day.day.to_string()),
-                        1,
-                        true,
+                        PageRecord {
+                            checkpoint: Some(&day.day.to_string()),
+                            processed: 1,
+                            done: true,
+                        },
                         now,
                         lease_until,
                     )

@@ -154,6 +154,17 @@ pub async fn claim(
     .await
 }
 
+/// What a page did, as recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct PageRecord<'a> {
+    /// Where the next page starts.
+    pub checkpoint: Option<&'a str>,
+    /// Items this page processed (added to the run's count).
+    pub processed: i64,
+    /// The run is complete.
+    pub done: bool,
+}
+
 /// Records a page: the new checkpoint and count, a renewed lease, and
 /// `succeeded` when it was the last. `false`: the token is stale (the run
 /// was taken over), nothing was written.
@@ -161,9 +172,7 @@ pub async fn record_progress(
     conn: &mut PgConnection,
     id: Uuid,
     fence: i64,
-    checkpoint: Option<&str>,
-    processed: i64,
-    done: bool,
+    page: PageRecord<'_>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
@@ -176,9 +185,9 @@ pub async fn record_progress(
          WHERE id = $1 AND fence = $2 AND state = 'running'",
         id,
         fence,
-        checkpoint,
-        processed,
-        done,
+        page.checkpoint,
+        page.processed,
+        page.done,
         now,
         lease_until,
     )
