@@ -7,8 +7,9 @@
 //! Answers, classified here once:
 //!
 //! - 2xx: sent;
-//! - 404 or 410, or a body `{"error": "unregistered"}` (any case): the token
-//!   is dead; the sender records it and never uses it again;
+//! - 410, a 404 with a JSON body, or a body `{"error": "unregistered"}` (any
+//!   case): the token is dead; the sender records it and never uses it
+//!   again (a 404 that is not JSON is a wrong URL path, hence permanent);
 //! - 5xx, 408, 429, a timeout or a refused connection: transient;
 //! - any other 4xx (or a redirect): permanent; the payload or the key is
 //!   wrong, and retrying will not fix it.
@@ -202,7 +203,11 @@ pub fn classify(status: StatusCode, body: &[u8]) -> PushOutcome {
         || status == StatusCode::TOO_MANY_REQUESTS
     {
         PushOutcome::Failed(SendError::Transient(failure()))
-    } else if status == StatusCode::NOT_FOUND || status == StatusCode::GONE || says_unregistered()
+    } else if status == StatusCode::GONE
+        || says_unregistered()
+        // A gateway's 404 about a token is JSON; a web server's 404 for a
+        // wrong PUSH_GATEWAY_URL path is not, and must not kill every token.
+        || (status == StatusCode::NOT_FOUND && serde_json::from_slice::<serde_json::Value>(body).is_ok())
     {
         PushOutcome::Unregistered
     } else if status.is_success() {
@@ -233,9 +238,16 @@ mod tests {
     fn answers_are_classified() {
         let sent = classify(StatusCode::OK, b"{}");
         assert_eq!(sent, PushOutcome::Sent);
-        for gone in [StatusCode::NOT_FOUND, StatusCode::GONE] {
-            assert_eq!(classify(gone, b""), PushOutcome::Unregistered);
-        }
+        assert_eq!(classify(StatusCode::GONE, b""), PushOutcome::Unregistered);
+        assert_eq!(
+            classify(StatusCode::NOT_FOUND, br#"{"error":"NOT_FOUND"}"#),
+            PushOutcome::Unregistered
+        );
+        // A wrong URL path, not a dead token.
+        assert!(matches!(
+            classify(StatusCode::NOT_FOUND, b"<html>Not Found</html>"),
+            PushOutcome::Failed(SendError::Permanent(_))
+        ));
         assert_eq!(
             classify(StatusCode::BAD_REQUEST, br#"{"error":"UNREGISTERED"}"#),
             PushOutcome::Unregistered
