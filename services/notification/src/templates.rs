@@ -241,7 +241,8 @@ mod tests {
         let email = templates.email("en", Kind::StaffReply, &params()).unwrap();
         // minijinja's HTML escaping also writes `/` as `&#x2f;`.
         assert!(
-            email.html.contains("Lost &lt;b&gt;phone&lt;&#x2f;b&gt;") && !email.html.contains("<b>"),
+            email.html.contains("Lost &lt;b&gt;phone&lt;&#x2f;b&gt;")
+                && !email.html.contains("<b>"),
             "{}",
             email.html
         );

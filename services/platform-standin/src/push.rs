@@ -163,14 +163,22 @@ impl PushGateway {
         }
         let message: Value = match serde_json::from_slice(&request.body) {
             Ok(message) => message,
-            Err(e) => return (400, json!({ "error": format!("not JSON: {e}") }).to_string()),
+            Err(e) => {
+                return (
+                    400,
+                    json!({ "error": format!("not JSON: {e}") }).to_string(),
+                );
+            }
         };
         let field = |name: &str| message.get(name).and_then(Value::as_str);
         let Some(token) = field("token").filter(|t| !t.is_empty()) else {
             return (400, json!({ "error": "token is required" }).to_string());
         };
         if field("title").is_none() || field("body").is_none() {
-            return (400, json!({ "error": "title and body are required" }).to_string());
+            return (
+                400,
+                json!({ "error": "title and body are required" }).to_string(),
+            );
         }
         if token.starts_with("dead-") {
             return (410, json!({ "error": "unregistered" }).to_string());

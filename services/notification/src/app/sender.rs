@@ -155,10 +155,18 @@ struct Inner {
 #[derive(Debug)]
 enum Outcome {
     /// `tokens`: the push tokens reached (empty for email).
-    Sent { tokens: Vec<String> },
+    Sent {
+        tokens: Vec<String>,
+    },
     Skipped(&'static str),
-    Transient { error: String, tokens: Vec<String> },
-    Permanent { error: String, tokens: Vec<String> },
+    Transient {
+        error: String,
+        tokens: Vec<String>,
+    },
+    Permanent {
+        error: String,
+        tokens: Vec<String>,
+    },
 }
 
 impl Outcome {
@@ -317,8 +325,7 @@ impl Sender {
             error,
             tokens: reached.clone(),
         };
-        let dead: HashSet<String> = match outgoing::unregistered(&self.inner.pool, &tokens).await
-        {
+        let dead: HashSet<String> = match outgoing::unregistered(&self.inner.pool, &tokens).await {
             Ok(dead) => dead.into_iter().collect(),
             Err(e) => return transient(format!("reading unregistered tokens: {e}"), &reached),
         };
@@ -376,13 +383,9 @@ impl Sender {
                 "push tokens unregistered"
             );
             let now = self.inner.clock.now();
-            if let Err(e) = outgoing::unregister(
-                &self.inner.pool,
-                delivery.recipient_id,
-                &newly_dead,
-                now,
-            )
-            .await
+            if let Err(e) =
+                outgoing::unregister(&self.inner.pool, delivery.recipient_id, &newly_dead, now)
+                    .await
             {
                 return transient(format!("recording unregistered tokens: {e}"), &reached);
             }

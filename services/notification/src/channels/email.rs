@@ -94,8 +94,12 @@ impl SmtpConfig {
             .parse()
             .map_err(|e| anyhow::anyhow!("SMTP_FROM: {e}"))?;
         let credentials = match (
-            std::env::var("SMTP_USERNAME").ok().filter(|v| !v.is_empty()),
-            std::env::var("SMTP_PASSWORD").ok().filter(|v| !v.is_empty()),
+            std::env::var("SMTP_USERNAME")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            std::env::var("SMTP_PASSWORD")
+                .ok()
+                .filter(|v| !v.is_empty()),
         ) {
             (Some(user), Some(password)) => Some((user, Secret(password))),
             (None, None) => None,
@@ -258,7 +262,10 @@ mod tests {
         assert!(raw.contains(&format!("Message-ID: <{delivery}@helpdesk.local>")));
         assert!(raw.contains(&format!("In-Reply-To: <ticket-{ticket}@helpdesk.local>")));
         assert!(raw.contains(&format!("References: <ticket-{ticket}@helpdesk.local>")));
-        assert!(raw.contains("To: \"Alice Archer\" <alice@example.com>"), "{raw}");
+        assert!(
+            raw.contains("To: \"Alice Archer\" <alice@example.com>"),
+            "{raw}"
+        );
         assert!(raw.contains("multipart/alternative"));
     }
 

@@ -162,9 +162,10 @@ impl PushGateway {
             request.headers_mut().insert(AUTHORIZATION, auth.clone());
         }
         let exchange = async {
-            let answer = self.client.request(request).await.map_err(|e| {
-                SendError::Transient(format!("push gateway: {}", error_chain(&e)))
-            })?;
+            let answer =
+                self.client.request(request).await.map_err(|e| {
+                    SendError::Transient(format!("push gateway: {}", error_chain(&e)))
+                })?;
             let status = answer.status();
             // A body cut short still leaves the status to go by.
             let body = Limited::new(answer.into_body(), MAX_ANSWER)
