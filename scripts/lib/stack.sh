@@ -39,6 +39,7 @@ service_grpc_names() {
         platform-standin) echo "platform.accounts.v1.AccountsService, platform.rides.v1.RidesService" ;;
         ticket) echo "support.v1.TicketService, support.v1.CategoryService, support.v1.OperationsService" ;;
         assignment) echo "support.v1.AssignmentService" ;;
+        notification) echo "support.v1.NotificationService" ;;
         *) echo "" ;;
     esac
 }
