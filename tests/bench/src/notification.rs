@@ -81,7 +81,12 @@ fn common(url: &str, pool: u32) -> anyhow::Result<CommonConfig> {
     })
 }
 
-async fn publish<E: Event>(channel: &lapin::Channel, exchange: &str, event: &E, id: &str) -> anyhow::Result<()> {
+async fn publish<E: Event>(
+    channel: &lapin::Channel,
+    exchange: &str,
+    event: &E,
+    id: &str,
+) -> anyhow::Result<()> {
     let properties = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/x-protobuf".into())
@@ -200,7 +205,9 @@ pub async fn run() -> anyhow::Result<()> {
         .await?;
     let connection = helpdesk_events::amqp::connect(&amqp_url(), "bench-publisher").await?;
     let channel = connection.create_channel().await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     let mut fanout = Vec::new();
     for n in 0..FANOUTS {
         let event_id = Uuid::now_v7().to_string();
@@ -238,7 +245,11 @@ pub async fn run() -> anyhow::Result<()> {
     let first = fanout.remove(0);
     row(
         "TicketCreated → 1,001 stored (publish → commit)",
-        format!("{} first {:.1} ms", Latencies::new(fanout).summary(), ms(first)),
+        format!(
+            "{} first {:.1} ms",
+            Latencies::new(fanout).summary(),
+            ms(first)
+        ),
     );
     // Baseline: the same 1,001 rows (and 2,002 deliveries) by bare statements.
     let mut bare = Vec::new();
@@ -287,7 +298,9 @@ pub async fn run() -> anyhow::Result<()> {
         .metadata_mut()
         .insert("authorization", format!("Bearer {alice}").parse()?);
     let mut stream = NotificationServiceClient::new(
-        GrpcChannel::from_shared(notification_addr)?.connect().await?,
+        GrpcChannel::from_shared(notification_addr)?
+            .connect()
+            .await?,
     )
     .stream_notifications(request)
     .await?
@@ -299,7 +312,10 @@ pub async fn run() -> anyhow::Result<()> {
         tokio::spawn(async move {
             while let Some(Ok(message)) = stream.next().await {
                 if let Some(n) = message.notification {
-                    streamed.lock().expect("not poisoned").push((n.ticket_id, Utc::now()));
+                    streamed
+                        .lock()
+                        .expect("not poisoned")
+                        .push((n.ticket_id, Utc::now()));
                 }
             }
         })
@@ -362,7 +378,11 @@ pub async fn run() -> anyhow::Result<()> {
     );
     row(
         "creation → receipt streamed",
-        format!("{} ({} of {total} streamed)", Latencies::new(latencies).summary(), streamed.len()),
+        format!(
+            "{} ({} of {total} streamed)",
+            Latencies::new(latencies).summary(),
+            streamed.len()
+        ),
     );
     row(
         "all streamed after the intake stopped",
