@@ -56,6 +56,10 @@ use crate::{
     templates::Templates,
 };
 
+/// How long a woken sender waits before its pass: intake wakes it just
+/// before its transaction commits, and a burst of events then shares a pass.
+const GATHER: Duration = Duration::from_millis(20);
+
 /// Why a delivery was skipped (besides intake's `preference`).
 pub mod reason {
     /// No account, no email address, or no push token.
@@ -496,7 +500,7 @@ pub async fn run(sender: Sender, stop: CancellationToken) {
         }
         tokio::select! {
             () = stop.cancelled() => return,
-            () = sender.inner.wake.notified() => {}
+            () = sender.inner.wake.notified() => tokio::time::sleep(GATHER).await,
             () = tokio::time::sleep(config.poll) => {}
         }
     }
