@@ -7,9 +7,11 @@
 //! - `STANDIN_DELAY_MS`: artificial per-call delay (default 0)
 //! - `JWT_*`: token verification, as in every service
 //! - `PUSH_LISTEN_ADDR`: the push gateway (default: `LISTEN_ADDR`'s host,
-//!   port 50061); `PUSH_GATEWAY_KEY`: the bearer key it requires (default
-//!   none); `PUSH_LOG_FILE`: a JSON-lines file of accepted pushes (default
-//!   none)
+//!   port 50061; when that default port is taken, as when a test runs the
+//!   stand-in beside the local stack, it runs without one and says so; a
+//!   set address that cannot be bound stops it); `PUSH_GATEWAY_KEY`: the
+//!   bearer key it requires (default none); `PUSH_LOG_FILE`: a JSON-lines
+//!   file of accepted pushes (default none)
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -24,8 +26,8 @@ async fn main() -> anyhow::Result<()> {
 
     let listen_addr = config::var_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 50060)))
         .context("LISTEN_ADDR")?;
-    let push_addr = config::var_or("PUSH_LISTEN_ADDR", SocketAddr::new(listen_addr.ip(), 50061))
-        .context("PUSH_LISTEN_ADDR")?;
+    let push_default = SocketAddr::new(listen_addr.ip(), 50061);
+    let push_addr = config::var_or("PUSH_LISTEN_ADDR", push_default).context("PUSH_LISTEN_ADDR")?;
     let data = match std::env::var("STANDIN_DATA") {
         Ok(path) if !path.trim().is_empty() => DemoData::from_file(path.trim())?,
         _ => DemoData::demo(),
@@ -39,13 +41,20 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let listener = server::bind(listen_addr).await?;
-    let push_listener = tokio::net::TcpListener::bind(push_addr)
-        .await
-        .with_context(|| format!("binding PUSH_LISTEN_ADDR {push_addr}"))?;
+    let push_listener = match tokio::net::TcpListener::bind(push_addr).await {
+        Ok(listener) => Some(listener),
+        Err(e) if push_addr == push_default => {
+            tracing::warn!(addr = %push_addr, error = %e, "push gateway stand-in not started (set PUSH_LISTEN_ADDR)");
+            None
+        }
+        Err(e) => return Err(e).context(format!("binding PUSH_LISTEN_ADDR {push_addr}")),
+    };
     let stop = CancellationToken::new();
-    let push = tokio::spawn(push.serve(push_listener, stop.clone().cancelled_owned()));
+    let push = push_listener.map(|l| tokio::spawn(push.serve(l, stop.clone().cancelled_owned())));
     let served = platform_standin::run(listener, data, options, shutdown::signal()).await;
     stop.cancel();
-    push.await??;
+    if let Some(push) = push {
+        push.await??;
+    }
     served
 }
