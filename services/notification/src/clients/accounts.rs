@@ -55,13 +55,15 @@ impl Contact {
 }
 
 type Cached<T> = Mutex<Option<(Instant, T)>>;
+/// Contacts by account id, `None` for an account that does not exist.
+type Contacts = Mutex<HashMap<Uuid, (Instant, Option<Contact>)>>;
 
 /// The cached directory; clones share the cache.
 #[derive(Clone)]
 pub struct Directory {
     inner: AccountsServiceClient<InterceptedService<Channel, ServiceToken>>,
     ttl: Duration,
-    users: Arc<Mutex<HashMap<Uuid, (Instant, Option<Contact>)>>>,
+    users: Arc<Contacts>,
     staff: Arc<Cached<Arc<Vec<Contact>>>>,
 }
 

@@ -2,5 +2,6 @@
 
 pub mod deliveries;
 pub mod notifications;
+pub mod outgoing;
 pub mod preferences;
 pub mod ticket_staff;

@@ -20,7 +20,7 @@ use uuid::Uuid;
 pub const CHANNEL: &str = "notification_feed";
 
 /// The advisory lock that orders feed inserts (any constant unique to us).
-const FEED_LOCK: i64 = 0x6e6f_7466_6565_64; // "notfeed"
+const FEED_LOCK: i64 = 0x006e_6f74_6665_6564; // "notfeed"
 
 /// Above this many recipients a change is announced as `*` (everyone
 /// re-checks) instead of listing ids: NOTIFY payloads stop at 8,000 bytes.
