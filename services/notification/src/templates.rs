@@ -208,7 +208,7 @@ mod tests {
         serde_json::json!({
             "ticket": {"id": "t", "human_id": "TKT-ABC123", "subject": "Lost <b>phone</b>",
                        "status": "open", "priority": "high"},
-            "actor_name": "Sam", "user_name": "Alice", "recipient_name": "Alice",
+            "actor_name": "Sam", "user_name": "Alice", "assignee_name": "Sue", "recipient_name": "Alice",
             "excerpt": "We found it", "reminder": 1, "due_at": "2026-12-01T10:00:00Z",
             "reason": "open too long", "link": "/support/tickets/TKT-ABC123",
             "url": "http://localhost/support/tickets/TKT-ABC123",

@@ -433,7 +433,7 @@ impl World {
         let params = json!({
             "ticket": {"id": ticket.to_string(), "human_id": human_id, "subject": subject,
                        "status": "open", "priority": "high"},
-            "actor_name": "Sam Support", "user_name": "Alice Archer",
+            "actor_name": "Sam Support", "user_name": "Alice Archer", "assignee_name": "Sue Support",
             "excerpt": "We found it.\nIt is at the front desk.", "reminder": 0,
             "due_at": "", "reason": "", "link": link,
         });

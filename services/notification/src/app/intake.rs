@@ -258,7 +258,8 @@ impl Handler for Intake {
             .iter()
             .map(|(id, _)| *id)
             .chain([user_id])
-            .chain(actor);
+            .chain(actor)
+            .chain(assignee);
         for id in wanted {
             if contacts.contains_key(&id) {
                 continue;
@@ -287,6 +288,7 @@ impl Handler for Intake {
             },
             "actor_name": name(actor),
             "user_name": name(Some(user_id)),
+            "assignee_name": name(assignee),
             "excerpt": "",
             "reminder": 0,
             "due_at": "",

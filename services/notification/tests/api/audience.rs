@@ -41,6 +41,12 @@ async fn every_step_of_the_original_flow_tells_the_right_people_and_nobody_else(
     wait_for(&env, SUE, &ticket, K::TicketAssigned).await;
     wait_for(&env, ALICE, &ticket, K::AgentAssigned).await;
     assert_eq!(env.kinds(SAM, &ticket).await, [K::NewTicket]);
+    let taken = &env.feed(ALICE).await[0];
+    assert!(
+        taken.body.starts_with("Sue Support is looking into"),
+        "{}",
+        taken.body
+    );
 
     // Sue replies: Alice hears.
     env.post(&ticket, SUE, Role::Staff, "We are on it", false)
