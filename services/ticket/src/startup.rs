@@ -13,14 +13,15 @@ use helpdesk_kit::{
 };
 use helpdesk_proto::support::v1::{
     category_service_server::CategoryServiceServer,
-    operations_service_server::OperationsServiceServer, ticket_service_server::TicketServiceServer,
+    operations_service_server::OperationsServiceServer, ticket_jobs_service_server::TicketJobsServiceServer,
+    ticket_service_server::TicketServiceServer,
 };
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::{
     MIGRATOR,
-    api::{categories::CategoryApi, tickets::TicketApi},
+    api::{categories::CategoryApi, jobs::TicketJobsApi, tickets::TicketApi},
     clients::Platform,
     config::Config,
 };
@@ -72,7 +73,8 @@ impl Application {
             .await
     }
 
-    /// The service's parts: three gRPC services, the idempotency-key
+    /// The service's parts: four gRPC services (the fourth, the scheduler's
+    /// batch jobs), the idempotency-key
     /// pruner, and the outbox relay last (it publishes what the others
     /// committed, so it stops after them).
     fn service(&self) -> anyhow::Result<Service> {
@@ -86,6 +88,11 @@ impl Application {
         );
         let mut service = Service::new()
             .grpc(TicketServiceServer::new(tickets))
+            .grpc(TicketJobsServiceServer::new(TicketJobsApi::new(
+                pool.clone(),
+                self.clock.clone(),
+                waker.clone(),
+            )))
             .grpc(CategoryServiceServer::new(CategoryApi::new(pool.clone())))
             .grpc(OperationsServiceServer::new(Operations::new(pool.clone())))
             .task(prune_idempotency_keys(

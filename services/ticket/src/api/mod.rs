@@ -9,5 +9,6 @@ mod access;
 pub mod categories;
 mod convert;
 mod events;
+pub mod jobs;
 mod requests;
 pub mod tickets;
