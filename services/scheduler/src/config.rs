@@ -110,6 +110,14 @@ pub struct Config {
     /// `HOSTNAME`, the pod name in Kubernetes, else `scheduler`); a random
     /// suffix is added.
     pub holder: String,
+    /// `TICKET_ADDR`: the ticket service, whose `TicketJobsService` does
+    /// every job's work (default `http://127.0.0.1:50051`). Set it empty to
+    /// run without it: every run is then recorded as skipped, saying so.
+    pub ticket_addr: Option<String>,
+    /// `TICKET_TIMEOUT_MS` (default 30000): the deadline of one page's call.
+    pub ticket_timeout: Duration,
+    /// `TICKET_PAGE_SIZE` (default 500, at most 1000): tickets per page.
+    pub ticket_page_size: i32,
 }
 
 impl Config {
@@ -185,6 +193,10 @@ impl Config {
             thresholds,
             scheduler,
             holder: string_or("SCHEDULER_HOLDER", &string_or("HOSTNAME", "scheduler")),
+            ticket_addr: Some(string_or("TICKET_ADDR", "http://127.0.0.1:50051"))
+                .filter(|a| !a.trim().is_empty()),
+            ticket_timeout: millis_or("TICKET_TIMEOUT_MS", Duration::from_secs(30))?,
+            ticket_page_size: var_or("TICKET_PAGE_SIZE", 500)?,
         })
     }
 }

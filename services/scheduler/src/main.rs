@@ -1,14 +1,12 @@
 //! `scheduler [serve|migrate]`: reads config and picks the branch; the
 //! sequence of each lives in the kit (`service`) and in `startup`.
 
-use std::sync::Arc;
-
 use helpdesk_kit::{
     db,
     service::{self, Command},
     shutdown, telemetry,
 };
-use scheduler_service::{MIGRATOR, clients::tickets::NotWired, config::Config, startup};
+use scheduler_service::{MIGRATOR, config::Config, startup};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,11 +14,8 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("scheduler", config.common.otlp_endpoint.as_deref())?;
     match service::command(&[])? {
         Command::Serve => {
-            // The ticket-service batch calls are not wired yet: every job
-            // run is recorded as skipped, saying so.
-            let app =
-                startup::Application::build(config, startup::system_clock(), Arc::new(NotWired))
-                    .await?;
+            let work = startup::ticket_work(&config)?;
+            let app = startup::Application::build(config, startup::system_clock(), work).await?;
             app.run(shutdown::signal()).await
         }
         Command::Migrate => db::migrate_command(&config.common.database_url, &MIGRATOR).await,

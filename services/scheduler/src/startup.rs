@@ -19,7 +19,10 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::{
-    MIGRATOR, api::SchedulerApi, app::scheduler::Scheduler, clients::tickets::TicketWork,
+    MIGRATOR,
+    api::SchedulerApi,
+    app::scheduler::Scheduler,
+    clients::tickets::{NotWired, TicketJobsClient, TicketWork},
     config::Config,
 };
 
@@ -94,6 +97,25 @@ impl Application {
             .run(self.listener, verifier, shutdown)
             .await
     }
+}
+
+/// The jobs' work: the ticket service's `TicketJobsService` at
+/// `TICKET_ADDR`, or, with none configured, [`NotWired`] (every run a
+/// recorded skip saying so).
+pub fn ticket_work(config: &Config) -> anyhow::Result<Arc<dyn TicketWork>> {
+    Ok(match &config.ticket_addr {
+        Some(addr) => Arc::new(TicketJobsClient::new(
+            addr,
+            config.ticket_timeout,
+            config.ticket_page_size,
+            config.thresholds.stats_zone.name(),
+            &config.common.auth,
+        )?),
+        None => {
+            tracing::warn!("TICKET_ADDR is empty: every job run will be skipped");
+            Arc::new(NotWired)
+        }
+    })
 }
 
 /// The clock of a production process.
