@@ -10,6 +10,7 @@ mod events;
 mod faults;
 mod helpers;
 mod idempotency;
+mod jobs;
 mod messages;
 mod platform;
 mod status_machine;
