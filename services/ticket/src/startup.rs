@@ -13,7 +13,8 @@ use helpdesk_kit::{
 };
 use helpdesk_proto::support::v1::{
     category_service_server::CategoryServiceServer,
-    operations_service_server::OperationsServiceServer, ticket_jobs_service_server::TicketJobsServiceServer,
+    operations_service_server::OperationsServiceServer,
+    ticket_jobs_service_server::TicketJobsServiceServer,
     ticket_service_server::TicketServiceServer,
 };
 use sqlx::PgPool;

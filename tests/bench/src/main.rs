@@ -11,6 +11,9 @@
 //! - `notification`: one TicketCreated fanned out to 1,000 staff next to
 //!   the bare insert of the same rows; creation → receipt streamed under
 //!   CreateTicket at 32 concurrent callers.
+//! - `scheduler`: auto-close over 100,000 resolved tickets, events
+//!   included, through the scheduler's call path next to the bare
+//!   set-based SQL.
 //!
 //! Needs the local PostgreSQL and RabbitMQ (`TEST_DATABASE_URL`, `TEST_AMQP_URL`).
 
@@ -18,6 +21,7 @@ mod assignment;
 mod notification;
 mod relay;
 mod report;
+mod scheduler;
 mod tickets;
 
 #[tokio::main]
@@ -27,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         Some("tickets") => tickets::run().await,
         Some("assignment") => assignment::run().await,
         Some("notification") => notification::run().await,
-        _ => anyhow::bail!("usage: bench relay|tickets|assignment|notification"),
+        Some("scheduler") => scheduler::run().await,
+        _ => anyhow::bail!("usage: bench relay|tickets|assignment|notification|scheduler"),
     }
 }

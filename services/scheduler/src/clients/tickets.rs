@@ -248,7 +248,9 @@ fn work_error(status: tonic::Status) -> WorkError {
     }
 }
 
-fn progress(result: Result<tonic::Response<pb::JobPage>, tonic::Status>) -> Result<Progress, WorkError> {
+fn progress(
+    result: Result<tonic::Response<pb::JobPage>, tonic::Status>,
+) -> Result<Progress, WorkError> {
     let page = result.map_err(work_error)?.into_inner();
     Ok(Progress {
         processed: u64::try_from(page.processed).unwrap_or(0),
@@ -419,7 +421,8 @@ impl TicketWork for TicketJobsClient {
             .await
             .map_err(work_error)?
             .into_inner();
-        let counts = |list: Vec<pb::CountByKey>| list.into_iter().map(|c| (c.key, c.count)).collect();
+        let counts =
+            |list: Vec<pb::CountByKey>| list.into_iter().map(|c| (c.key, c.count)).collect();
         Ok(DailyStats {
             created: s.created,
             resolved: s.resolved,

@@ -391,7 +391,10 @@ async fn daily_statistics_match_the_figures_worked_out_by_hand() {
         .days;
     assert_eq!(days.len(), 1, "{days:#?}");
     let d = &days[0];
-    assert_eq!((d.date.as_str(), d.time_zone.as_str()), ("2026-03-10", "UTC"));
+    assert_eq!(
+        (d.date.as_str(), d.time_zone.as_str()),
+        ("2026-03-10", "UTC")
+    );
     assert_eq!((d.created, d.resolved, d.closed), (3, 2, 1));
     let counts = |list: &[pb::CountByKey]| {
         list.iter()

@@ -19,7 +19,9 @@ use helpdesk_proto::support::v1::{
     self as pb, scheduler_service_client::SchedulerServiceClient,
     ticket_service_client::TicketServiceClient,
 };
-use helpdesk_testkit::{Bearer, EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange};
+use helpdesk_testkit::{
+    Bearer, EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange,
+};
 use platform_standin::{DemoData, Options};
 use scheduler_service::{
     MIGRATOR,

@@ -65,13 +65,19 @@ fn trusted(caller: &Caller) -> ApiResult<()> {
 
 /// What a paged call is asked to do.
 enum Work {
-    Close { resolved_before: DateTime<Utc> },
+    Close {
+        resolved_before: DateTime<Utc>,
+    },
     Alert {
         targets: Vec<SlaTarget>,
         as_of: DateTime<Utc>,
     },
-    Escalate { opened_before: DateTime<Utc> },
-    Ask { resolved_before: DateTime<Utc> },
+    Escalate {
+        opened_before: DateTime<Utc>,
+    },
+    Ask {
+        resolved_before: DateTime<Utc>,
+    },
     Remind {
         asked_before: DateTime<Utc>,
         max: i32,
@@ -117,7 +123,11 @@ fn page_fields(
     ))
 }
 
-fn time(v: &mut Violations, field: &str, t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+fn time(
+    v: &mut Violations,
+    field: &str,
+    t: Option<&prost_types::Timestamp>,
+) -> Option<DateTime<Utc>> {
     let parsed = match t {
         None => Err("is required".to_owned()),
         Some(t) => from_timestamp(t).ok_or_else(|| "is not a valid time".to_owned()),
@@ -154,7 +164,10 @@ fn sla_targets(v: &mut Violations, raw: &[pb::SlaTarget]) -> Option<Vec<SlaTarge
     let mut out = Vec::new();
     let mut ok = true;
     for (i, t) in raw.iter().enumerate() {
-        let priority = v.take(&format!("targets[{i}].priority"), priority_from_pb(t.priority));
+        let priority = v.take(
+            &format!("targets[{i}].priority"),
+            priority_from_pb(t.priority),
+        );
         let first = v.take(
             &format!("targets[{i}].first_response"),
             duration(t.first_response.as_ref()),
@@ -203,7 +216,11 @@ impl Events<'_> {
         build: impl FnOnce(Option<pb::EventHeader>, Option<pb::TicketSnapshot>) -> E,
     ) -> Pending {
         let event_id = Uuid::now_v7();
-        Pending::new(event_id, t.id, &build(self.header(event_id), Some(snapshot(t))))
+        Pending::new(
+            event_id,
+            t.id,
+            &build(self.header(event_id), Some(snapshot(t))),
+        )
     }
 }
 
@@ -232,7 +249,10 @@ fn breach_to_pb(b: Breach) -> pb::SlaBreach {
 
 /// A page's events, one list per ticket in page order.
 fn events<T>(done: &PageDone<T>, each: impl Fn(&Touched, &T) -> Vec<Pending>) -> Vec<Pending> {
-    done.acted.iter().flat_map(|(t, what)| each(t, what)).collect()
+    done.acted
+        .iter()
+        .flat_map(|(t, what)| each(t, what))
+        .collect()
 }
 
 impl TicketJobsApi {
@@ -295,7 +315,8 @@ impl TicketJobsApi {
                             ticket,
                             reason: format!(
                                 "not resolved since it was opened at {}",
-                                t.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                                t.created_at
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                             ),
                             from_priority: priority_to_pb(*from).into(),
                         }),
@@ -326,10 +347,7 @@ impl TicketJobsApi {
         })
     }
 
-    async fn stats(
-        &self,
-        req: &pb::ComputeDailyStatsRequest,
-    ) -> ApiResult<pb::DailyStats> {
+    async fn stats(&self, req: &pb::ComputeDailyStatsRequest) -> ApiResult<pb::DailyStats> {
         let mut v = Violations::default();
         if NaiveDate::parse_from_str(&req.date, "%Y-%m-%d").is_err() {
             v.add("date", "must be a date (YYYY-MM-DD)");
@@ -414,19 +432,35 @@ macro_rules! paged {
 
 fn close_request(r: &pb::CloseResolvedTicketsRequest) -> ApiResult<Paged> {
     let mut v = Violations::default();
-    let page = page_fields(&mut v, "close", &r.run_id, r.fencing_token, r.page_size, &r.page_token);
+    let page = page_fields(
+        &mut v,
+        "close",
+        &r.run_id,
+        r.fencing_token,
+        r.page_size,
+        &r.page_token,
+    );
     let before = time(&mut v, "resolved_before", r.resolved_before.as_ref());
-    let parsed = page.zip(before).map(|((page, fingerprint), resolved_before)| Paged {
-        page,
-        fingerprint,
-        work: Work::Close { resolved_before },
-    });
+    let parsed = page
+        .zip(before)
+        .map(|((page, fingerprint), resolved_before)| Paged {
+            page,
+            fingerprint,
+            work: Work::Close { resolved_before },
+        });
     finish(v, parsed)
 }
 
 fn alert_request(r: &pb::AlertOverdueTicketsRequest) -> ApiResult<Paged> {
     let mut v = Violations::default();
-    let page = page_fields(&mut v, "alert", &r.run_id, r.fencing_token, r.page_size, &r.page_token);
+    let page = page_fields(
+        &mut v,
+        "alert",
+        &r.run_id,
+        r.fencing_token,
+        r.page_size,
+        &r.page_token,
+    );
     let as_of = time(&mut v, "as_of_time", r.as_of_time.as_ref());
     let targets = sla_targets(&mut v, &r.targets);
     let parsed = match (page, as_of, targets) {
@@ -442,43 +476,70 @@ fn alert_request(r: &pb::AlertOverdueTicketsRequest) -> ApiResult<Paged> {
 
 fn escalate_request(r: &pb::EscalateOpenTicketsRequest) -> ApiResult<Paged> {
     let mut v = Violations::default();
-    let page = page_fields(&mut v, "escalate", &r.run_id, r.fencing_token, r.page_size, &r.page_token);
+    let page = page_fields(
+        &mut v,
+        "escalate",
+        &r.run_id,
+        r.fencing_token,
+        r.page_size,
+        &r.page_token,
+    );
     let before = time(&mut v, "opened_before", r.opened_before.as_ref());
-    let parsed = page.zip(before).map(|((page, fingerprint), opened_before)| Paged {
-        page,
-        fingerprint,
-        work: Work::Escalate { opened_before },
-    });
+    let parsed = page
+        .zip(before)
+        .map(|((page, fingerprint), opened_before)| Paged {
+            page,
+            fingerprint,
+            work: Work::Escalate { opened_before },
+        });
     finish(v, parsed)
 }
 
 fn ask_request(r: &pb::RequestRatingsRequest) -> ApiResult<Paged> {
     let mut v = Violations::default();
-    let page = page_fields(&mut v, "ask", &r.run_id, r.fencing_token, r.page_size, &r.page_token);
+    let page = page_fields(
+        &mut v,
+        "ask",
+        &r.run_id,
+        r.fencing_token,
+        r.page_size,
+        &r.page_token,
+    );
     let before = time(&mut v, "resolved_before", r.resolved_before.as_ref());
-    let parsed = page.zip(before).map(|((page, fingerprint), resolved_before)| Paged {
-        page,
-        fingerprint,
-        work: Work::Ask { resolved_before },
-    });
+    let parsed = page
+        .zip(before)
+        .map(|((page, fingerprint), resolved_before)| Paged {
+            page,
+            fingerprint,
+            work: Work::Ask { resolved_before },
+        });
     finish(v, parsed)
 }
 
 fn remind_request(r: &pb::RemindUnratedTicketsRequest) -> ApiResult<Paged> {
     let mut v = Violations::default();
-    let page = page_fields(&mut v, "remind", &r.run_id, r.fencing_token, r.page_size, &r.page_token);
+    let page = page_fields(
+        &mut v,
+        "remind",
+        &r.run_id,
+        r.fencing_token,
+        r.page_size,
+        &r.page_token,
+    );
     let before = time(&mut v, "asked_before", r.asked_before.as_ref());
     if !(0..=100).contains(&r.max_reminders) {
         v.add("max_reminders", "must be between 0 and 100");
     }
-    let parsed = page.zip(before).map(|((page, fingerprint), asked_before)| Paged {
-        page,
-        fingerprint,
-        work: Work::Remind {
-            asked_before,
-            max: r.max_reminders,
-        },
-    });
+    let parsed = page
+        .zip(before)
+        .map(|((page, fingerprint), asked_before)| Paged {
+            page,
+            fingerprint,
+            work: Work::Remind {
+                asked_before,
+                max: r.max_reminders,
+            },
+        });
     finish(v, parsed)
 }
 

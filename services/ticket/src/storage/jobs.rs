@@ -48,9 +48,7 @@ impl Row {
             assignee_id: self.assignee_id,
             category_id: self.category_id.clone(),
             subject: self.subject.clone(),
-            priority: stored("priority", &self.priority, |s| {
-                Priority::parse(s).ok_or(())
-            })?,
+            priority: stored("priority", &self.priority, |s| Priority::parse(s).ok_or(()))?,
             status: stored("status", &self.status, |s| Status::parse(s).ok_or(()))?,
             created_at: self.created_at,
             version: self.version,
