@@ -744,6 +744,7 @@ pub fn escalated(ticket: &pb::Ticket, reason: &str) -> (String, pb::TicketEscala
         }),
         ticket: Some(snapshot(ticket)),
         reason: reason.into(),
+        from_priority: ticket.priority,
     };
     (event_id, event)
 }

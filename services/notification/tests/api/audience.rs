@@ -140,6 +140,7 @@ async fn scheduler_events_reach_the_user_or_the_agent_and_the_escalation_group()
             header: Some(header),
             ticket: Some(snapshot),
             due_at: Some(helpdesk_kit::clock::to_timestamp(chrono::Utc::now())),
+            breach: pb::SlaBreach::FirstResponse.into(),
         },
     )
     .await;
@@ -150,6 +151,7 @@ async fn scheduler_events_reach_the_user_or_the_agent_and_the_escalation_group()
             header: Some(header),
             ticket: Some(snapshot),
             reason: "open for 48 hours".into(),
+            from_priority: pb::TicketPriority::Medium.into(),
         },
     )
     .await;
