@@ -134,6 +134,64 @@ pub async fn enqueue<E: Event>(
     Ok(())
 }
 
+/// An event ready for the outbox, for [`enqueue_all`].
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    event_id: Uuid,
+    aggregate_id: Uuid,
+    routing_key: &'static str,
+    message_type: String,
+    payload: Vec<u8>,
+}
+
+impl Outgoing {
+    /// `event` about `aggregate_id` (the ticket), encoded.
+    pub fn new<E: Event>(event_id: Uuid, aggregate_id: Uuid, event: &E) -> Self {
+        Self {
+            event_id,
+            aggregate_id,
+            routing_key: E::ROUTING_KEY,
+            message_type: E::full_name(),
+            payload: event.encode_to_vec(),
+        }
+    }
+}
+
+/// Inserts `events` in one statement, in the order given (the relay
+/// publishes in that order), all with the current trace.
+pub async fn enqueue_all(conn: &mut PgConnection, events: &[Outgoing]) -> sqlx::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let trace = helpdesk_kit::telemetry::current_trace();
+    let (traceparent, tracestate) = match trace {
+        Some(t) => (Some(t.traceparent), t.tracestate),
+        None => (None, None),
+    };
+    let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let aggregate_ids: Vec<Uuid> = events.iter().map(|e| e.aggregate_id).collect();
+    let routing_keys: Vec<&str> = events.iter().map(|e| e.routing_key).collect();
+    let message_types: Vec<&str> = events.iter().map(|e| e.message_type.as_str()).collect();
+    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+    sqlx::query!(
+        "INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload, traceparent, tracestate)
+         SELECT e.event_id, e.aggregate_id, e.routing_key, e.message_type, e.payload, $6, $7
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bytea[])
+              WITH ORDINALITY AS e(event_id, aggregate_id, routing_key, message_type, payload, n)
+         ORDER BY e.n",
+        &event_ids,
+        &aggregate_ids,
+        &routing_keys as &[&str],
+        &message_types as &[&str],
+        &payloads as &[&[u8]],
+        traceparent,
+        tracestate,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// What has not reached the broker yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backlog {
