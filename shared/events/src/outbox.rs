@@ -157,17 +157,33 @@ impl Outgoing {
     }
 }
 
-/// Inserts `events` in one statement, in the order given (the relay
+/// Inserts `events` with one statement per few kilobytes of them
+/// (`helpdesk_kit::db::bounded_chunks`), in the order given (the relay
 /// publishes in that order), all with the current trace.
 pub async fn enqueue_all(conn: &mut PgConnection, events: &[Outgoing]) -> sqlx::Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
     let trace = helpdesk_kit::telemetry::current_trace();
     let (traceparent, tracestate) = match trace {
         Some(t) => (Some(t.traceparent), t.tracestate),
         None => (None, None),
     };
+    for chunk in helpdesk_kit::db::bounded_chunks(events, |e| e.payload.len() + 100) {
+        insert_rows(
+            &mut *conn,
+            chunk,
+            traceparent.as_deref(),
+            tracestate.as_deref(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_rows(
+    conn: &mut PgConnection,
+    events: &[Outgoing],
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) -> sqlx::Result<()> {
     let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
     let aggregate_ids: Vec<Uuid> = events.iter().map(|e| e.aggregate_id).collect();
     let routing_keys: Vec<&str> = events.iter().map(|e| e.routing_key).collect();

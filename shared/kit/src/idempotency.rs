@@ -14,7 +14,10 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
+use crate::{
+    db::bounded_chunks,
+    error::{ApiError, ApiResult},
+};
 
 /// Parses an optional `request_id` field: empty means none.
 pub fn parse_request_id(raw: &str) -> Result<Option<Uuid>, String> {
@@ -187,14 +190,30 @@ pub enum Stored<R> {
     InProgress,
 }
 
-/// Claims every key in one statement (in key order, so two batches never
-/// wait for each other in a cycle). Returns the indexes into `keys` of those
-/// newly claimed; the others existed: see [`stored_all`]. A key claimed by
-/// a transaction still open blocks this until that one ends, as in [`claim`].
+/// Claims every key, one statement per few kilobytes of keys, in key order
+/// (so two batches never wait for each other in a cycle). Returns the
+/// indexes into `keys` of those newly claimed; the others existed: see
+/// [`stored_all`]. A key claimed by a transaction still open blocks this
+/// until that one ends, as in [`claim`].
 pub async fn claim_all(conn: &mut PgConnection, keys: &[&Key]) -> sqlx::Result<Vec<usize>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |k: &Key| (k.caller.clone(), k.method, k.request_id);
+        key(keys[a]).cmp(&key(keys[b]))
+    });
+    let sorted: Vec<&Key> = order.iter().map(|&i| keys[i]).collect();
+    let mut claimed = Vec::new();
+    let mut offset = 0;
+    for chunk in bounded_chunks(&sorted, |k| k.caller.len() + k.method.len() + 60) {
+        let new = claim_chunk(conn, chunk).await?;
+        claimed.extend(new.into_iter().map(|i| order[offset + i]));
+        offset += chunk.len();
     }
+    claimed.sort_unstable();
+    Ok(claimed)
+}
+
+async fn claim_chunk(conn: &mut PgConnection, keys: &[&Key]) -> sqlx::Result<Vec<usize>> {
     let (callers, methods, ids, hashes) = columns(keys);
     let claimed = sqlx::query!(
         r#"INSERT INTO idempotency_keys (caller, method, request_id, request_hash)
@@ -261,11 +280,18 @@ pub async fn stored_all<R: Message + Default>(
         .collect()
 }
 
-/// Stores each claimed key's response ([`complete`] for many), in one statement.
+/// Stores each claimed key's response ([`complete`] for many), one
+/// statement per few kilobytes of responses.
 pub async fn complete_all(conn: &mut PgConnection, done: &[(&Key, Vec<u8>)]) -> sqlx::Result<()> {
-    if done.is_empty() {
-        return Ok(());
+    for chunk in bounded_chunks(done, |(k, r)| {
+        k.caller.len() + k.method.len() + r.len() + 30
+    }) {
+        complete_chunk(conn, chunk).await?;
     }
+    Ok(())
+}
+
+async fn complete_chunk(conn: &mut PgConnection, done: &[(&Key, Vec<u8>)]) -> sqlx::Result<()> {
     let keys: Vec<&Key> = done.iter().map(|(k, _)| *k).collect();
     let (callers, methods, ids, _) = columns(&keys);
     let responses: Vec<&[u8]> = done.iter().map(|(_, r)| r.as_slice()).collect();
