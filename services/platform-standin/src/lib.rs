@@ -7,10 +7,14 @@
 //! (on port 0) instead of spawning a binary. It uses the kit's server
 //! bootstrap, so auth, health and reflection behave as in every service, and
 //! an optional per-call delay ([`Options::delay`]) simulates a slow dependency.
+//!
+//! It also stands in for the platform's push gateway ([`push`]), on a port of
+//! its own: plain HTTP/1.1 with JSON, as the real gateway speaks.
 
 pub mod accounts;
 pub mod data;
 pub mod ids;
+pub mod push;
 pub mod rides;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -30,6 +34,7 @@ use uuid::Uuid;
 pub use crate::{
     accounts::Accounts,
     data::{DEMO_JSON, DemoData, SeedRide, SeedUser},
+    push::{PushGateway, PushOptions},
     rides::Rides,
 };
 

@@ -37,3 +37,4 @@ pub mod service;
 pub mod shutdown;
 pub mod tasks;
 pub mod telemetry;
+pub mod ticket_ref;

@@ -8,10 +8,14 @@
 //! - `assignment`: CreateTicket at 32 concurrent callers for a minute with
 //!   the assignment service serving the tickets: create rate, time to
 //!   assignment and backlog, in the same run.
+//! - `notification`: one TicketCreated fanned out to 1,000 staff next to
+//!   the bare insert of the same rows; creation → receipt streamed under
+//!   CreateTicket at 32 concurrent callers.
 //!
 //! Needs the local PostgreSQL and RabbitMQ (`TEST_DATABASE_URL`, `TEST_AMQP_URL`).
 
 mod assignment;
+mod notification;
 mod relay;
 mod report;
 mod tickets;
@@ -22,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         Some("relay") => relay::run().await,
         Some("tickets") => tickets::run().await,
         Some("assignment") => assignment::run().await,
-        _ => anyhow::bail!("usage: bench relay|tickets|assignment"),
+        Some("notification") => notification::run().await,
+        _ => anyhow::bail!("usage: bench relay|tickets|assignment|notification"),
     }
 }

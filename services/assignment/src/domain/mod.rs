@@ -10,11 +10,10 @@ pub mod choice;
 pub mod operation;
 pub mod priority;
 pub mod rebalance;
-pub mod ticket_ref;
 
 pub use agent::{Agent, Tier};
 pub use assignment::{Assignment, request_id};
 pub use choice::{Candidate, choose};
+pub use helpdesk_kit::ticket_ref::TicketRef;
 pub use operation::{Move, Operation, OperationKind};
 pub use priority::Priority;
-pub use ticket_ref::TicketRef;

@@ -1,12 +1,15 @@
 //! A ticket as a caller names it: its UUID or its human id. docs/ticket-ids.md
 //! promises every request taking a ticket id accepts either, and people read
-//! human ids off a phone call, so their case does not matter.
+//! human ids off a phone call, so their case does not matter. Every service
+//! but the ticket service (which parses them into its own number type) takes
+//! ticket references through this one parser.
 
 use uuid::Uuid;
 
 /// A parsed ticket reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TicketRef {
+    /// The ticket's UUID.
     Id(Uuid),
     /// A human id in its canonical (uppercase) spelling.
     Human(String),

@@ -1,0 +1,5 @@
+//! The work behind the API: intake of events, sending, the live feed.
+
+pub mod feed;
+pub mod intake;
+pub mod sender;

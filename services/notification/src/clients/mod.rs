@@ -1,0 +1,3 @@
+//! The services we call, translated into our terms at the edge.
+
+pub mod accounts;

@@ -1,0 +1,117 @@
+//! The notification service's settings, from environment variables with
+//! defaults that run locally with no configuration. Each field documents its
+//! variable and default.
+
+use std::{path::PathBuf, time::Duration};
+
+use helpdesk_events::{amqp, consumer::ConsumerConfig};
+use helpdesk_kit::config::{CommonConfig, millis_or, string_or, var_or};
+use uuid::Uuid;
+
+use crate::{
+    app::{intake::BINDINGS, sender::SenderConfig},
+    domain::{audience::StaffAudience, preferences::Policy},
+};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `LISTEN_ADDR` (default `0.0.0.0:50053`), `DATABASE_URL` (default
+    /// `postgres://postgres@127.0.0.1:5432/helpdesk_notification`),
+    /// `DATABASE_MAX_CONNECTIONS`, `JWT_*`, `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub common: CommonConfig,
+    /// `ACCOUNTS_ADDR`: contact details (default `http://127.0.0.1:50060`).
+    pub accounts_addr: String,
+    /// `CALL_TIMEOUT_MS`: deadline of each accounts call (default 2000).
+    pub call_timeout: Duration,
+    /// `CONTACT_TTL_SECS`: how long contacts and the staff list are cached
+    /// (default 60).
+    pub contact_ttl: Duration,
+    /// The event consumer: `AMQP_URL`, `EVENTS_EXCHANGE`, `CONSUMER_QUEUE`
+    /// (default `notification.ticket-events`), `CONSUMER_MAX_ATTEMPTS`
+    /// (default 8), `CONSUMER_RETRY_MS` (default 1000, doubling).
+    pub consumer: ConsumerConfig,
+    /// `CONSUMER_CONCURRENCY`: events handled side by side (default 4).
+    pub consumer_concurrency: usize,
+    /// `NEW_TICKET_AUDIENCE`: who hears of new tickets and of replies on
+    /// unassigned ones: `all_staff` (default, as the original), `triage`
+    /// (`TRIAGE_GROUP`) or `assignee_only` (nobody until assigned).
+    pub new_ticket_audience: StaffAudience,
+    /// `TRIAGE_GROUP`: comma-separated staff account ids.
+    pub triage_group: Vec<Uuid>,
+    /// `ESCALATION_GROUP`: comma-separated staff account ids told of overdue
+    /// and escalated tickets besides the assignee.
+    pub escalation_group: Vec<Uuid>,
+    /// `PREFERENCE_DEFAULTS_OFF` (default `new_ticket:email`: staff are not
+    /// mailed every new ticket unless they opt in) and `MANDATORY_CHANNELS`
+    /// (default none): `kind:channel` lists.
+    pub policy: Policy,
+    /// `TEMPLATES_DIR` (default: this crate's `templates/`).
+    pub templates_dir: PathBuf,
+    /// The sender: `SMTP_*`, `PUSH_*`, `RETRY_*`, `SENDER_*`.
+    pub sender: SenderConfig,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::with_common(CommonConfig::from_env(50053, "helpdesk_notification")?)
+    }
+
+    /// Everything but `common` from the environment (tests pass their own
+    /// database, port and development keys).
+    pub fn with_common(common: CommonConfig) -> anyhow::Result<Self> {
+        let mut consumer = ConsumerConfig::new(
+            &string_or("AMQP_URL", amqp::DEFAULT_URL),
+            &string_or("EVENTS_EXCHANGE", amqp::DEFAULT_EXCHANGE),
+            &string_or("CONSUMER_QUEUE", "notification.ticket-events"),
+            &BINDINGS,
+        );
+        consumer.max_attempts = var_or("CONSUMER_MAX_ATTEMPTS", 8)?;
+        anyhow::ensure!(
+            consumer.max_attempts >= 1,
+            "CONSUMER_MAX_ATTEMPTS must be at least 1"
+        );
+        consumer.retry_delay = millis_or("CONSUMER_RETRY_MS", Duration::from_millis(1000))?;
+        let policy = Policy {
+            default_off: Policy::parse_pairs(&string_or(
+                "PREFERENCE_DEFAULTS_OFF",
+                "new_ticket:email",
+            ))
+            .map_err(|e| anyhow::anyhow!("PREFERENCE_DEFAULTS_OFF: {e}"))?,
+            mandatory: Policy::parse_pairs(&string_or("MANDATORY_CHANNELS", ""))
+                .map_err(|e| anyhow::anyhow!("MANDATORY_CHANNELS: {e}"))?,
+        };
+        Ok(Self {
+            common,
+            accounts_addr: string_or("ACCOUNTS_ADDR", "http://127.0.0.1:50060"),
+            call_timeout: millis_or("CALL_TIMEOUT_MS", Duration::from_millis(2000))?,
+            contact_ttl: Duration::from_secs(var_or("CONTACT_TTL_SECS", 60)?),
+            consumer,
+            consumer_concurrency: {
+                let n = var_or("CONSUMER_CONCURRENCY", 4)?;
+                anyhow::ensure!(n >= 1, "CONSUMER_CONCURRENCY must be at least 1");
+                n
+            },
+            new_ticket_audience: string_or("NEW_TICKET_AUDIENCE", "all_staff")
+                .parse()
+                .map_err(|e| anyhow::anyhow!("NEW_TICKET_AUDIENCE: {e}"))?,
+            triage_group: ids("TRIAGE_GROUP")?,
+            escalation_group: ids("ESCALATION_GROUP")?,
+            policy,
+            templates_dir: PathBuf::from(string_or(
+                "TEMPLATES_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
+            )),
+            sender: SenderConfig::from_env()?,
+        })
+    }
+}
+
+/// A comma-separated list of account ids.
+fn ids(name: &str) -> anyhow::Result<Vec<Uuid>> {
+    string_or(name, "")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Uuid::parse_str(s).map_err(|e| anyhow::anyhow!("{name}: {s:?}: {e}")))
+        .collect()
+}

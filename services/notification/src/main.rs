@@ -1,0 +1,23 @@
+//! `notification [serve|migrate]`: reads config and picks the branch; the
+//! sequence of each lives in the kit (`service`) and in `startup`.
+
+use helpdesk_kit::{
+    db,
+    service::{self, Command},
+    shutdown, telemetry,
+};
+use notification_service::{MIGRATOR, config::Config, startup};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let _telemetry = telemetry::init("notification", config.common.otlp_endpoint.as_deref())?;
+    match service::command(&[])? {
+        Command::Serve => {
+            let app = startup::Application::build(config, startup::system_clock()).await?;
+            app.run(shutdown::signal()).await
+        }
+        Command::Migrate => db::migrate_command(&config.common.database_url, &MIGRATOR).await,
+        Command::Own(other) => anyhow::bail!("{other} is not a command of this service"),
+    }
+}

@@ -1,0 +1,405 @@
+//! Notifications: the fan-out of one `TicketCreated` to 1,000 staff, next
+//! to the same rows inserted by one bare statement; then creation →
+//! streamed for a user's receipt while CreateTicket runs at 32 concurrent
+//! callers (`BENCH_SECS`, default 60). The ticket service, the notification
+//! service and the stand-in run in-process.
+//!
+//! Run it release-built: `cargo run --release -p helpdesk-bench -- notification`.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use helpdesk_events::{
+    consumer::{self, ConsumerConfig},
+    relay::RelayConfig,
+};
+use helpdesk_kit::{
+    auth::{AuthConfig, Role},
+    clock::{SystemClock, from_timestamp, to_timestamp},
+    config::CommonConfig,
+};
+use helpdesk_proto::{
+    Event,
+    support::v1::{
+        self as pb, notification_service_client::NotificationServiceClient,
+        ticket_service_client::TicketServiceClient,
+    },
+};
+use helpdesk_testkit::{TestDb, amqp_url, delete_broker_objects, minter, unique_exchange};
+use lapin::{BasicProperties, options::BasicPublishOptions, options::ConfirmSelectOptions};
+use notification_service::{
+    config::Config,
+    domain::{Channel, Kind, audience::StaffAudience, preferences::Policy},
+    startup::Application as Notifications,
+};
+use platform_standin::{DemoData, Options, SeedUser};
+use sqlx::postgres::PgListener;
+use tokio::sync::oneshot;
+use tonic::{Request, transport::Channel as GrpcChannel};
+use uuid::Uuid;
+
+use crate::report::{Latencies, ms, row};
+
+const POOL: u32 = 10;
+const CONCURRENCY: usize = 32;
+const STAFF: usize = 1000;
+const FANOUTS: usize = 30;
+const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
+const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
+
+static TRIAGE: std::sync::LazyLock<Vec<SeedUser>> =
+    std::sync::LazyLock::new(|| (0..10).map(staff).collect());
+
+fn staff(n: usize) -> SeedUser {
+    SeedUser {
+        id: Uuid::from_u128(0x0b00_0000_0000_4000_8000_0000_0001_0000 + n as u128),
+        display_name: format!("Agent {n}"),
+        email: format!("agent{n}@example.com"),
+        locale: if n % 3 == 0 { "pt-BR" } else { "en-GB" }.into(),
+        push_tokens: vec![format!("push-agent-{n}")],
+        active: true,
+        is_staff: true,
+        create_time: Utc::now(),
+    }
+}
+
+fn common(url: &str, pool: u32) -> anyhow::Result<CommonConfig> {
+    Ok(CommonConfig {
+        listen_addr: "127.0.0.1:0".parse()?,
+        database_url: url.to_owned(),
+        database_max_connections: pool,
+        auth: AuthConfig::dev(),
+        otlp_endpoint: None,
+    })
+}
+
+async fn publish<E: Event>(
+    channel: &lapin::Channel,
+    exchange: &str,
+    event: &E,
+    id: &str,
+) -> anyhow::Result<()> {
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/x-protobuf".into())
+        .with_type(E::full_name().into())
+        .with_message_id(id.into());
+    channel
+        .basic_publish(
+            exchange.into(),
+            E::ROUTING_KEY.into(),
+            BasicPublishOptions::default(),
+            &event.encode_to_vec(),
+            properties,
+        )
+        .await?
+        .await?;
+    Ok(())
+}
+
+type Running = (
+    String,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    String,
+);
+
+/// A notification service on its own queue and database.
+async fn start_notifications(
+    db: &TestDb,
+    exchange: &str,
+    standin_addr: &str,
+    audience: StaffAudience,
+) -> anyhow::Result<Running> {
+    let queue = format!("bench-notification.{}", Uuid::new_v4().simple());
+    let consumer_config = ConsumerConfig::new(
+        &amqp_url(),
+        exchange,
+        &queue,
+        &notification_service::app::intake::BINDINGS,
+    );
+    consumer::declare(&consumer_config).await?;
+    let mut config = Config::with_common(common(&db.url, POOL)?)?;
+    config.accounts_addr = standin_addr.to_owned();
+    config.consumer = consumer_config;
+    config.new_ticket_audience = audience;
+    config.triage_group = TRIAGE.iter().map(|s| s.id).collect();
+    // Every delivery is written (as skipped): the intake does its whole
+    // work, and no SMTP server is needed.
+    config.policy = Policy {
+        default_off: Kind::ALL
+            .iter()
+            .flat_map(|k| Channel::ALL.map(|c| (*k, c)))
+            .collect(),
+        mandatory: HashSet::new(),
+    };
+    let app = Notifications::build(config, Arc::new(SystemClock)).await?;
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    Ok((queue, stop, task, addr))
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+
+    let standin_listener = helpdesk_kit::server::bind("127.0.0.1:0".parse()?).await?;
+    let standin_addr = format!("http://{}", standin_listener.local_addr()?);
+    let mut data = DemoData::demo();
+    data.users.retain(|u| !u.is_staff);
+    data.users.extend((0..STAFF).map(staff));
+    let (stop_standin, standin_stopped) = oneshot::channel::<()>();
+    tokio::spawn(platform_standin::run(
+        standin_listener,
+        data,
+        Options::default(),
+        async move {
+            let _ = standin_stopped.await;
+        },
+    ));
+
+    let exchange = unique_exchange();
+    let ticket_db = TestDb::create(&ticket_service::MIGRATOR).await?;
+    let tickets = ticket_service::startup::Application::build(
+        ticket_service::config::Config {
+            common: common(&ticket_db.url, POOL)?,
+            accounts_addr: standin_addr.clone(),
+            rides_addr: standin_addr.clone(),
+            platform_timeout: Duration::from_millis(800),
+            idempotency_retention: chrono::Duration::hours(48),
+            relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
+        },
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let ticket_addr = format!("http://127.0.0.1:{}", tickets.port());
+    let (stop_tickets, tickets_stopped) = oneshot::channel::<()>();
+    let tickets_task = tokio::spawn(tickets.run(async move {
+        let _ = tickets_stopped.await;
+    }));
+
+    let db = TestDb::create(&notification_service::MIGRATOR).await?;
+    let (queue, stop_app, app_task, _) =
+        start_notifications(&db, &exchange, &standin_addr, StaffAudience::AllStaff).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // 1. Fan-out: TicketCreated published straight to the exchange; timed
+    // from publish to the commit's NOTIFY (what a stream is woken by).
+    println!("notification fan-out: one TicketCreated to {STAFF} active staff, {FANOUTS} times\n");
+    let mut listener = PgListener::connect_with(&db.pool).await?;
+    listener
+        .listen(notification_service::storage::notifications::CHANNEL)
+        .await?;
+    let connection = helpdesk_events::amqp::connect(&amqp_url(), "bench-publisher").await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let mut fanout = Vec::new();
+    for n in 0..FANOUTS {
+        let event_id = Uuid::now_v7().to_string();
+        let event = pb::TicketCreated {
+            header: Some(pb::EventHeader {
+                event_id: event_id.clone(),
+                occurred_at: Some(to_timestamp(Utc::now())),
+                actor_id: ALICE.into(),
+                actor_role: "user".into(),
+            }),
+            ticket: Some(pb::TicketSnapshot {
+                ticket_id: Uuid::now_v7().to_string(),
+                human_id: format!("TKT-BEN{n:03}"),
+                user_id: ALICE.into(),
+                subject: "Bench fan-out".into(),
+                priority: pb::TicketPriority::High.into(),
+                status: pb::TicketStatus::Open.into(),
+                ..Default::default()
+            }),
+        };
+        let started = Instant::now();
+        publish(&channel, &exchange, &event, &event_id).await?;
+        listener.recv().await?;
+        fanout.push(started.elapsed());
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications")
+        .fetch_one(&db.pool)
+        .await?;
+    anyhow::ensure!(
+        stored == (FANOUTS * (STAFF + 1)) as i64,
+        "expected {} notifications, found {stored}",
+        FANOUTS * (STAFF + 1)
+    );
+    // The first round fills the staff cache; the rest is the steady state.
+    let first = fanout.remove(0);
+    row(
+        "TicketCreated → 1,001 stored (publish → commit)",
+        format!(
+            "{} first {:.1} ms",
+            Latencies::new(fanout).summary(),
+            ms(first)
+        ),
+    );
+    // Baseline: the same 1,001 rows (and 2,002 deliveries) by bare statements.
+    let mut bare = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let mut tx = db.pool.begin().await?;
+        let event = Uuid::now_v7();
+        sqlx::query(
+            "WITH n AS (
+                 INSERT INTO notifications (id, event_id, recipient_id, kind, ticket_id, human_id,
+                                            title, body, link, params, create_time)
+                 SELECT gen_random_uuid(), $1, gen_random_uuid(), 'new_ticket', $1, 'TKT-BASE00',
+                        'New ticket from Alice Archer', 'TKT-BASE00: Bench fan-out (high priority)',
+                        '/support/tickets/TKT-BASE00', '{}'::jsonb, now()
+                 FROM generate_series(1, 1001)
+                 RETURNING id
+             )
+             INSERT INTO deliveries (id, notification_id, channel, state, reason, create_time)
+             SELECT gen_random_uuid(), n.id, c, 'skipped', 'preference', now()
+             FROM n, unnest(ARRAY['email', 'push']) AS c",
+        )
+        .bind(event)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        bare.push(started.elapsed());
+    }
+    row(
+        "baseline: the same rows, one bare statement",
+        Latencies::new(bare).summary(),
+    );
+
+    let _ = stop_app.send(());
+    let _ = app_task.await;
+
+    // 2. Under intake: Alice's receipts, streamed to an open stream. New
+    // tickets go to a triage group of ten here: at 1,000 staff each, every
+    // ticket would be 1,000 rows, which is what `triage` exists for.
+    let load_db = TestDb::create(&notification_service::MIGRATOR).await?;
+    let (load_queue, stop_app, app_task, notification_addr) =
+        start_notifications(&load_db, &exchange, &standin_addr, StaffAudience::Triage).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let alice = minter().mint(ALICE, Role::User, chrono::Duration::hours(2));
+    let mut request = Request::new(pb::StreamNotificationsRequest::default());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {alice}").parse()?);
+    let mut stream = NotificationServiceClient::new(
+        GrpcChannel::from_shared(notification_addr)?
+            .connect()
+            .await?,
+    )
+    .stream_notifications(request)
+    .await?
+    .into_inner();
+    stream.next().await.transpose()?; // the count
+    let streamed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let receiver = {
+        let streamed = streamed.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = stream.next().await {
+                if let Some(n) = message.notification {
+                    streamed
+                        .lock()
+                        .expect("not poisoned")
+                        .push((n.ticket_id, Utc::now()));
+                }
+            }
+        })
+    };
+    println!(
+        "\nnotification under intake: CreateTicket at {CONCURRENCY} concurrent callers for {secs} s \
+         (a triage group of ten told of each ticket, Alice's receipt streamed)\n"
+    );
+    let client = TicketServiceClient::new(GrpcChannel::from_shared(ticket_addr)?.connect().await?);
+    let created = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let until = started + Duration::from_secs(secs);
+    let mut callers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (mut c, token, created) = (client.clone(), alice.clone(), created.clone());
+        callers.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            while Instant::now() < until {
+                let mut request = Request::new(pb::CreateTicketRequest {
+                    ride_id: ALICE_RIDE.into(),
+                    category_id: "ride_issue".into(),
+                    subject: "Bench".into(),
+                    description: "The trip took 40 minutes instead of 15.".into(),
+                    priority: pb::TicketPriority::High.into(),
+                    request_id: Uuid::new_v4().to_string(),
+                    ..Default::default()
+                });
+                request
+                    .metadata_mut()
+                    .insert("authorization", format!("Bearer {token}").parse()?);
+                let ticket = c.create_ticket(request).await?.into_inner();
+                created.fetch_add(1, Ordering::Relaxed);
+                if let Some(at) = ticket.create_time.as_ref().and_then(from_timestamp) {
+                    out.push((ticket.id, at));
+                }
+            }
+            Ok::<_, anyhow::Error>(out)
+        }));
+    }
+    let mut creations = std::collections::HashMap::new();
+    for caller in callers {
+        creations.extend(caller.await??);
+    }
+    let load_time = started.elapsed();
+    let total = creations.len();
+    let drain_deadline = Instant::now() + Duration::from_secs(120);
+    while streamed.lock().expect("not poisoned").len() < total && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained_after = Instant::now() - (started + load_time);
+    receiver.abort();
+    let streamed = streamed.lock().expect("not poisoned").clone();
+    let latencies: Vec<Duration> = streamed
+        .iter()
+        .filter_map(|(id, at)| Some((*at - *creations.get(id)?).to_std().unwrap_or_default()))
+        .collect();
+    row(
+        "CreateTicket over gRPC",
+        format!("{:>8.0} calls/s", total as f64 / load_time.as_secs_f64()),
+    );
+    row(
+        "creation → receipt streamed",
+        format!(
+            "{} ({} of {total} streamed)",
+            Latencies::new(latencies).summary(),
+            streamed.len()
+        ),
+    );
+    row(
+        "all streamed after the intake stopped",
+        format!("{:>8.0} ms", ms(drained_after)),
+    );
+
+    let _ = connection.close(200, "done".into()).await;
+    let _ = stop_app.send(());
+    let _ = app_task.await;
+    let _ = stop_tickets.send(());
+    let _ = tickets_task.await;
+    let _ = stop_standin.send(());
+    let mut queues = Vec::new();
+    for queue in [queue, load_queue] {
+        queues.extend([queue.clone(), format!("{queue}.dead")]);
+        queues.extend((1..8).map(|n| format!("{queue}.retry.{n}")));
+    }
+    delete_broker_objects(Some(exchange), queues);
+    Ok(())
+}
