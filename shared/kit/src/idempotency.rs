@@ -214,7 +214,12 @@ pub async fn claim_all(conn: &mut PgConnection, keys: &[&Key]) -> sqlx::Result<V
 }
 
 async fn claim_chunk(conn: &mut PgConnection, keys: &[&Key]) -> sqlx::Result<Vec<usize>> {
-    let (callers, methods, ids, hashes) = columns(keys);
+    let Columns {
+        callers,
+        methods,
+        ids,
+        hashes,
+    } = columns(keys);
     let claimed = sqlx::query!(
         r#"INSERT INTO idempotency_keys (caller, method, request_id, request_hash)
            SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[])
@@ -249,7 +254,12 @@ pub async fn stored_all<R: Message + Default>(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let (callers, methods, ids, _) = columns(keys);
+    let Columns {
+        callers,
+        methods,
+        ids,
+        ..
+    } = columns(keys);
     let rows = sqlx::query!(
         r#"SELECT k.caller, k.method, k.request_id, k.request_hash, k.response
            FROM idempotency_keys k
@@ -293,7 +303,12 @@ pub async fn complete_all(conn: &mut PgConnection, done: &[(&Key, Vec<u8>)]) -> 
 
 async fn complete_chunk(conn: &mut PgConnection, done: &[(&Key, Vec<u8>)]) -> sqlx::Result<()> {
     let keys: Vec<&Key> = done.iter().map(|(k, _)| *k).collect();
-    let (callers, methods, ids, _) = columns(&keys);
+    let Columns {
+        callers,
+        methods,
+        ids,
+        ..
+    } = columns(&keys);
     let responses: Vec<&[u8]> = done.iter().map(|(_, r)| r.as_slice()).collect();
     sqlx::query!(
         "UPDATE idempotency_keys k SET response = d.response
@@ -316,7 +331,12 @@ pub async fn release_all(conn: &mut PgConnection, keys: &[&Key]) -> sqlx::Result
     if keys.is_empty() {
         return Ok(());
     }
-    let (callers, methods, ids, _) = columns(keys);
+    let Columns {
+        callers,
+        methods,
+        ids,
+        ..
+    } = columns(keys);
     sqlx::query!(
         "DELETE FROM idempotency_keys k
          USING unnest($1::text[], $2::text[], $3::uuid[]) AS d(caller, method, request_id)
@@ -330,14 +350,21 @@ pub async fn release_all(conn: &mut PgConnection, keys: &[&Key]) -> sqlx::Result
     Ok(())
 }
 
-/// The keys as the columns of an `unnest`.
-fn columns<'k>(keys: &[&'k Key]) -> (Vec<&'k str>, Vec<&'k str>, Vec<Uuid>, Vec<&'k [u8]>) {
-    (
-        keys.iter().map(|k| k.caller.as_str()).collect(),
-        keys.iter().map(|k| k.method).collect(),
-        keys.iter().map(|k| k.request_id).collect(),
-        keys.iter().map(|k| k.request_hash.as_slice()).collect(),
-    )
+/// Keys as the columns of an `unnest`.
+struct Columns<'k> {
+    callers: Vec<&'k str>,
+    methods: Vec<&'k str>,
+    ids: Vec<Uuid>,
+    hashes: Vec<&'k [u8]>,
+}
+
+fn columns<'k>(keys: &[&'k Key]) -> Columns<'k> {
+    Columns {
+        callers: keys.iter().map(|k| k.caller.as_str()).collect(),
+        methods: keys.iter().map(|k| k.method).collect(),
+        ids: keys.iter().map(|k| k.request_id).collect(),
+        hashes: keys.iter().map(|k| k.request_hash.as_slice()).collect(),
+    }
 }
 
 /// Deletes keys created before `before`; returns how many.
