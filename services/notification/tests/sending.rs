@@ -32,7 +32,7 @@ use notification_service::{
     clients::accounts::Directory,
     domain::{Channel, Kind, retry::RetryPolicy},
     storage::{
-        deliveries::{self, NewDelivery},
+        deliveries::NewDelivery,
         notifications::{self, EventPart, NewNotification},
         outgoing,
     },
@@ -279,7 +279,15 @@ impl World {
         });
         let notification_id = Uuid::now_v7();
         let mut tx = self.db.pool.begin().await.unwrap();
-        notifications::insert(
+        let wanted: Vec<NewDelivery> = channels
+            .iter()
+            .map(|c| NewDelivery {
+                notification_id,
+                channel: c.as_str(),
+                skipped: None,
+            })
+            .collect();
+        notifications::store(
             &mut tx,
             &EventPart {
                 event_id: Uuid::now_v7(),
@@ -296,20 +304,10 @@ impl World {
                 title: "title".into(),
                 body: "body".into(),
             }],
+            &wanted,
         )
         .await
         .unwrap();
-        let wanted: Vec<NewDelivery> = channels
-            .iter()
-            .map(|c| NewDelivery {
-                notification_id,
-                channel: c.as_str(),
-                skipped: None,
-            })
-            .collect();
-        deliveries::insert(&mut tx, &wanted, self.clock.now())
-            .await
-            .unwrap();
         tx.commit().await.unwrap();
         let rows: Vec<(Uuid, String)> =
             sqlx::query_as("SELECT id, channel FROM deliveries WHERE notification_id = $1")
