@@ -134,23 +134,18 @@ pub async fn enqueue<E: Event>(
     Ok(())
 }
 
-/// An encoded event waiting for [`enqueue_many`].
-#[derive(Clone, Debug)]
-pub struct Pending {
-    /// UUIDv7, the AMQP `message_id`.
-    pub event_id: Uuid,
-    /// The ticket the event is about.
-    pub aggregate_id: Uuid,
-    /// `Event::ROUTING_KEY`.
-    pub routing_key: &'static str,
-    /// The full protobuf message name (the AMQP `type`).
-    pub message_type: String,
-    /// The encoded message.
-    pub payload: Vec<u8>,
+/// An event ready for the outbox, for [`enqueue_all`].
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    event_id: Uuid,
+    aggregate_id: Uuid,
+    routing_key: &'static str,
+    message_type: String,
+    payload: Vec<u8>,
 }
 
-impl Pending {
-    /// `event` for `aggregate_id` (the ticket), with its id.
+impl Outgoing {
+    /// `event` about `aggregate_id` (the ticket), encoded.
     pub fn new<E: Event>(event_id: Uuid, aggregate_id: Uuid, event: &E) -> Self {
         Self {
             event_id,
@@ -162,34 +157,48 @@ impl Pending {
     }
 }
 
-/// Inserts every event of `events` into the outbox with one statement, in
-/// order (their outbox ids follow the slice): what a batch job uses for a
-/// page of hundreds of tickets, where one INSERT per event would cost a
-/// round trip each.
-pub async fn enqueue_many(conn: &mut PgConnection, events: &[Pending]) -> sqlx::Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
+/// Inserts `events` with one statement per few kilobytes of them
+/// (`helpdesk_kit::db::bounded_chunks`), in the order given (the relay
+/// publishes in that order), all with the current trace.
+pub async fn enqueue_all(conn: &mut PgConnection, events: &[Outgoing]) -> sqlx::Result<()> {
     let trace = helpdesk_kit::telemetry::current_trace();
     let (traceparent, tracestate) = match trace {
         Some(t) => (Some(t.traceparent), t.tracestate),
         None => (None, None),
     };
-    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-    let aggregates: Vec<Uuid> = events.iter().map(|e| e.aggregate_id).collect();
-    let keys: Vec<&str> = events.iter().map(|e| e.routing_key).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.message_type.as_str()).collect();
+    for chunk in helpdesk_kit::db::bounded_chunks(events, |e| e.payload.len() + 100) {
+        insert_rows(
+            &mut *conn,
+            chunk,
+            traceparent.as_deref(),
+            tracestate.as_deref(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_rows(
+    conn: &mut PgConnection,
+    events: &[Outgoing],
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) -> sqlx::Result<()> {
+    let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let aggregate_ids: Vec<Uuid> = events.iter().map(|e| e.aggregate_id).collect();
+    let routing_keys: Vec<&str> = events.iter().map(|e| e.routing_key).collect();
+    let message_types: Vec<&str> = events.iter().map(|e| e.message_type.as_str()).collect();
     let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
     sqlx::query!(
         "INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload, traceparent, tracestate)
          SELECT e.event_id, e.aggregate_id, e.routing_key, e.message_type, e.payload, $6, $7
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY
-              AS e (event_id, aggregate_id, routing_key, message_type, payload, n)
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bytea[])
+              WITH ORDINALITY AS e(event_id, aggregate_id, routing_key, message_type, payload, n)
          ORDER BY e.n",
-        &ids,
-        &aggregates,
-        &keys as &[&str],
-        &types as &[&str],
+        &event_ids,
+        &aggregate_ids,
+        &routing_keys as &[&str],
+        &message_types as &[&str],
         &payloads as &[&[u8]],
         traceparent,
         tracestate,

@@ -25,10 +25,16 @@ pub mod platform {
     }
 }
 
-/// `google.api` HTTP annotations, generated because our protos import them.
+/// `google.api` HTTP annotations and `google.rpc.Status`, generated because
+/// our protos import them.
 pub mod google {
     pub mod api {
         tonic::include_proto!("google.api");
+    }
+    /// `google.rpc.Status`: the per-item error of a batch call. The same
+    /// bytes as the status a failed call carries in `grpc-status-details-bin`.
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
     }
 }
 

@@ -3,6 +3,8 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod smtp;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::{Connection, Executor, PgConnection, PgPool, migrate::Migrator};

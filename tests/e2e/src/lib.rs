@@ -1,7 +1,8 @@
-//! Runs the real binaries (`platform-standin`, `ticket`, `assignment`) as
-//! child processes with their own databases, a private exchange and queue,
-//! and free ports, exactly as an operator would run them; tests talk to them
-//! over gRPC. The binaries come from the same `target/` directory as the
+//! Runs the real binaries (`platform-standin`, `ticket`, `assignment`,
+//! `notification`) as child processes with their own databases, a private
+//! exchange and queues, and free ports, exactly as an operator would run
+//! them, with a real SMTP server (the aiosmtpd sink) and the stand-in's push
+//! gateway; tests talk to them over gRPC and read the mail the sink got. The binaries come from the same `target/` directory as the
 //! test (a workspace test run builds them; otherwise `cargo build --bins`).
 //! `TEST_LOG=1` shows their logs; `E2E_RUST_LOG` sets their filter.
 
@@ -14,7 +15,7 @@ use std::{
 };
 
 use helpdesk_testkit::{
-    admin_url, amqp_url, delete_broker_objects, unique_exchange, with_database,
+    admin_url, amqp_url, delete_broker_objects, smtp::SmtpSink, unique_exchange, with_database,
 };
 use sqlx::{Connection, Executor, PgConnection};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -129,14 +130,18 @@ impl Drop for Process {
     }
 }
 
-/// The stand-in, the ticket service and the assignment service, wired.
+/// The stand-in, the ticket, assignment and notification services, and the
+/// SMTP sink, wired.
 pub struct Stack {
     pub standin: Process,
     pub ticket: Process,
     pub assignment: Process,
+    pub notification: Process,
+    /// Every email the notification service sent.
+    pub mail: SmtpSink,
     databases: Vec<String>,
     exchange: String,
-    queue: String,
+    queues: Vec<String>,
 }
 
 async fn create_database() -> (String, String) {
@@ -188,11 +193,16 @@ impl Stack {
     pub async fn start() -> Self {
         let exchange = unique_exchange();
         let queue = format!("e2e.assignment.{}", Uuid::new_v4().simple());
+        let notification_queue = format!("e2e.notification.{}", Uuid::new_v4().simple());
         let (ticket_db, ticket_name) = create_database().await;
         let (assignment_db, assignment_name) = create_database().await;
+        let (notification_db, notification_name) = create_database().await;
 
         let standin_port = free_port();
-        let standin = Process::spawn("platform-standin", common_env(standin_port), standin_port);
+        let push_port = free_port();
+        let mut env = common_env(standin_port);
+        env.insert("PUSH_LISTEN_ADDR".into(), format!("127.0.0.1:{push_port}"));
+        let standin = Process::spawn("platform-standin", env, standin_port);
         standin.wait_serving().await;
 
         let ticket_port = free_port();
@@ -220,28 +230,54 @@ impl Stack {
         ]);
         let assignment = Process::spawn("assignment", env, assignment_port);
         assignment.wait_serving().await;
-        // Serving gRPC comes before the consumer has declared its queue and
-        // bindings; events published before that would not reach it.
+        let mail = SmtpSink::start();
+        let notification_port = free_port();
+        let mut env = common_env(notification_port);
+        env.extend([
+            ("DATABASE_URL".into(), notification_db),
+            ("ACCOUNTS_ADDR".into(), standin.addr()),
+            ("AMQP_URL".into(), amqp_url()),
+            ("EVENTS_EXCHANGE".into(), exchange.clone()),
+            ("CONSUMER_QUEUE".into(), notification_queue.clone()),
+            ("SMTP_HOST".into(), "127.0.0.1".into()),
+            ("SMTP_PORT".into(), mail.port.to_string()),
+            (
+                "PUSH_GATEWAY_URL".into(),
+                format!("http://127.0.0.1:{push_port}/v1/push"),
+            ),
+            ("SENDER_POLL_MS".into(), "200".into()),
+        ]);
+        let notification = Process::spawn("notification", env, notification_port);
+        notification.wait_serving().await;
+        // Serving gRPC comes before the consumers have declared their queues
+        // and bindings; events published before that would not reach them.
         wait_for_queue(&queue).await;
+        wait_for_queue(&notification_queue).await;
 
         Self {
             standin,
             ticket,
             assignment,
-            databases: vec![ticket_name, assignment_name],
+            notification,
+            mail,
+            databases: vec![ticket_name, assignment_name, notification_name],
             exchange,
-            queue,
+            queues: vec![queue, notification_queue],
         }
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        self.notification.kill();
         self.assignment.kill();
         self.ticket.kill();
         self.standin.kill();
-        let mut queues = vec![self.queue.clone(), format!("{}.dead", self.queue)];
-        queues.extend((1..10).map(|n| format!("{}.retry.{n}", self.queue)));
+        let mut queues = Vec::new();
+        for queue in &self.queues {
+            queues.extend([queue.clone(), format!("{queue}.dead")]);
+            queues.extend((1..10).map(|n| format!("{queue}.retry.{n}")));
+        }
         delete_broker_objects(Some(self.exchange.clone()), queues);
         let databases = std::mem::take(&mut self.databases);
         let _ = std::thread::spawn(move || {

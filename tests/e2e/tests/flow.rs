@@ -1,13 +1,16 @@
-//! The original flow across the real binaries (design brief §4, steps 1–7
-//! without notifications): separate processes, real sockets, real
-//! PostgreSQL and RabbitMQ; graceful stops and a killed service.
+//! The original flow across the real binaries (design brief §4, steps 1–7):
+//! separate processes, real sockets, real PostgreSQL and RabbitMQ, a real
+//! SMTP server; after each step the right people have the right in-app
+//! notification and email. Graceful stops and a killed service.
 
 use std::time::{Duration, Instant};
 
 use helpdesk_e2e::Stack;
 use helpdesk_kit::auth::Role;
 use helpdesk_proto::support::v1::{
-    self as pb, TicketStatus as S, assignment_service_client::AssignmentServiceClient,
+    self as pb, NotificationKind as K, TicketStatus as S,
+    assignment_service_client::AssignmentServiceClient,
+    notification_service_client::NotificationServiceClient,
     ticket_service_client::TicketServiceClient,
 };
 use helpdesk_testkit::Bearer;
@@ -17,6 +20,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
 const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
 const ADA: &str = "0c000000-0000-4000-8000-000000000001";
+const SAM: &str = "0b000000-0000-4000-8000-000000000001";
 
 type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -32,6 +36,54 @@ fn new_ticket(subject: &str) -> pb::CreateTicketRequest {
         subject: subject.into(),
         description: "The driver went the long way.".into(),
         ..Default::default()
+    }
+}
+
+/// Waits (bounded) until `who` has a notification of `kind` about `ticket`
+/// in-app and, when `email` is given, until an email with that subject
+/// reached `email`; returns the notification.
+async fn wait_told(
+    stack: &Stack,
+    who: &str,
+    role: Role,
+    ticket: &pb::Ticket,
+    kind: K,
+    email: Option<&str>,
+) -> pb::Notification {
+    let channel = Channel::from_shared(stack.notification.addr())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = NotificationServiceClient::with_interceptor(channel, Bearer::token(who, role));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = client
+            .list_notifications(pb::ListNotificationsRequest {
+                ticket_id: ticket.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .notifications
+            .into_iter()
+            .find(|n| n.kind() == kind);
+        if let Some(notification) = found {
+            let mailed = email.is_none_or(|to| {
+                stack.mail.messages().iter().any(|m| {
+                    m.header("to").contains(to) && m.header("subject") == notification.title
+                })
+            });
+            if mailed {
+                return notification;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{who} was never told {kind:?} (email: {email:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -71,11 +123,44 @@ async fn the_original_flow_runs_across_the_real_binaries() {
         .unwrap()
         .into_inner();
     assert!(created.human_id.starts_with("TKT-"));
+    // 2. She gets her receipt in-app and by email; staff hear of it in-app.
+    let receipt = wait_told(
+        &stack,
+        ALICE,
+        Role::User,
+        &created,
+        K::TicketCreated,
+        Some("alice@example.com"),
+    )
+    .await;
+    assert_eq!(
+        receipt.title,
+        format!("Ticket {} created", created.human_id)
+    );
+    wait_told(&stack, SAM, Role::Staff, &created, K::NewTicket, None).await;
 
     // 3. The assignment service gives it to an agent, over events and gRPC.
     let assigned = wait_for(&mut alice, &created.id, |t| !t.assignee_id.is_empty()).await;
     let agent = assigned.assignee_id.clone();
     let mut staff = tickets(stack.ticket.addr(), &agent, Role::Staff).await;
+    wait_told(
+        &stack,
+        &agent,
+        Role::Staff,
+        &created,
+        K::TicketAssigned,
+        None,
+    )
+    .await;
+    wait_told(
+        &stack,
+        ALICE,
+        Role::User,
+        &created,
+        K::AgentAssigned,
+        Some("alice@example.com"),
+    )
+    .await;
 
     // 4. The agent replies: first response, waiting for the user.
     staff
@@ -91,6 +176,16 @@ async fn the_original_flow_runs_across_the_real_binaries() {
     })
     .await;
     assert!(answered.first_response_at.is_some());
+    let reply = wait_told(
+        &stack,
+        ALICE,
+        Role::User,
+        &created,
+        K::StaffReply,
+        Some("alice@example.com"),
+    )
+    .await;
+    assert_eq!(reply.body, "Sorry about that, checking the route.");
 
     // 5. The user answers; an internal note stays among staff.
     alice
@@ -121,6 +216,7 @@ async fn the_original_flow_runs_across_the_real_binaries() {
         .messages;
     assert_eq!(visible.len(), 2);
     assert!(visible.iter().all(|m| !m.internal));
+    wait_told(&stack, &agent, Role::Staff, &created, K::UserReply, None).await;
 
     // 6. Resolved: the agent's slot frees in the assignment service.
     staff
@@ -162,6 +258,25 @@ async fn the_original_flow_runs_across_the_real_binaries() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    wait_told(
+        &stack,
+        ALICE,
+        Role::User,
+        &created,
+        K::TicketResolved,
+        Some("alice@example.com"),
+    )
+    .await;
+    // Alice was told four times, each once in-app and once by email, and
+    // never of the internal note.
+    let to_alice = stack
+        .mail
+        .messages()
+        .into_iter()
+        .filter(|m| m.header("to").contains("alice@example.com"))
+        .count();
+    assert_eq!(to_alice, 4);
+
     // 7. The user rates it.
     let rated = alice
         .rate_ticket(pb::RateTicketRequest {
@@ -175,7 +290,12 @@ async fn the_original_flow_runs_across_the_real_binaries() {
     assert_eq!(rated.rating, 5);
 
     // SIGTERM: every binary drains and exits cleanly.
-    for process in [&mut stack.assignment, &mut stack.ticket, &mut stack.standin] {
+    for process in [
+        &mut stack.notification,
+        &mut stack.assignment,
+        &mut stack.ticket,
+        &mut stack.standin,
+    ] {
         let status = process.terminate();
         assert!(status.success(), "exit status {status:?}");
     }
@@ -247,6 +367,10 @@ async fn each_binary_lists_exactly_what_it_serves_and_reports_its_health_by_name
         .await
         .unwrap();
     assert_eq!(listed, expect(&["support.v1.AssignmentService"]));
+    let listed = helpdesk_testkit::reflected_services(stack.notification.addr())
+        .await
+        .unwrap();
+    assert_eq!(listed, expect(&["support.v1.NotificationService"]));
     let listed = helpdesk_testkit::reflected_services(stack.standin.addr())
         .await
         .unwrap();
@@ -259,7 +383,7 @@ async fn each_binary_lists_exactly_what_it_serves_and_reports_its_health_by_name
     );
 
     // Readiness, liveness and the database each under their own name.
-    for service in [&stack.ticket, &stack.assignment] {
+    for service in [&stack.ticket, &stack.assignment, &stack.notification] {
         for name in ["", "liveness", "dependency.postgres"] {
             helpdesk_testkit::wait_for_health(
                 service.addr(),

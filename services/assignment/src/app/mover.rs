@@ -2,9 +2,10 @@
 //! one; moves are leased (`storage::moves::claim`), so replicas share the
 //! work and a crashed replica's moves are resumed once their lease lapses.
 //!
-//! A batch of up to [`BATCH`] moves is sent concurrently over the one
-//! HTTP/2 channel, outside any lock; the answers are then recorded in one
-//! transaction under the decision lock. Every attempt of a move sends the
+//! A batch of up to [`BATCH`] moves is sent in one BatchAssignTickets call
+//! (one transaction in the ticket service, each move answered on its own),
+//! outside any lock; the answers are then recorded in one transaction under
+//! the decision lock. Every attempt of a move sends the
 //! request id fixed when it was decided, so the ticket service applies it
 //! once however often it is retried (a timeout after the ticket service
 //! committed, a restart, two replicas). What the ticket service answers:
@@ -22,13 +23,16 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use helpdesk_kit::error::ApiResult;
+use helpdesk_kit::{
+    client::unavailable,
+    error::{ApiError, ApiResult},
+};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::engine::Engine;
 use crate::{
-    clients::tickets::Outcome,
+    clients::tickets::{Outcome, batch_refused},
     domain::Move,
     storage::{
         agents,
@@ -71,18 +75,7 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let answers = join_all(claimed.iter().map(|m| async move {
-        match m.to {
-            Some(agent) => {
-                engine
-                    .tickets()
-                    .assign(m.ticket_id, agent, m.request_id)
-                    .await
-            }
-            None => engine.tickets().unassign(m.ticket_id, m.request_id).await,
-        }
-    }))
-    .await;
+    let answers = send(engine, &claimed).await;
 
     let now = engine.clock().now();
     let mut tx = engine.begin().await?;
@@ -139,6 +132,68 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
         engine.wake_operations();
     }
     Ok(results)
+}
+
+/// Sends the claimed moves and returns the answers in their order: the
+/// assignments in one BatchAssignTickets call (one transaction in the ticket
+/// service), the unassignments (rare: nobody could take the ticket) one
+/// UpdateTicket each, alongside it. A batch the ticket service cannot take
+/// at all (an older version without the method, or refused as a whole) is
+/// sent one AssignTicket per move instead; a batch call that failed
+/// otherwise is a failed attempt of each of its moves.
+async fn send(engine: &Engine, claimed: &[Move]) -> Vec<ApiResult<Outcome>> {
+    let tickets = engine.tickets();
+    let assigns: Vec<(Uuid, Uuid, Uuid)> = claimed
+        .iter()
+        .filter_map(|m| m.to.map(|agent| (m.ticket_id, agent, m.request_id)))
+        .collect();
+    let batch = async {
+        if assigns.is_empty() {
+            return Vec::new();
+        }
+        match tickets.assign_all(&assigns).await {
+            Ok(answers) => answers,
+            Err(status) if batch_refused(&status) => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "the ticket service did not take the batch; sending its moves one by one");
+                join_all(
+                    assigns.iter().map(|&(ticket, agent, request_id)| {
+                        tickets.assign(ticket, agent, request_id)
+                    }),
+                )
+                .await
+            }
+            Err(status) => {
+                let why = match unavailable("ticket", &status) {
+                    ApiError::Unavailable(why) => why,
+                    other => other.to_string(),
+                };
+                assigns
+                    .iter()
+                    .map(|_| Err(ApiError::Unavailable(why.clone())))
+                    .collect()
+            }
+        }
+    };
+    let unassigns = join_all(
+        claimed
+            .iter()
+            .filter(|m| m.to.is_none())
+            .map(|m| tickets.unassign(m.ticket_id, m.request_id)),
+    );
+    let (batch, unassigns) = tokio::join!(batch, unassigns);
+    let (mut batch, mut unassigns) = (batch.into_iter(), unassigns.into_iter());
+    claimed
+        .iter()
+        .map(|m| {
+            let answer = if m.to.is_some() {
+                batch.next()
+            } else {
+                unassigns.next()
+            };
+            answer
+                .unwrap_or_else(|| Err(ApiError::internal(anyhow::anyhow!("move left unanswered"))))
+        })
+        .collect()
 }
 
 /// Sends moves whenever woken and every [`POLL`], until `shutdown`; the

@@ -18,6 +18,7 @@ use helpdesk_kit::{
 use helpdesk_proto::support::v1::{
     self as pb, TicketStatus, ticket_service_client::TicketServiceClient,
 };
+use prost::Message;
 use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 use tonic_types::StatusExt;
 use uuid::Uuid;
@@ -117,6 +118,42 @@ impl TicketClient {
             request_id: request_id.to_string(),
         };
         outcome(self.inner.clone().assign_ticket(request).await)
+    }
+
+    /// Assigns each `(ticket, agent, request_id)` in one BatchAssignTickets
+    /// call (one transaction in the ticket service), each answered as
+    /// [`TicketClient::assign`] would answer it. `Err` when the call as a
+    /// whole failed: nothing was applied, and the status says why (see
+    /// [`batch_refused`]).
+    pub async fn assign_all(
+        &self,
+        moves: &[(Uuid, Uuid, Uuid)],
+    ) -> Result<Vec<ApiResult<Outcome>>, Status> {
+        let request = pb::BatchAssignTicketsRequest {
+            requests: moves
+                .iter()
+                .map(|(ticket, agent, request_id)| pb::AssignTicketRequest {
+                    ticket_id: ticket.to_string(),
+                    assignee_id: agent.to_string(),
+                    request_id: request_id.to_string(),
+                })
+                .collect(),
+        };
+        let results = self
+            .inner
+            .clone()
+            .batch_assign_tickets(request)
+            .await?
+            .into_inner()
+            .results;
+        if results.len() != moves.len() {
+            return Err(Status::internal(format!(
+                "BatchAssignTickets answered {} results for {} requests",
+                results.len(),
+                moves.len()
+            )));
+        }
+        Ok(results.into_iter().map(item_outcome).collect())
     }
 
     /// Whether `ticket` still counts, as the ticket service says now.
@@ -229,6 +266,34 @@ fn outcome(result: Result<tonic::Response<pb::Ticket>, Status>) -> ApiResult<Out
     }
 }
 
+/// One item of a BatchAssignTickets answer, read exactly as the answer of
+/// the single AssignTicket it stands for: its error is rebuilt into the
+/// status that call would have failed with (details included).
+fn item_outcome(item: pb::BatchAssignTicketsResult) -> ApiResult<Outcome> {
+    use pb::batch_assign_tickets_result::Result as Item;
+    match item.result {
+        Some(Item::Ticket(ticket)) => outcome(Ok(tonic::Response::new(ticket))),
+        Some(Item::Error(error)) => {
+            let status = Status::with_details(
+                Code::from(error.code),
+                error.message.clone(),
+                error.encode_to_vec().into(),
+            );
+            outcome(Err(status))
+        }
+        None => outcome(Err(Status::internal("empty BatchAssignTickets result"))),
+    }
+}
+
+/// Whether a BatchAssignTickets call failed because this ticket service
+/// cannot take the batch at all (an older version without the method, or a
+/// batch it refuses as a whole): then the moves go one by one instead.
+/// Anything else (UNAVAILABLE, a deadline, ABORTED) is a failed attempt of
+/// every move in it, retried later.
+pub fn batch_refused(status: &Status) -> bool {
+    matches!(status.code(), Code::Unimplemented | Code::InvalidArgument)
+}
+
 /// Whether an INVALID_ARGUMENT blames the assignee: only then is the agent
 /// at fault (a malformed ticket or request id must not cost an agent their
 /// place on the roster).
@@ -295,5 +360,50 @@ mod tests {
             Ok(Outcome::Invalid(_))
         ));
         assert!(outcome(Err(Status::unavailable("down"))).is_err());
+    }
+
+    /// A batch item's error as the ticket service sends it: the status
+    /// (details included) a failed single AssignTicket would carry.
+    fn item_error(status: Status) -> pb::BatchAssignTicketsResult {
+        let error = if status.details().is_empty() {
+            helpdesk_proto::google::rpc::Status {
+                code: status.code() as i32,
+                message: status.message().to_owned(),
+                details: Vec::new(),
+            }
+        } else {
+            helpdesk_proto::google::rpc::Status::decode(status.details()).unwrap()
+        };
+        pb::BatchAssignTicketsResult {
+            result: Some(pb::batch_assign_tickets_result::Result::Error(error)),
+        }
+    }
+
+    #[test]
+    fn a_batch_item_is_read_as_the_single_call_it_stands_for() {
+        let ticket = pb::Ticket {
+            status: TicketStatus::InProgress.into(),
+            ..pb::Ticket::default()
+        };
+        assert!(matches!(
+            item_outcome(pb::BatchAssignTicketsResult {
+                result: Some(pb::batch_assign_tickets_result::Result::Ticket(ticket)),
+            }),
+            Ok(Outcome::Done(Answer { open: true, .. }))
+        ));
+        let rejected = item_outcome(item_error(invalid("assignee_id").unwrap_err()));
+        assert!(matches!(rejected, Ok(Outcome::AssigneeRejected(_))));
+        let invalid_ticket = item_outcome(item_error(invalid("ticket_id").unwrap_err()));
+        assert!(matches!(invalid_ticket, Ok(Outcome::Invalid(_))));
+        assert!(matches!(
+            item_outcome(item_error(Status::failed_precondition("closed"))),
+            Ok(Outcome::Closed)
+        ));
+        assert!(matches!(
+            item_outcome(item_error(Status::not_found("ticket"))),
+            Ok(Outcome::Missing)
+        ));
+        assert!(item_outcome(item_error(Status::unavailable("accounts down"))).is_err());
+        assert!(item_outcome(pb::BatchAssignTicketsResult { result: None }).is_err());
     }
 }

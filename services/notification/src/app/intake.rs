@@ -4,15 +4,12 @@
 //! the event id, so a redelivered event creates nothing new.
 //!
 //! Per event, whatever the audience's size: the contacts it names (cached,
-//! see clients::accounts), one insert of every notification (near the end,
-//! see storage::notifications on the feed lock), one preferences read per
-//! kind, one insert of every delivery. Texts are rendered once per
+//! see clients::accounts), one preferences read, then one statement that
+//! stores every notification and delivery (last, under the feed lock; see
+//! storage::notifications). Texts are rendered once per
 //! kind and locale. Sending happens later, off this path (app::sender).
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use helpdesk_events::consumer::{Decoded, Handler, HandlerError, Meta, decode_as};
 use helpdesk_kit::{clock::SharedClock, error::ApiError};
@@ -30,7 +27,7 @@ use crate::{
         preferences::Policy,
     },
     storage::{
-        deliveries::{self, NewDelivery},
+        deliveries::NewDelivery,
         notifications::{self, EventPart, NewNotification},
         preferences, ticket_staff,
     },
@@ -327,44 +324,14 @@ impl Handler for Intake {
             });
         }
 
-        // Everyone's own choices, read before the feed lock is taken.
-        let mut by_kind: HashMap<Kind, Vec<Uuid>> = HashMap::new();
-        for (recipient, kind) in &recipients {
-            by_kind.entry(*kind).or_default().push(*recipient);
-        }
-        let mut choices = HashMap::new();
-        for (kind, ids) in &by_kind {
-            choices.insert(*kind, preferences::for_kind(&mut *tx, ids, *kind).await?);
-        }
+        // Everyone's own choices, one read, before the feed lock is taken.
+        let choices = preferences::for_recipients(&mut *tx, &recipients).await?;
 
-        let now = self.clock.now();
-        let created = notifications::insert(
-            tx,
-            &EventPart {
-                event_id: meta.event_id,
-                ticket_id,
-                human_id: &snapshot.human_id,
-                link: &link,
-                params: &params,
-                create_time: now,
-            },
-            &items,
-        )
-        .await?
-        .into_iter()
-        .collect::<HashSet<Uuid>>();
-        // Deliveries of the notifications stored now (none on a redelivery):
-        // queued where the recipient's preferences allow.
+        // Deliveries: queued where the recipient's preferences allow.
         let mut outgoing = Vec::with_capacity(items.len() * 2);
         let none = HashMap::new();
         for (item, (recipient, kind)) in items.iter().zip(&recipients) {
-            if !created.contains(&item.id) {
-                continue;
-            }
-            let own = choices
-                .get(kind)
-                .and_then(|by_person| by_person.get(recipient))
-                .unwrap_or(&none);
+            let own = choices.get(recipient).unwrap_or(&none);
             for channel in Channel::ALL {
                 outgoing.push(NewDelivery {
                     notification_id: item.id,
@@ -373,10 +340,26 @@ impl Handler for Intake {
                 });
             }
         }
-        let queued = deliveries::insert(tx, &outgoing, now).await?;
+        let stored = notifications::store(
+            tx,
+            &EventPart {
+                event_id: meta.event_id,
+                ticket_id,
+                human_id: &snapshot.human_id,
+                link: &link,
+                params: &params,
+                create_time: self.clock.now(),
+            },
+            &items,
+            &outgoing,
+        )
+        .await?;
+        let Some(queued) = stored else {
+            return Ok(());
+        };
         tracing::debug!(
             event_id = %meta.event_id,
-            notifications = created.len(),
+            notifications = items.len(),
             queued,
             "notifications stored"
         );

@@ -1,10 +1,10 @@
-//! The `deliveries` table as intake and staff see it: one row per
-//! (notification, channel) for email and push, created with the
-//! notifications in one statement; the sender's claim and outcome queries
-//! live in `outgoing`.
+//! The `deliveries` table as staff see it: one row per (notification,
+//! channel) for email and push, created with the notifications in one
+//! statement (`notifications::store`); the sender's claim and outcome
+//! queries live in `outgoing`.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 /// A delivery to create: queued, or skipped with a reason.
@@ -14,44 +14,6 @@ pub struct NewDelivery {
     pub channel: &'static str,
     /// `None`: queued; `Some(reason)`: skipped.
     pub skipped: Option<&'static str>,
-}
-
-/// Creates the deliveries in one statement (a redelivered event's exist
-/// already and stay as they are); returns how many are queued now.
-pub async fn insert(
-    conn: &mut PgConnection,
-    deliveries: &[NewDelivery],
-    now: DateTime<Utc>,
-) -> sqlx::Result<u64> {
-    if deliveries.is_empty() {
-        return Ok(0);
-    }
-    let ids: Vec<Uuid> = deliveries.iter().map(|_| Uuid::now_v7()).collect();
-    let notifications: Vec<Uuid> = deliveries.iter().map(|d| d.notification_id).collect();
-    let channels: Vec<&str> = deliveries.iter().map(|d| d.channel).collect();
-    let reasons: Vec<&str> = deliveries.iter().map(|d| d.skipped.unwrap_or("")).collect();
-    let queued = sqlx::query_scalar!(
-        "WITH created AS (
-             INSERT INTO deliveries (id, notification_id, channel, state, reason, create_time, next_attempt_at)
-             SELECT d.id, d.notification, d.channel,
-                    CASE WHEN d.reason = '' THEN 'queued' ELSE 'skipped' END,
-                    NULLIF(d.reason, ''), $5::timestamptz,
-                    CASE WHEN d.reason = '' THEN $5::timestamptz END
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[])
-                  AS d(id, notification, channel, reason)
-             ON CONFLICT (notification_id, channel) DO NOTHING
-             RETURNING state
-         )
-         SELECT count(*) FROM created WHERE state = 'queued'",
-        &ids,
-        &notifications,
-        &channels as &[&str],
-        &reasons as &[&str],
-        now,
-    )
-    .fetch_one(conn)
-    .await?;
-    Ok(queued.unwrap_or(0) as u64)
 }
 
 /// One notification of a ticket with one of its deliveries (none for a

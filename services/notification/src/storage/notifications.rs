@@ -16,6 +16,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use super::deliveries::NewDelivery;
+
 /// The `LISTEN` channel of feed changes; the payload names the recipients.
 pub const CHANNEL: &str = "notification_feed";
 
@@ -63,30 +65,58 @@ pub struct FeedItem {
     pub read_time: Option<DateTime<Utc>>,
 }
 
-/// Stores the event's notifications in one statement; rows the event
-/// already created (a redelivery) are left alone. Returns the ids stored now.
-pub async fn insert(
+/// Stores the event's notifications and their deliveries in one statement,
+/// unless the event already has notifications (a redelivery after its
+/// processed-events record was pruned): all or nothing. Returns how many
+/// deliveries are queued, or `None` when nothing was stored.
+///
+/// Under the feed lock the transaction then only commits. A plain insert
+/// guarded by one index probe rather than `ON CONFLICT`: per-row
+/// speculative insertion made a 1,000-recipient fan-out a third slower.
+pub async fn store(
     conn: &mut PgConnection,
     event: &EventPart<'_>,
     items: &[NewNotification],
-) -> sqlx::Result<Vec<Uuid>> {
+    deliveries: &[NewDelivery],
+) -> sqlx::Result<Option<u64>> {
     let ids: Vec<Uuid> = items.iter().map(|n| n.id).collect();
     let recipients: Vec<Uuid> = items.iter().map(|n| n.recipient_id).collect();
     let kinds: Vec<&str> = items.iter().map(|n| n.kind).collect();
     let titles: Vec<&str> = items.iter().map(|n| n.title.as_str()).collect();
     let bodies: Vec<&str> = items.iter().map(|n| n.body.as_str()).collect();
+    let delivery_ids: Vec<Uuid> = deliveries.iter().map(|_| Uuid::now_v7()).collect();
+    let of: Vec<Uuid> = deliveries.iter().map(|d| d.notification_id).collect();
+    let channels: Vec<&str> = deliveries.iter().map(|d| d.channel).collect();
+    let reasons: Vec<&str> = deliveries.iter().map(|d| d.skipped.unwrap_or("")).collect();
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", FEED_LOCK)
         .execute(&mut *conn)
         .await?;
-    let stored = sqlx::query_scalar!(
-        "INSERT INTO notifications
-             (id, event_id, recipient_id, kind, ticket_id, human_id, title, body, link, params, create_time)
-         SELECT n.id, $6, n.recipient, n.kind, $7, $8, n.title, n.body, $9, $10, $11
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])
-              WITH ORDINALITY AS n(id, recipient, kind, title, body, ord)
-         ORDER BY n.ord
-         ON CONFLICT (event_id, recipient_id) DO NOTHING
-         RETURNING id",
+    let row = sqlx::query!(
+        r#"WITH n AS (
+               INSERT INTO notifications
+                   (id, event_id, recipient_id, kind, ticket_id, human_id, title, body, link,
+                    params, create_time)
+               SELECT n.id, $6, n.recipient, n.kind, $7, $8, n.title, n.body, $9, $10, $11
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])
+                    WITH ORDINALITY AS n(id, recipient, kind, title, body, ord)
+               WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE event_id = $6)
+               ORDER BY n.ord
+               RETURNING id
+           ), d AS (
+               INSERT INTO deliveries
+                   (id, notification_id, channel, state, reason, create_time, next_attempt_at)
+               SELECT d.id, d.notification, d.channel,
+                      CASE WHEN d.reason = '' THEN 'queued' ELSE 'skipped' END,
+                      NULLIF(d.reason, ''), $11,
+                      CASE WHEN d.reason = '' THEN $11 END
+               FROM UNNEST($12::uuid[], $13::uuid[], $14::text[], $15::text[])
+                    AS d(id, notification, channel, reason)
+               WHERE d.notification IN (SELECT id FROM n)
+               RETURNING state
+           )
+           SELECT (SELECT count(*) FROM n) AS "stored!",
+                  (SELECT count(*) FROM d WHERE state = 'queued') AS "queued!",
+                  CASE WHEN EXISTS (SELECT 1 FROM n) THEN pg_notify($16, $17) END AS announced"#,
         &ids,
         &recipients,
         &kinds as &[&str],
@@ -98,18 +128,21 @@ pub async fn insert(
         event.link,
         event.params,
         event.create_time,
+        &delivery_ids,
+        &of,
+        &channels as &[&str],
+        &reasons as &[&str],
+        CHANNEL,
+        announcement(&recipients),
     )
-    .fetch_all(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    if !stored.is_empty() {
-        announce(conn, &recipients).await?;
-    }
-    Ok(stored)
+    Ok((row.stored > 0).then_some(row.queued as u64))
 }
 
-/// Tells listeners that these recipients' feeds changed (at commit).
-pub async fn announce(conn: &mut PgConnection, recipients: &[Uuid]) -> sqlx::Result<()> {
-    let payload = if recipients.len() > MAX_NAMED {
+/// The NOTIFY payload naming these recipients.
+fn announcement(recipients: &[Uuid]) -> String {
+    if recipients.len() > MAX_NAMED {
         "*".to_owned()
     } else {
         recipients
@@ -117,10 +150,18 @@ pub async fn announce(conn: &mut PgConnection, recipients: &[Uuid]) -> sqlx::Res
             .map(Uuid::to_string)
             .collect::<Vec<_>>()
             .join(",")
-    };
-    sqlx::query!("SELECT pg_notify($1, $2)", CHANNEL, payload)
-        .execute(conn)
-        .await?;
+    }
+}
+
+/// Tells listeners that these recipients' feeds changed (at commit).
+pub async fn announce(conn: &mut PgConnection, recipients: &[Uuid]) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT pg_notify($1, $2)",
+        CHANNEL,
+        announcement(recipients)
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

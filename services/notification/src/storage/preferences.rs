@@ -8,24 +8,27 @@ use uuid::Uuid;
 
 use crate::domain::{Channel, Kind, preferences::Pair};
 
-/// The choices of each of `accounts` about `kind` (one statement for a
-/// whole fan-out).
-pub async fn for_kind<'c>(
+/// The choices each recipient made about the kind they are getting (one
+/// statement for a whole fan-out).
+pub async fn for_recipients<'c>(
     db: impl PgExecutor<'c>,
-    accounts: &[Uuid],
-    kind: Kind,
+    recipients: &[(Uuid, Kind)],
 ) -> sqlx::Result<HashMap<Uuid, HashMap<Pair, bool>>> {
+    let accounts: Vec<Uuid> = recipients.iter().map(|(id, _)| *id).collect();
+    let kinds: Vec<&str> = recipients.iter().map(|(_, k)| k.as_str()).collect();
     let rows = sqlx::query!(
-        "SELECT account_id, channel, enabled FROM preferences
-         WHERE account_id = ANY($1) AND kind = $2",
-        accounts,
-        kind.as_str(),
+        "SELECT p.account_id, p.kind, p.channel, p.enabled
+         FROM UNNEST($1::uuid[], $2::text[]) AS r(account_id, kind)
+         JOIN preferences p ON p.account_id = r.account_id AND p.kind = r.kind",
+        &accounts,
+        &kinds as &[&str],
     )
     .fetch_all(db)
     .await?;
     let mut out: HashMap<Uuid, HashMap<Pair, bool>> = HashMap::new();
     for row in rows {
-        if let Ok(channel) = row.channel.parse::<Channel>() {
+        if let (Ok(kind), Ok(channel)) = (row.kind.parse::<Kind>(), row.channel.parse::<Channel>())
+        {
             out.entry(row.account_id)
                 .or_default()
                 .insert((kind, channel), row.enabled);

@@ -2,7 +2,7 @@
 //! the caller's transaction.
 
 use chrono::{DateTime, Utc};
-use helpdesk_events::outbox;
+use helpdesk_events::outbox::{self, Outgoing};
 use helpdesk_kit::{auth::Caller, clock::to_timestamp};
 use helpdesk_proto::{Event, support::v1 as pb};
 use sqlx::PgConnection;
@@ -25,6 +25,20 @@ impl Context<'_> {
             actor_id: self.caller.subject(),
             actor_role: self.caller.role().as_str().to_owned(),
         })
+    }
+
+    /// The outbox row of one event about `ticket` (its snapshot as it is now).
+    fn row<E: Event>(
+        &self,
+        ticket: &Ticket,
+        build: impl FnOnce(Option<pb::EventHeader>, Option<pb::TicketSnapshot>) -> E,
+    ) -> Outgoing {
+        let event_id = Uuid::now_v7();
+        Outgoing::new(
+            event_id,
+            ticket.id,
+            &build(self.header(event_id), Some(snapshot(ticket))),
+        )
     }
 
     async fn emit<E: Event>(
@@ -53,47 +67,49 @@ impl Context<'_> {
         t: &Ticket,
         events: &[DomainEvent],
     ) -> sqlx::Result<()> {
-        for event in events {
-            match event {
+        outbox::enqueue_all(conn, &self.changed_rows(t, events)).await
+    }
+
+    /// The outbox rows of [`Context::changed`], not yet written: a batch
+    /// collects those of all its items and writes them in one statement.
+    pub fn changed_rows(&self, t: &Ticket, events: &[DomainEvent]) -> Vec<Outgoing> {
+        events
+            .iter()
+            .map(|event| match event {
                 DomainEvent::StatusChanged { from, to } => {
-                    self.emit(conn, t, |header, ticket| pb::TicketStatusChanged {
+                    self.row(t, |header, ticket| pb::TicketStatusChanged {
                         header,
                         ticket,
                         from: status_to_pb(*from).into(),
                         to: status_to_pb(*to).into(),
                     })
-                    .await?
                 }
                 DomainEvent::PriorityChanged { from, to } => {
-                    self.emit(conn, t, |header, ticket| pb::TicketPriorityChanged {
+                    self.row(t, |header, ticket| pb::TicketPriorityChanged {
                         header,
                         ticket,
                         from: priority_to_pb(*from).into(),
                         to: priority_to_pb(*to).into(),
                     })
-                    .await?
                 }
                 DomainEvent::CategoryChanged { from, to } => {
-                    self.emit(conn, t, |header, ticket| pb::TicketCategoryChanged {
+                    self.row(t, |header, ticket| pb::TicketCategoryChanged {
                         header,
                         ticket,
                         from: from.to_string(),
                         to: to.to_string(),
                     })
-                    .await?
                 }
                 DomainEvent::Assigned { previous, assignee } => {
-                    self.emit(conn, t, |header, ticket| pb::TicketAssigned {
+                    self.row(t, |header, ticket| pb::TicketAssigned {
                         header,
                         ticket,
                         previous_assignee_id: or_empty(*previous),
                         assignee_id: or_empty(*assignee),
                     })
-                    .await?
                 }
-            }
-        }
-        Ok(())
+            })
+            .collect()
     }
 
     pub async fn message_posted(

@@ -6,7 +6,7 @@
 //! the caller (`scheduler-service`, role `service`) as their actor.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use helpdesk_events::outbox::{self, Pending, Waker};
+use helpdesk_events::outbox::{self, Outgoing, Waker};
 use helpdesk_kit::{
     auth::Caller,
     clock::{SharedClock, from_timestamp, to_timestamp},
@@ -214,9 +214,9 @@ impl Events<'_> {
         &self,
         t: &Touched,
         build: impl FnOnce(Option<pb::EventHeader>, Option<pb::TicketSnapshot>) -> E,
-    ) -> Pending {
+    ) -> Outgoing {
         let event_id = Uuid::now_v7();
-        Pending::new(
+        Outgoing::new(
             event_id,
             t.id,
             &build(self.header(event_id), Some(snapshot(t))),
@@ -248,7 +248,7 @@ fn breach_to_pb(b: Breach) -> pb::SlaBreach {
 }
 
 /// A page's events, one list per ticket in page order.
-fn events<T>(done: &PageDone<T>, each: impl Fn(&Touched, &T) -> Vec<Pending>) -> Vec<Pending> {
+fn events<T>(done: &PageDone<T>, each: impl Fn(&Touched, &T) -> Vec<Outgoing>) -> Vec<Outgoing> {
     done.acted
         .iter()
         .flat_map(|(t, what)| each(t, what))
@@ -335,7 +335,7 @@ impl TicketJobsApi {
                 (done.selected, done.last, done.acted.len(), pending)
             }
         };
-        outbox::enqueue_many(&mut tx, &pending).await?;
+        outbox::enqueue_all(&mut tx, &pending).await?;
         self.outbox.commit(tx).await?;
         let at = last.or(page.after);
         Ok(pb::JobPage {
@@ -412,7 +412,7 @@ impl TicketJobsApi {
     }
 }
 
-fn rating_requested(ev: &Events<'_>, t: &Touched, reminder: i32) -> Vec<Pending> {
+fn rating_requested(ev: &Events<'_>, t: &Touched, reminder: i32) -> Vec<Outgoing> {
     vec![ev.pending(t, |header, ticket| pb::RatingRequested {
         header,
         ticket,

@@ -279,21 +279,75 @@ pub fn assign_ticket(
     req: &pb::AssignTicketRequest,
 ) -> ApiResult<Parsed<TicketEdit>> {
     let mut v = Violations::default();
-    let key = v.take("ticket_id", TicketKey::parse(&req.ticket_id));
-    let assignee = v.take("assignee_id", AccountId::parse(&req.assignee_id));
-    let request_id = request_id(&mut v, &req.request_id);
-    let command = (|| {
-        Some(TicketEdit {
+    let parsed = assign(&mut v, caller, "", req);
+    finish(v, parsed)
+}
+
+/// Most requests in one BatchAssignTickets.
+pub const MAX_BATCH: usize = 100;
+
+/// Each item parsed as AssignTicket parses it, with the same idempotency
+/// key; its field violations are named `requests[i].field`.
+pub fn batch_assign_tickets(
+    caller: &Caller,
+    req: &pb::BatchAssignTicketsRequest,
+) -> ApiResult<Vec<Parsed<TicketEdit>>> {
+    let mut v = Violations::default();
+    if req.requests.is_empty() {
+        v.add("requests", "must hold at least one request");
+    }
+    if req.requests.len() > MAX_BATCH {
+        v.add(
+            "requests",
+            format!("holds {}; at most {MAX_BATCH}", req.requests.len()),
+        );
+        return Err(ApiError::InvalidArgument(v));
+    }
+    let mut first_use = std::collections::HashMap::new();
+    let mut items = Vec::with_capacity(req.requests.len());
+    for (i, item) in req.requests.iter().enumerate() {
+        let at = format!("requests[{i}].");
+        if let Ok(Some(id)) = parse_request_id(&item.request_id)
+            && let Some(first) = first_use.insert(id, i)
+        {
+            v.add(
+                format!("{at}request_id"),
+                format!("repeats requests[{first}].request_id"),
+            );
+        }
+        items.push(assign(&mut v, caller, &at, item));
+    }
+    let items: Option<Vec<_>> = items.into_iter().collect();
+    finish(v, items)
+}
+
+/// One AssignTicket request; `at` prefixes its fields' names.
+fn assign(
+    v: &mut Violations,
+    caller: &Caller,
+    at: &str,
+    req: &pb::AssignTicketRequest,
+) -> Option<Parsed<TicketEdit>> {
+    let key = v.take(&format!("{at}ticket_id"), TicketKey::parse(&req.ticket_id));
+    let assignee = v.take(
+        &format!("{at}assignee_id"),
+        AccountId::parse(&req.assignee_id),
+    );
+    let request_id = v
+        .take(
+            &format!("{at}request_id"),
+            parse_request_id(&req.request_id),
+        )
+        .flatten();
+    Some(Parsed {
+        command: TicketEdit {
             key: key?,
             change: Change {
                 assignee: Some(Some(assignee?)),
                 ..Change::default()
             },
             etag: None,
-        })
-    })();
-    Ok(Parsed {
-        command: finish(v, command)?,
+        },
         idempotency: idempotency(caller, "AssignTicket", request_id, req),
     })
 }

@@ -1,7 +1,9 @@
 //! `support.v1.TicketService`: each handler checks who may call it
 //! (`access`), parses its request into a command (`requests`), calls the
 //! platform before taking a connection, then writes, emits and records its
-//! idempotency key in one transaction.
+//! idempotency key in one transaction. `batch` is BatchAssignTickets.
+
+mod batch;
 
 use helpdesk_events::outbox::Waker;
 use helpdesk_kit::{
@@ -442,6 +444,18 @@ impl TicketService for TicketApi {
         Ok(Response::new(
             self.edit(&caller, edit, "assignee_id").await?,
         ))
+    }
+
+    async fn batch_assign_tickets(
+        &self,
+        request: Request<pb::BatchAssignTicketsRequest>,
+    ) -> Result<Response<pb::BatchAssignTicketsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        if !caller.is_trusted_service() {
+            return Err(ApiError::denied("only our own services may assign in batches").into());
+        }
+        let items = requests::batch_assign_tickets(&caller, request.get_ref())?;
+        Ok(Response::new(self.batch_assign(&caller, items).await?))
     }
 
     async fn post_message(

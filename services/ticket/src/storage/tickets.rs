@@ -155,6 +155,67 @@ pub async fn lock(conn: &mut PgConnection, key: &TicketKey) -> sqlx::Result<Opti
     .transpose()
 }
 
+/// Reads the tickets `keys` name and locks their rows until the transaction
+/// ends, in id order (so two batches never wait for each other in a
+/// cycle). Keys naming no ticket are simply absent from the result.
+pub async fn lock_all(conn: &mut PgConnection, keys: &[&TicketKey]) -> sqlx::Result<Vec<Ticket>> {
+    let (mut ids, mut human_ids) = (Vec::new(), Vec::new());
+    for key in keys {
+        match key_parts(key) {
+            (Some(id), _) => ids.push(id),
+            (_, Some(human_id)) => human_ids.push(human_id),
+            (None, None) => {}
+        }
+    }
+    sqlx::query_as!(
+        Row,
+        "SELECT id, human_id, user_id, ride_id, category_id, subject, description, priority,
+                status, assignee_id, rating, rating_feedback, first_response_at, resolved_at,
+                closed_at, rated_at, created_at, updated_at, version
+         FROM tickets
+         WHERE id = ANY($1) OR human_id = ANY($2)
+         ORDER BY id
+         FOR UPDATE",
+        &ids,
+        &human_ids as &[&str],
+    )
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(Ticket::try_from)
+    .collect()
+}
+
+/// Writes back the assignee, `updated_at` and version of locked tickets (the
+/// only fields an assignment changes; the versions already bumped), one
+/// statement for all of them.
+pub async fn save_assignments(conn: &mut PgConnection, changed: &[&Ticket]) -> sqlx::Result<()> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = changed.iter().map(|t| t.id).collect();
+    let assignees: Vec<Option<Uuid>> = changed
+        .iter()
+        .map(|t| t.assignee_id.map(AccountId::as_uuid))
+        .collect();
+    let updated: Vec<DateTime<Utc>> = changed.iter().map(|t| t.updated_at).collect();
+    let versions: Vec<i64> = changed.iter().map(|t| t.version).collect();
+    sqlx::query!(
+        "UPDATE tickets t SET assignee_id = c.assignee_id, updated_at = c.updated_at,
+                              version = c.version
+         FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int8[])
+              AS c(id, assignee_id, updated_at, version)
+         WHERE t.id = c.id",
+        &ids,
+        &assignees as &[Option<Uuid>],
+        &updated,
+        &versions,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Writes back a locked ticket's mutable fields and bumps its version.
 /// Returns `false` when the category is missing or inactive.
 pub async fn save(conn: &mut PgConnection, t: &mut Ticket) -> sqlx::Result<bool> {

@@ -30,8 +30,8 @@ use crate::helpers::{
 // Authentication
 // ---------------------------------------------------------------------------
 
-/// The 14 RPCs of TicketService, CategoryService and OperationsService.
-const RPC_COUNT: usize = 14;
+/// The 15 RPCs of TicketService, CategoryService and OperationsService.
+const RPC_COUNT: usize = 15;
 
 /// Calls every RPC this server serves once with empty requests.
 async fn call_every_rpc(c: &mut As) -> Vec<(&'static str, Result<(), Status>)> {
@@ -59,6 +59,13 @@ async fn call_every_rpc(c: &mut As) -> Vec<(&'static str, Result<(), Status>)> {
         (
             "AssignTicket",
             done(t.assign_ticket(pb::AssignTicketRequest::default()).await),
+        ),
+        (
+            "BatchAssignTickets",
+            done(
+                t.batch_assign_tickets(pb::BatchAssignTicketsRequest::default())
+                    .await,
+            ),
         ),
         (
             "PostMessage",

@@ -4,6 +4,7 @@
 
 mod auth_matrix;
 mod bad_input;
+mod batch;
 mod callers;
 mod categories;
 mod events;

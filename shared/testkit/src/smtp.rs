@@ -1,0 +1,182 @@
+//! The SMTP sink of the tests: `tests/support/smtp_sink.py` (aiosmtpd) as a
+//! subprocess on a free port, writing each accepted message to a directory
+//! of its own; tests read the messages back, decoded by Python's `email`
+//! package, and can make it answer 451 or 550.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::json;
+use uuid::Uuid;
+
+/// The aiosmtpd sink as a subprocess, writing into a directory of its own.
+pub struct SmtpSink {
+    /// Where it listens (on 127.0.0.1).
+    pub port: u16,
+    dir: PathBuf,
+    control: PathBuf,
+    child: Child,
+}
+
+/// The python that runs the sink: `HELPDESK_PYTHON`, else the tools venv's
+/// (scripts/lib/deps.sh installs aiosmtpd there), else `python3`.
+pub fn python() -> String {
+    if let Ok(python) = std::env::var("HELPDESK_PYTHON") {
+        return python;
+    }
+    let cache = std::env::var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(|_| PathBuf::from("/tmp"));
+    let tools = std::env::var("HELPDESK_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| cache.join("helpdesk-tools"));
+    let venv = tools.join("venv/bin/python");
+    if venv.exists() {
+        venv.display().to_string()
+    } else {
+        "python3".into()
+    }
+}
+
+impl SmtpSink {
+    /// Starts the sink on a free port; panics with what to do when python
+    /// or aiosmtpd is missing.
+    pub fn start() -> Self {
+        let python = python();
+        match Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .output()
+        {
+            Ok(out) if out.status.success() => {}
+            other => panic!(
+                "these tests need python with aiosmtpd ({python}: {other:?}); \
+                 run `bash -c 'source scripts/lib/deps.sh && ensure_aiosmtpd'` \
+                 or set HELPDESK_PYTHON to a python that has it"
+            ),
+        }
+        let dir = std::env::temp_dir().join(format!("smtp-sink-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let control = dir.join("control.json");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/smtp_sink.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .args(["--host", "127.0.0.1", "--port", "0", "--dir"])
+            .arg(dir.join("mail"))
+            .arg("--control")
+            .arg(&control)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", script.display()));
+        // A thread reads its log: the first line says where it listens, the
+        // rest is drained so the pipe never fills (shown with TEST_LOG).
+        let stdout = child.stdout.take().unwrap();
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = first_tx.send(lines.next());
+            for line in lines.map_while(Result::ok) {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    eprintln!("[smtp-sink] {line}");
+                }
+            }
+        });
+        let first = match first_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Some(Ok(line))) => line,
+            other => {
+                let _ = child.kill();
+                panic!("the SMTP sink did not start: {other:?}")
+            }
+        };
+        let port = first
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from the sink: {first:?}"));
+        Self {
+            port,
+            dir,
+            control,
+            child,
+        }
+    }
+
+    /// `accept`, `tempfail` or `reject` for every recipient.
+    pub fn set_mode(&self, mode: &str) {
+        std::fs::write(&self.control, json!({ "mode": mode }).to_string()).unwrap();
+    }
+
+    /// The accepted messages' files, oldest first.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.join("mail"))
+            .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        files.sort();
+        files
+    }
+
+    /// The accepted messages, parsed by Python's `email` package (headers
+    /// decoded, each body part decoded from its transfer encoding).
+    pub fn messages(&self) -> Vec<Mail> {
+        let mut out = Vec::new();
+        for file in self.files() {
+            let parsed = Command::new(python())
+                .args(["-c", PARSE_EML])
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(parsed.status.success(), "{parsed:?}");
+            out.push(serde_json::from_slice(&parsed.stdout).unwrap());
+        }
+        out
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // KEEP_TEST_MAIL=1 keeps the messages to read (the path is printed).
+        if std::env::var_os("KEEP_TEST_MAIL").is_some() {
+            eprintln!("test mail kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+const PARSE_EML: &str = r#"
+import email, email.policy, json, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+print(json.dumps({
+    "headers": {k.lower(): str(v) for k, v in m.items()},
+    "content_type": m.get_content_type(),
+    "text": m.get_body(("plain",)).get_content(),
+    "html": m.get_body(("html",)).get_content(),
+}))
+"#;
+
+/// One accepted message, decoded.
+#[derive(Debug, serde::Deserialize)]
+pub struct Mail {
+    /// Header names lower-cased, values decoded.
+    pub headers: HashMap<String, String>,
+    /// The top-level content type (`multipart/alternative`).
+    pub content_type: String,
+    /// The plain-text part.
+    pub text: String,
+    /// The HTML part.
+    pub html: String,
+}
+
+impl Mail {
+    /// A header's value (`""` when absent); `name` in lower case.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or("")
+    }
+}
