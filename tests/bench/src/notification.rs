@@ -63,7 +63,12 @@ fn staff(n: usize) -> SeedUser {
         id: Uuid::from_u128(0x0b00_0000_0000_4000_8000_0000_0001_0000 + n as u128),
         display_name: format!("Agent {n}"),
         email: format!("agent{n}@example.com"),
-        locale: if n % 3 == 0 { "pt-BR" } else { "en-GB" }.into(),
+        locale: if n.is_multiple_of(3) {
+            "pt-BR"
+        } else {
+            "en-GB"
+        }
+        .into(),
         push_tokens: vec![format!("push-agent-{n}")],
         active: true,
         is_staff: true,
