@@ -116,11 +116,10 @@ pub struct Config {
     pub ticket_addr: Option<String>,
     /// `TICKET_TIMEOUT_MS` (default 30000): the deadline of one page's call.
     pub ticket_timeout: Duration,
-    /// `TICKET_PAGE_SIZE` (default 1000, the most the ticket service serves):
-    /// tickets per page. Per-page costs (a round trip, a commit, the fence)
-    /// made 500 about 1.5 times slower than 1000 over 100,000 tickets
-    /// (`bench scheduler`), and a page of 1000 holds its row locks for
-    /// well under a second.
+    /// `TICKET_PAGE_SIZE` (default 500, at most 1000): tickets per page.
+    /// Over 100,000 tickets 500 and 1000 took the same time (`bench
+    /// scheduler`, docs/performance.md), and a smaller page holds its row
+    /// locks for less time.
     pub ticket_page_size: i32,
 }
 
@@ -200,7 +199,7 @@ impl Config {
             ticket_addr: Some(string_or("TICKET_ADDR", "http://127.0.0.1:50051"))
                 .filter(|a| !a.trim().is_empty()),
             ticket_timeout: millis_or("TICKET_TIMEOUT_MS", Duration::from_secs(30))?,
-            ticket_page_size: var_or("TICKET_PAGE_SIZE", 1000)?,
+            ticket_page_size: var_or("TICKET_PAGE_SIZE", 500)?,
         })
     }
 }

@@ -61,7 +61,7 @@ pub async fn run() -> anyhow::Result<()> {
     let page_size: i32 = std::env::var("BENCH_PAGE_SIZE")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(500);
     println!("auto_close_resolved_tickets over {n} resolved tickets (page size {page_size})");
     let bare_db = TestDb::create(&ticket_service::MIGRATOR).await?;
     let service_db = TestDb::create(&ticket_service::MIGRATOR).await?;
