@@ -41,9 +41,10 @@ service_db() {
 service_grpc_names() {
     case $1 in
         platform-standin) echo "platform.accounts.v1.AccountsService, platform.rides.v1.RidesService" ;;
-        ticket) echo "support.v1.TicketService, support.v1.CategoryService, support.v1.OperationsService" ;;
+        ticket) echo "support.v1.TicketService, support.v1.CategoryService, support.v1.TicketJobsService, support.v1.OperationsService" ;;
         assignment) echo "support.v1.AssignmentService" ;;
         notification) echo "support.v1.NotificationService" ;;
+        scheduler) echo "support.v1.SchedulerService" ;;
         smtp-sink) echo "SMTP; each email a file in .dev/mail/" ;;
         *) echo "" ;;
     esac
@@ -87,9 +88,11 @@ service_env() {
             # Where `ticket seed-demo` sends its CreateTicket calls.
             echo "SEED_TARGET=$ticket"
             ;;
-        *)
-            # For the services still to come; match their config when they land.
+        assignment)
             echo "ACCOUNTS_ADDR=$standin"
+            echo "TICKET_ADDR=$ticket"
+            ;;
+        scheduler)
             echo "TICKET_ADDR=$ticket"
             ;;
     esac

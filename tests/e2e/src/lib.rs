@@ -1,5 +1,5 @@
 //! Runs the real binaries (`platform-standin`, `ticket`, `assignment`,
-//! `notification`) as child processes with their own databases, a private
+//! `notification`, `scheduler`) as child processes with their own databases, a private
 //! exchange and queues, and free ports, exactly as an operator would run
 //! them, with a real SMTP server (the aiosmtpd sink) and the stand-in's push
 //! gateway; tests talk to them over gRPC and read the mail the sink got. The binaries come from the same `target/` directory as the
@@ -137,6 +137,7 @@ pub struct Stack {
     pub ticket: Process,
     pub assignment: Process,
     pub notification: Process,
+    pub scheduler: Process,
     /// Every email the notification service sent.
     pub mail: SmtpSink,
     databases: Vec<String>,
@@ -197,6 +198,7 @@ impl Stack {
         let (ticket_db, ticket_name) = create_database().await;
         let (assignment_db, assignment_name) = create_database().await;
         let (notification_db, notification_name) = create_database().await;
+        let (scheduler_db, scheduler_name) = create_database().await;
 
         let standin_port = free_port();
         let push_port = free_port();
@@ -249,6 +251,16 @@ impl Stack {
         ]);
         let notification = Process::spawn("notification", env, notification_port);
         notification.wait_serving().await;
+
+        let scheduler_port = free_port();
+        let mut env = common_env(scheduler_port);
+        env.extend([
+            ("DATABASE_URL".into(), scheduler_db),
+            ("TICKET_ADDR".into(), ticket.addr()),
+            ("TICK_MS".into(), "200".into()),
+        ]);
+        let scheduler = Process::spawn("scheduler", env, scheduler_port);
+        scheduler.wait_serving().await;
         // Serving gRPC comes before the consumers have declared their queues
         // and bindings; events published before that would not reach them.
         wait_for_queue(&queue).await;
@@ -259,8 +271,14 @@ impl Stack {
             ticket,
             assignment,
             notification,
+            scheduler,
             mail,
-            databases: vec![ticket_name, assignment_name, notification_name],
+            databases: vec![
+                ticket_name,
+                assignment_name,
+                notification_name,
+                scheduler_name,
+            ],
             exchange,
             queues: vec![queue, notification_queue],
         }
@@ -269,6 +287,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        self.scheduler.kill();
         self.notification.kill();
         self.assignment.kill();
         self.ticket.kill();

@@ -1,4 +1,5 @@
-//! The original flow across the real binaries (design brief §4, steps 1–7):
+//! The original flow across the real binaries (design brief §4, steps 1–8;
+//! the scheduler's "two days later" and "seven days later" run as-of):
 //! separate processes, real sockets, real PostgreSQL and RabbitMQ, a real
 //! SMTP server; after each step the right people have the right in-app
 //! notification and email. Graceful stops and a killed service.
@@ -8,10 +9,10 @@ use std::time::{Duration, Instant};
 use helpdesk_e2e::Stack;
 use helpdesk_kit::auth::Role;
 use helpdesk_proto::support::v1::{
-    self as pb, NotificationKind as K, TicketStatus as S,
+    self as pb, JobRunState, NotificationKind as K, TicketStatus as S,
     assignment_service_client::AssignmentServiceClient,
     notification_service_client::NotificationServiceClient,
-    ticket_service_client::TicketServiceClient,
+    scheduler_service_client::SchedulerServiceClient, ticket_service_client::TicketServiceClient,
 };
 use helpdesk_testkit::Bearer;
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
@@ -83,6 +84,48 @@ async fn wait_told(
             Instant::now() < deadline,
             "{who} was never told {kind:?} (email: {email:?})"
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// RunJobNow as an admin with `as_of` (the scheduler's "N days later"), then
+/// waits until the run succeeded; returns how many tickets it processed.
+async fn run_job(stack: &Stack, job: &str, as_of: chrono::DateTime<chrono::Utc>) -> i64 {
+    let channel = Channel::from_shared(stack.scheduler.addr())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut scheduler =
+        SchedulerServiceClient::with_interceptor(channel, Bearer::token(ADA, Role::Admin));
+    let run = scheduler
+        .run_job_now(pb::RunJobNowRequest {
+            job: job.into(),
+            as_of_time: Some(helpdesk_kit::clock::to_timestamp(as_of)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = scheduler
+            .list_job_runs(pb::ListJobRunsRequest {
+                job: job.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .runs
+            .into_iter()
+            .find(|r| r.id == run.id)
+            .expect("the run is listed");
+        match now.state() {
+            JobRunState::Succeeded => return now.processed,
+            JobRunState::Failed | JobRunState::Skipped => panic!("{job} did not run: {now:?}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "{job} never finished: {now:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -277,6 +320,36 @@ async fn the_original_flow_runs_across_the_real_binaries() {
         .count();
     assert_eq!(to_alice, 4);
 
+    // 6. Two days after the resolution the scheduler asks her to rate it.
+    let resolved_at = wait_for(&mut alice, &created.id, |t| t.resolved_at.is_some())
+        .await
+        .resolved_at
+        .and_then(|t| helpdesk_kit::clock::from_timestamp(&t))
+        .expect("resolved");
+    let too_early = run_job(
+        &stack,
+        "send_rating_requests",
+        resolved_at + chrono::Duration::hours(47),
+    )
+    .await;
+    assert_eq!(too_early, 0);
+    let asked = run_job(
+        &stack,
+        "send_rating_requests",
+        resolved_at + chrono::Duration::hours(49),
+    )
+    .await;
+    assert_eq!(asked, 1);
+    wait_told(
+        &stack,
+        ALICE,
+        Role::User,
+        &created,
+        K::RatingRequested,
+        Some("alice@example.com"),
+    )
+    .await;
+
     // 7. The user rates it.
     let rated = alice
         .rate_ticket(pb::RateTicketRequest {
@@ -289,8 +362,40 @@ async fn the_original_flow_runs_across_the_real_binaries() {
         .into_inner();
     assert_eq!(rated.rating, 5);
 
+    // 8. Seven days after the resolution the scheduler closes it, and she
+    // is told.
+    assert_eq!(
+        run_job(
+            &stack,
+            "auto_close_resolved_tickets",
+            resolved_at + chrono::Duration::days(6)
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        run_job(
+            &stack,
+            "auto_close_resolved_tickets",
+            resolved_at + chrono::Duration::days(8)
+        )
+        .await,
+        1
+    );
+    wait_for(&mut alice, &created.id, |t| t.status == S::Closed as i32).await;
+    wait_told(
+        &stack,
+        ALICE,
+        Role::User,
+        &created,
+        K::TicketClosed,
+        Some("alice@example.com"),
+    )
+    .await;
+
     // SIGTERM: every binary drains and exits cleanly.
     for process in [
+        &mut stack.scheduler,
         &mut stack.notification,
         &mut stack.assignment,
         &mut stack.ticket,
@@ -360,6 +465,7 @@ async fn each_binary_lists_exactly_what_it_serves_and_reports_its_health_by_name
         expect(&[
             "support.v1.CategoryService",
             "support.v1.OperationsService",
+            "support.v1.TicketJobsService",
             "support.v1.TicketService",
         ])
     );
@@ -371,6 +477,10 @@ async fn each_binary_lists_exactly_what_it_serves_and_reports_its_health_by_name
         .await
         .unwrap();
     assert_eq!(listed, expect(&["support.v1.NotificationService"]));
+    let listed = helpdesk_testkit::reflected_services(stack.scheduler.addr())
+        .await
+        .unwrap();
+    assert_eq!(listed, expect(&["support.v1.SchedulerService"]));
     let listed = helpdesk_testkit::reflected_services(stack.standin.addr())
         .await
         .unwrap();
@@ -383,7 +493,12 @@ async fn each_binary_lists_exactly_what_it_serves_and_reports_its_health_by_name
     );
 
     // Readiness, liveness and the database each under their own name.
-    for service in [&stack.ticket, &stack.assignment, &stack.notification] {
+    for service in [
+        &stack.ticket,
+        &stack.assignment,
+        &stack.notification,
+        &stack.scheduler,
+    ] {
         for name in ["", "liveness", "dependency.postgres"] {
             helpdesk_testkit::wait_for_health(
                 service.addr(),
