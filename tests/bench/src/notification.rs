@@ -1,7 +1,8 @@
 //! Notifications: the fan-out of one `TicketCreated` to 1,000 staff, next
 //! to the same rows inserted by one bare statement; then creation →
 //! streamed for a user's receipt while CreateTicket runs at 32 concurrent
-//! callers (`BENCH_SECS`, default 60). The ticket service, the notification
+//! callers (`BENCH_SECS`, default 60; `BENCH_RATE` paces them to that many
+//! creates a second in all, to see latency below saturation). The ticket service, the notification
 //! service and the stand-in run in-process.
 //!
 //! Run it release-built: `cargo run --release -p helpdesk-bench -- notification`.
@@ -160,6 +161,12 @@ pub async fn run() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    // Each caller's pause between creates when paced.
+    let pace: Option<Duration> = std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|r| *r > 0.0)
+        .map(|rate| Duration::from_secs_f64(CONCURRENCY as f64 / rate));
 
     let standin_listener = helpdesk_kit::server::bind("127.0.0.1:0".parse()?).await?;
     let standin_addr = format!("http://{}", standin_listener.local_addr()?);
@@ -326,8 +333,12 @@ pub async fn run() -> anyhow::Result<()> {
         })
     };
     println!(
-        "\nnotification under intake: CreateTicket at {CONCURRENCY} concurrent callers for {secs} s \
-         (a triage group of ten told of each ticket, Alice's receipt streamed)\n"
+        "\nnotification under intake: CreateTicket at {CONCURRENCY} concurrent callers for {secs} s{} \
+         (a triage group of ten told of each ticket, Alice's receipt streamed)\n",
+        pace.map_or(String::new(), |p| format!(
+            ", paced to {:.0}/s",
+            CONCURRENCY as f64 / p.as_secs_f64()
+        ))
     );
     let client = TicketServiceClient::new(GrpcChannel::from_shared(ticket_addr)?.connect().await?);
     let created = Arc::new(AtomicUsize::new(0));
@@ -338,7 +349,11 @@ pub async fn run() -> anyhow::Result<()> {
         let (mut c, token, created) = (client.clone(), alice.clone(), created.clone());
         callers.push(tokio::spawn(async move {
             let mut out = Vec::new();
+            let mut ticks = pace.map(tokio::time::interval);
             while Instant::now() < until {
+                if let Some(ticks) = ticks.as_mut() {
+                    ticks.tick().await;
+                }
                 let mut request = Request::new(pb::CreateTicketRequest {
                     ride_id: ALICE_RIDE.into(),
                     category_id: "ride_issue".into(),
