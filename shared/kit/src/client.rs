@@ -19,6 +19,52 @@ use crate::{
     error::{ApiError, ApiResult},
 };
 
+/// The accounts service as our services call it: the directory of people.
+pub type Accounts =
+    helpdesk_proto::platform::accounts::v1::accounts_service_client::AccountsServiceClient<
+        tonic::service::interceptor::InterceptedService<Channel, ServiceToken>,
+    >;
+
+/// A client of the accounts service at `addr`, calling as `identity`.
+pub fn accounts(
+    addr: &str,
+    timeout: Duration,
+    auth: &AuthConfig,
+    identity: &'static str,
+) -> anyhow::Result<Accounts> {
+    use helpdesk_proto::platform::accounts::v1::accounts_service_client::AccountsServiceClient;
+    Ok(AccountsServiceClient::with_interceptor(
+        channel(addr, timeout)?,
+        ServiceToken::new(auth, identity),
+    ))
+}
+
+/// Every staff account the accounts service lists, active or not, every
+/// page (of the largest size it serves).
+pub async fn all_staff(
+    accounts: &Accounts,
+) -> ApiResult<Vec<helpdesk_proto::platform::accounts::v1::User>> {
+    use helpdesk_proto::platform::accounts::v1::ListStaffRequest;
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = accounts
+            .clone()
+            .list_staff(ListStaffRequest {
+                page_size: 500,
+                page_token: std::mem::take(&mut page_token),
+            })
+            .await
+            .map_err(|s| unavailable("accounts", &s))?
+            .into_inner();
+        out.extend(page.staff.into_iter().filter(|u| u.is_staff));
+        if page.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 /// A channel to `addr` whose calls time out after `timeout`.
 pub fn channel(addr: &str, timeout: Duration) -> anyhow::Result<Channel> {
     Ok(Channel::from_shared(addr.to_owned())?

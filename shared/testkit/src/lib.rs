@@ -416,6 +416,27 @@ pub async fn health_status(
     Ok(response.into_inner().status())
 }
 
+/// Polls `condition` every 20 ms until it holds; panics naming `what` after
+/// `within`. For effects that arrive asynchronously (an event consumed, a
+/// row written): a test waits on the condition, never for a fixed time.
+pub async fn wait_until<F, Fut>(what: &str, within: std::time::Duration, condition: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls [`health_status`] until it reports `want`, for at most `within`.
 pub async fn wait_for_health(
     addr: impl std::fmt::Display,

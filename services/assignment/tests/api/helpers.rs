@@ -28,11 +28,11 @@ use helpdesk_proto::{
         ticket_service_client::TicketServiceClient,
     },
 };
-pub use helpdesk_testkit::expect_code;
 use helpdesk_testkit::{
     Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, unique_exchange,
     violated_fields,
 };
+pub use helpdesk_testkit::{expect_code, wait_until};
 use lapin::{BasicProperties, options::BasicPublishOptions, options::ConfirmSelectOptions};
 use platform_standin::{DemoData, Options, SeedUser};
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -689,25 +689,6 @@ impl Drop for TestEnv {
         let mut queues = vec![self.queue.clone(), format!("{}.dead", self.queue)];
         queues.extend((1..3).map(|n| format!("{}.retry.{n}", self.queue)));
         delete_broker_objects(Some(self.exchange.clone()), queues);
-    }
-}
-
-/// Polls `condition` every 50 ms until it holds; panics after `within`.
-pub async fn wait_until<F, Fut>(what: &str, within: Duration, condition: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

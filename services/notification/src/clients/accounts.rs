@@ -14,17 +14,11 @@ use std::{
 
 use helpdesk_kit::{
     auth::AuthConfig,
-    client::{ServiceToken, absent_on_not_found, channel, unavailable},
+    client::{Accounts, absent_on_not_found, accounts, all_staff},
     error::ApiResult,
 };
-use helpdesk_proto::platform::accounts::v1::{
-    GetUserRequest, ListStaffRequest, User, accounts_service_client::AccountsServiceClient,
-};
-use tonic::{service::interceptor::InterceptedService, transport::Channel};
+use helpdesk_proto::platform::accounts::v1::{GetUserRequest, User};
 use uuid::Uuid;
-
-/// The largest page the accounts service serves.
-const PAGE_SIZE: i32 = 500;
 
 /// How to reach a person.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +55,7 @@ type Contacts = Mutex<HashMap<Uuid, (Instant, Option<Contact>)>>;
 /// The cached directory; clones share the cache.
 #[derive(Clone)]
 pub struct Directory {
-    inner: AccountsServiceClient<InterceptedService<Channel, ServiceToken>>,
+    inner: Accounts,
     ttl: Duration,
     users: Arc<Contacts>,
     staff: Arc<Cached<Arc<Vec<Contact>>>>,
@@ -76,10 +70,7 @@ impl Directory {
         identity: &'static str,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            inner: AccountsServiceClient::with_interceptor(
-                channel(addr, timeout)?,
-                ServiceToken::new(auth, identity),
-            ),
+            inner: accounts(addr, timeout, auth, identity)?,
             ttl,
             users: Arc::default(),
             staff: Arc::default(),
@@ -117,31 +108,13 @@ impl Directory {
         {
             return Ok(staff.clone());
         }
-        let mut out = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .inner
-                .clone()
-                .list_staff(ListStaffRequest {
-                    page_size: PAGE_SIZE,
-                    page_token: page_token.clone(),
-                })
-                .await
-                .map_err(|s| unavailable("accounts", &s))?
-                .into_inner();
-            out.extend(
-                page.staff
-                    .into_iter()
-                    .filter(|u| u.is_staff && u.active)
-                    .filter_map(Contact::from_pb),
-            );
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
-        let staff = Arc::new(out);
+        let staff: Vec<Contact> = all_staff(&self.inner)
+            .await?
+            .into_iter()
+            .filter(|u| u.active)
+            .filter_map(Contact::from_pb)
+            .collect();
+        let staff = Arc::new(staff);
         *self.staff.lock().expect("cache lock") = Some((Instant::now(), staff.clone()));
         Ok(staff)
     }

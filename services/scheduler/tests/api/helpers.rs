@@ -479,23 +479,13 @@ pub struct RunView {
     pub checkpoint: Option<String>,
 }
 
-/// Polls `condition` every 20 ms for at most 20 s.
+/// Polls `condition` for at most 20 s (testkit `wait_until`).
 pub async fn wait_until<F, Fut>(what: &str, condition: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    helpdesk_testkit::wait_until(what, Duration::from_secs(20), condition).await
 }
 
 /// Lets a few ticks pass (to show that nothing happens).
