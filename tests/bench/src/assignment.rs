@@ -17,25 +17,23 @@ use std::{
 
 use assignment_service::{domain::Tier, startup::Application as Assignment};
 use chrono::Utc;
-use helpdesk_events::{
-    consumer::{self, ConsumerConfig},
-    relay::RelayConfig,
-};
+use helpdesk_events::consumer::{self, ConsumerConfig};
 use helpdesk_kit::{
-    auth::{AuthConfig, Role},
+    auth::Role,
     clock::{SystemClock, from_timestamp},
     config::CommonConfig,
 };
 use helpdesk_proto::support::v1::{self as pb, ticket_service_client::TicketServiceClient};
-use helpdesk_testkit::{
-    EventTap, TestDb, amqp_url, delete_broker_objects, minter, unique_exchange,
-};
-use platform_standin::{DemoData, Options, SeedUser};
+use helpdesk_testkit::{EventTap, TestDb, amqp_url, delete_broker_objects, minter};
+use platform_standin::SeedUser;
 use tokio::sync::oneshot;
 use tonic::{Request, transport::Channel};
 use uuid::Uuid;
 
-use crate::report::{Latencies, ms, row};
+use crate::{
+    report::{Latencies, ms, row},
+    world,
+};
 
 const POOL: u32 = 10;
 const CONCURRENCY: usize = 32;
@@ -58,16 +56,6 @@ fn staff(n: usize) -> SeedUser {
     }
 }
 
-fn common(url: &str) -> anyhow::Result<CommonConfig> {
-    Ok(CommonConfig {
-        listen_addr: "127.0.0.1:0".parse()?,
-        database_url: url.to_owned(),
-        database_max_connections: POOL,
-        auth: AuthConfig::dev(),
-        otlp_endpoint: None,
-    })
-}
-
 pub async fn run() -> anyhow::Result<()> {
     let secs: u64 = std::env::var("BENCH_SECS")
         .ok()
@@ -76,40 +64,9 @@ pub async fn run() -> anyhow::Result<()> {
 
     // The stand-in, with AGENTS staff who together have room for every
     // ticket of the run (capacity 1,000 each).
-    let standin_listener = helpdesk_kit::server::bind("127.0.0.1:0".parse()?).await?;
-    let standin_addr = format!("http://{}", standin_listener.local_addr()?);
-    let mut data = DemoData::demo();
-    data.users.retain(|u| !u.is_staff);
-    data.users.extend((0..AGENTS).map(staff));
-    let (stop_standin, standin_stopped) = oneshot::channel::<()>();
-    tokio::spawn(platform_standin::run(
-        standin_listener,
-        data,
-        Options::default(),
-        async move {
-            let _ = standin_stopped.await;
-        },
-    ));
-
-    let exchange = unique_exchange();
-    let ticket_db = TestDb::create(&ticket_service::MIGRATOR).await?;
-    let tickets = ticket_service::startup::Application::build(
-        ticket_service::config::Config {
-            common: common(&ticket_db.url)?,
-            accounts_addr: standin_addr.clone(),
-            rides_addr: standin_addr.clone(),
-            platform_timeout: Duration::from_millis(800),
-            idempotency_retention: chrono::Duration::hours(48),
-            relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
-        },
-        Arc::new(SystemClock),
-    )
-    .await?;
-    let ticket_addr = format!("http://127.0.0.1:{}", tickets.port());
-    let (stop_tickets, tickets_stopped) = oneshot::channel::<()>();
-    let tickets_task = tokio::spawn(tickets.run(async move {
-        let _ = tickets_stopped.await;
-    }));
+    let (standin_addr, standin) = world::standin((0..AGENTS).map(staff).collect()).await?;
+    let tickets = world::tickets(&standin_addr, POOL).await?;
+    let (ticket_addr, exchange) = (tickets.addr.clone(), tickets.exchange.clone());
 
     let assignment_db = TestDb::create(&assignment_service::MIGRATOR).await?;
     let queue = format!("bench-assignment.{}", Uuid::new_v4().simple());
@@ -124,7 +81,7 @@ pub async fn run() -> anyhow::Result<()> {
         assignment_service::config::Config {
             common: CommonConfig {
                 database_max_connections: 2 * POOL,
-                ..common(&assignment_db.url)?
+                ..world::common(&assignment_db.url, POOL)?
             },
             accounts_addr: standin_addr,
             ticket_addr: ticket_addr.clone(),
@@ -337,9 +294,8 @@ pub async fn run() -> anyhow::Result<()> {
     listener.abort();
     let _ = stop_assignment.send(());
     let _ = assignment_task.await;
-    let _ = stop_tickets.send(());
-    let _ = tickets_task.await;
-    let _ = stop_standin.send(());
+    tickets.running.stop().await;
+    standin.stop().await;
     let mut queues = vec![queue.clone(), format!("{queue}.dead")];
     queues.extend((1..8).map(|n| format!("{queue}.retry.{n}")));
     delete_broker_objects(Some(exchange), queues);

@@ -23,6 +23,7 @@ mod relay;
 mod report;
 mod scheduler;
 mod tickets;
+mod world;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -18,14 +18,10 @@ use std::{
 
 use chrono::Utc;
 use futures_util::StreamExt;
-use helpdesk_events::{
-    consumer::{self, ConsumerConfig},
-    relay::RelayConfig,
-};
+use helpdesk_events::consumer::{self, ConsumerConfig};
 use helpdesk_kit::{
-    auth::{AuthConfig, Role},
+    auth::Role,
     clock::{SystemClock, from_timestamp, to_timestamp},
-    config::CommonConfig,
 };
 use helpdesk_proto::{
     Event,
@@ -34,20 +30,23 @@ use helpdesk_proto::{
         ticket_service_client::TicketServiceClient,
     },
 };
-use helpdesk_testkit::{TestDb, amqp_url, delete_broker_objects, minter, unique_exchange};
+use helpdesk_testkit::{TestDb, amqp_url, delete_broker_objects, minter};
 use lapin::{BasicProperties, options::BasicPublishOptions, options::ConfirmSelectOptions};
 use notification_service::{
     config::Config,
     domain::{Channel, Kind, audience::StaffAudience, preferences::Policy},
     startup::Application as Notifications,
 };
-use platform_standin::{DemoData, Options, SeedUser};
+use platform_standin::SeedUser;
 use sqlx::postgres::PgListener;
 use tokio::sync::oneshot;
 use tonic::{Request, transport::Channel as GrpcChannel};
 use uuid::Uuid;
 
-use crate::report::{Latencies, ms, row};
+use crate::{
+    report::{Latencies, ms, row},
+    world,
+};
 
 const POOL: u32 = 10;
 const CONCURRENCY: usize = 32;
@@ -75,16 +74,6 @@ fn staff(n: usize) -> SeedUser {
         is_staff: true,
         create_time: Utc::now(),
     }
-}
-
-fn common(url: &str, pool: u32) -> anyhow::Result<CommonConfig> {
-    Ok(CommonConfig {
-        listen_addr: "127.0.0.1:0".parse()?,
-        database_url: url.to_owned(),
-        database_max_connections: pool,
-        auth: AuthConfig::dev(),
-        otlp_endpoint: None,
-    })
 }
 
 async fn publish<E: Event>(
@@ -133,7 +122,7 @@ async fn start_notifications(
         &notification_service::app::intake::BINDINGS,
     );
     consumer::declare(&consumer_config).await?;
-    let mut config = Config::with_common(common(&db.url, POOL)?)?;
+    let mut config = Config::with_common(world::common(&db.url, POOL)?)?;
     config.accounts_addr = standin_addr.to_owned();
     config.consumer = consumer_config;
     config.new_ticket_audience = audience;
@@ -168,40 +157,9 @@ pub async fn run() -> anyhow::Result<()> {
         .filter(|r| *r > 0.0)
         .map(|rate| Duration::from_secs_f64(CONCURRENCY as f64 / rate));
 
-    let standin_listener = helpdesk_kit::server::bind("127.0.0.1:0".parse()?).await?;
-    let standin_addr = format!("http://{}", standin_listener.local_addr()?);
-    let mut data = DemoData::demo();
-    data.users.retain(|u| !u.is_staff);
-    data.users.extend((0..STAFF).map(staff));
-    let (stop_standin, standin_stopped) = oneshot::channel::<()>();
-    tokio::spawn(platform_standin::run(
-        standin_listener,
-        data,
-        Options::default(),
-        async move {
-            let _ = standin_stopped.await;
-        },
-    ));
-
-    let exchange = unique_exchange();
-    let ticket_db = TestDb::create(&ticket_service::MIGRATOR).await?;
-    let tickets = ticket_service::startup::Application::build(
-        ticket_service::config::Config {
-            common: common(&ticket_db.url, POOL)?,
-            accounts_addr: standin_addr.clone(),
-            rides_addr: standin_addr.clone(),
-            platform_timeout: Duration::from_millis(800),
-            idempotency_retention: chrono::Duration::hours(48),
-            relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
-        },
-        Arc::new(SystemClock),
-    )
-    .await?;
-    let ticket_addr = format!("http://127.0.0.1:{}", tickets.port());
-    let (stop_tickets, tickets_stopped) = oneshot::channel::<()>();
-    let tickets_task = tokio::spawn(tickets.run(async move {
-        let _ = tickets_stopped.await;
-    }));
+    let (standin_addr, standin) = world::standin((0..STAFF).map(staff).collect()).await?;
+    let tickets = world::tickets(&standin_addr, POOL).await?;
+    let (ticket_addr, exchange) = (tickets.addr.clone(), tickets.exchange.clone());
 
     let db = TestDb::create(&notification_service::MIGRATOR).await?;
     let (queue, stop_app, app_task, _) =
@@ -412,9 +370,8 @@ pub async fn run() -> anyhow::Result<()> {
     let _ = connection.close(200, "done".into()).await;
     let _ = stop_app.send(());
     let _ = app_task.await;
-    let _ = stop_tickets.send(());
-    let _ = tickets_task.await;
-    let _ = stop_standin.send(());
+    tickets.running.stop().await;
+    standin.stop().await;
     let mut queues = Vec::new();
     for queue in [queue, load_queue] {
         queues.extend([queue.clone(), format!("{queue}.dead")]);

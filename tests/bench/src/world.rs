@@ -1,0 +1,101 @@
+//! What the load benchmarks start in process: the stand-in with the staff a
+//! benchmark asks for, and the ticket service with its relay on a fresh
+//! exchange and database. Each runs until its `stop`.
+
+use std::{sync::Arc, time::Duration};
+
+use helpdesk_events::relay::RelayConfig;
+use helpdesk_kit::{auth::AuthConfig, clock::SystemClock, config::CommonConfig};
+use helpdesk_testkit::{TestDb, amqp_url, unique_exchange};
+use platform_standin::{DemoData, Options, SeedUser};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// A service's settings for a benchmark: port 0, development keys.
+pub fn common(url: &str, pool: u32) -> anyhow::Result<CommonConfig> {
+    Ok(CommonConfig {
+        listen_addr: "127.0.0.1:0".parse()?,
+        database_url: url.to_owned(),
+        database_max_connections: pool,
+        auth: AuthConfig::dev(),
+        otlp_endpoint: None,
+    })
+}
+
+/// Something running until told to stop.
+pub struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Runs `serve` with a stop signal.
+pub fn spawn<F, Fut>(serve: F) -> Running
+where
+    F: FnOnce(oneshot::Receiver<()>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (stop, stopped) = oneshot::channel::<()>();
+    Running {
+        stop,
+        task: tokio::spawn(serve(stopped)),
+    }
+}
+
+/// The stand-in: the demo customers and rides, and exactly `staff`.
+pub async fn standin(staff: Vec<SeedUser>) -> anyhow::Result<(String, Running)> {
+    let listener = helpdesk_kit::server::bind("127.0.0.1:0".parse()?).await?;
+    let addr = format!("http://{}", listener.local_addr()?);
+    let mut data = DemoData::demo();
+    data.users.retain(|u| !u.is_staff);
+    data.users.extend(staff);
+    let running = spawn(|stopped| {
+        platform_standin::run(listener, data, Options::default(), async move {
+            let _ = stopped.await;
+        })
+    });
+    Ok((addr, running))
+}
+
+/// The ticket service with its relay publishing to a fresh exchange.
+pub struct Tickets {
+    pub addr: String,
+    pub exchange: String,
+    /// Kept so the database lives as long as the service.
+    _db: TestDb,
+    pub running: Running,
+}
+
+pub async fn tickets(standin_addr: &str, pool: u32) -> anyhow::Result<Tickets> {
+    let exchange = unique_exchange();
+    let db = TestDb::create(&ticket_service::MIGRATOR).await?;
+    let app = ticket_service::startup::Application::build(
+        ticket_service::config::Config {
+            common: common(&db.url, pool)?,
+            accounts_addr: standin_addr.to_owned(),
+            rides_addr: standin_addr.to_owned(),
+            platform_timeout: Duration::from_millis(800),
+            idempotency_retention: chrono::Duration::hours(48),
+            relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
+        },
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    let running = spawn(|stopped| {
+        app.run(async move {
+            let _ = stopped.await;
+        })
+    });
+    Ok(Tickets {
+        addr,
+        exchange,
+        _db: db,
+        running,
+    })
+}
