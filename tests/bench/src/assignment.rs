@@ -5,6 +5,8 @@
 //! creation to its `ticket.assigned` (both stamped by the ticket service),
 //! and the backlog (created but not yet assigned) sampled every 500 ms.
 //!
+//! `BENCH_RATE` paces the callers (creates per second in all).
+//!
 //! Run it release-built: `cargo run --release -p helpdesk-bench -- assignment`.
 
 use std::{
@@ -180,8 +182,9 @@ pub async fn run() -> anyhow::Result<()> {
     let client = TicketServiceClient::new(channel);
     let alice = minter().mint(ALICE, Role::User, chrono::Duration::hours(2));
     println!(
-        "assignment under intake: CreateTicket at {CONCURRENCY} concurrent callers for {secs} s, \
-         {AGENTS} agents with room, {CONSUMERS} event consumers\n"
+        "assignment under intake: CreateTicket at {CONCURRENCY} concurrent callers for {secs} s{}, \
+         {AGENTS} agents with room, {CONSUMERS} event consumers\n",
+        world::pacing_label()
     );
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);
@@ -190,7 +193,11 @@ pub async fn run() -> anyhow::Result<()> {
         let (mut c, token, created) = (client.clone(), alice.clone(), created.clone());
         callers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut ticks = world::pacing(CONCURRENCY);
             while Instant::now() < until {
+                if let Some(ticks) = ticks.as_mut() {
+                    ticks.tick().await;
+                }
                 let mut request = Request::new(pb::CreateTicketRequest {
                     ride_id: ALICE_RIDE.into(),
                     category_id: "ride_issue".into(),

@@ -150,12 +150,6 @@ pub async fn run() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    // Each caller's pause between creates when paced.
-    let pace: Option<Duration> = std::env::var("BENCH_RATE")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|r| *r > 0.0)
-        .map(|rate| Duration::from_secs_f64(CONCURRENCY as f64 / rate));
 
     let (standin_addr, standin) = world::standin((0..STAFF).map(staff).collect()).await?;
     let tickets = world::tickets(&standin_addr, POOL).await?;
@@ -293,10 +287,7 @@ pub async fn run() -> anyhow::Result<()> {
     println!(
         "\nnotification under intake: CreateTicket at {CONCURRENCY} concurrent callers for {secs} s{} \
          (a triage group of ten told of each ticket, Alice's receipt streamed)\n",
-        pace.map_or(String::new(), |p| format!(
-            ", paced to {:.0}/s",
-            CONCURRENCY as f64 / p.as_secs_f64()
-        ))
+        world::pacing_label(),
     );
     let client = TicketServiceClient::new(GrpcChannel::from_shared(ticket_addr)?.connect().await?);
     let created = Arc::new(AtomicUsize::new(0));
@@ -307,7 +298,7 @@ pub async fn run() -> anyhow::Result<()> {
         let (mut c, token, created) = (client.clone(), alice.clone(), created.clone());
         callers.push(tokio::spawn(async move {
             let mut out = Vec::new();
-            let mut ticks = pace.map(tokio::time::interval);
+            let mut ticks = world::pacing(CONCURRENCY);
             while Instant::now() < until {
                 if let Some(ticks) = ticks.as_mut() {
                     ticks.tick().await;

@@ -21,6 +21,26 @@ pub fn common(url: &str, pool: u32) -> anyhow::Result<CommonConfig> {
     })
 }
 
+/// `BENCH_RATE`: creates per second in all, spread over `callers`; each
+/// caller's ticker, or `None` to run unpaced (as fast as the machine goes).
+pub fn pacing(callers: usize) -> Option<tokio::time::Interval> {
+    let rate: f64 = std::env::var("BENCH_RATE").ok()?.parse().ok()?;
+    (rate > 0.0).then(|| {
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(callers as f64 / rate));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    })
+}
+
+/// How the intake is paced, for the report's header.
+pub fn pacing_label() -> String {
+    std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|r| r.parse::<f64>().ok())
+        .filter(|r| *r > 0.0)
+        .map_or(String::new(), |r| format!(", paced to {r:.0}/s"))
+}
+
 /// Something running until told to stop.
 pub struct Running {
     stop: oneshot::Sender<()>,
