@@ -276,10 +276,13 @@ pub async fn run() -> anyhow::Result<()> {
         tokio::spawn(async move {
             while let Some(Ok(message)) = stream.next().await {
                 if let Some(n) = message.notification {
+                    // Stored at: the intake's clock while handling the
+                    // event, just after it was consumed.
+                    let stored = n.create_time.as_ref().and_then(from_timestamp);
                     streamed
                         .lock()
                         .expect("not poisoned")
-                        .push((n.ticket_id, Utc::now()));
+                        .push((n.ticket_id, stored, Utc::now()));
                 }
             }
         })
@@ -339,7 +342,11 @@ pub async fn run() -> anyhow::Result<()> {
     let streamed = streamed.lock().expect("not poisoned").clone();
     let latencies: Vec<Duration> = streamed
         .iter()
-        .filter_map(|(id, at)| Some((*at - *creations.get(id)?).to_std().unwrap_or_default()))
+        .filter_map(|(id, _, at)| Some((*at - *creations.get(id)?).to_std().unwrap_or_default()))
+        .collect();
+    let from_intake: Vec<Duration> = streamed
+        .iter()
+        .filter_map(|(_, stored, at)| Some((*at - (*stored)?).to_std().unwrap_or_default()))
         .collect();
     row(
         "CreateTicket over gRPC",
@@ -352,6 +359,10 @@ pub async fn run() -> anyhow::Result<()> {
             Latencies::new(latencies).summary(),
             streamed.len()
         ),
+    );
+    row(
+        "consumed (stored) → streamed",
+        Latencies::new(from_intake).summary(),
     );
     row(
         "all streamed after the intake stopped",
