@@ -379,11 +379,8 @@ impl NotificationApi {
         // Subscribe before reading: whatever commits after the reads below
         // wakes this stream.
         let subscription = self.feed.subscribe(me);
-        let unread = notifications::unread_count(&self.pool, me).await?;
-        let start = match cursor {
-            Some(seq) => seq,
-            None => notifications::newest_seq(&self.pool, me).await?,
-        };
+        let (unread, newest) = notifications::badge(&self.pool, me).await?;
+        let start = cursor.unwrap_or(newest);
         let (tx, rx) = mpsc::channel(64);
         let first = pb::StreamNotificationsResponse {
             notification: None,
@@ -397,9 +394,14 @@ impl NotificationApi {
         let closing = self.closing.clone();
         tokio::spawn(async move {
             let mut at = start;
-            let mut sent_count = unread;
+            let mut badge = Badge {
+                unread,
+                counted_through: newest,
+                sent: unread,
+            };
             loop {
-                match follow(&pool, &tx, me, &mut at, &mut sent_count).await {
+                let recount = subscription.take_recount();
+                match follow(&pool, &tx, me, &mut at, &mut badge, recount).await {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(err) => {
@@ -428,53 +430,65 @@ impl NotificationApi {
     }
 }
 
-/// Sends what the feed has after `at` and any change of the unread count;
-/// `Ok(false)` when the client went away.
+/// A stream's unread count: the count as of `counted_through` (a `seq`),
+/// plus the unread notifications it has sent since; `sent` is the count
+/// the client last saw.
+struct Badge {
+    unread: i64,
+    counted_through: i64,
+    sent: i64,
+}
+
+/// Sends what the feed has after `at` and any change of the unread count
+/// (counted again when `recount`); `Ok(false)` when the client went away.
 async fn follow(
     pool: &PgPool,
     tx: &mpsc::Sender<Result<pb::StreamNotificationsResponse, Status>>,
     me: Uuid,
     at: &mut i64,
-    sent_count: &mut i64,
+    badge: &mut Badge,
+    recount: bool,
 ) -> sqlx::Result<bool> {
+    if recount {
+        (badge.unread, badge.counted_through) = notifications::badge(pool, me).await?;
+    }
     loop {
         let rows = notifications::after(pool, me, *at, STREAM_BATCH).await?;
-        let count = notifications::unread_count(pool, me).await?;
-        if rows.is_empty() {
-            if count != *sent_count {
-                let update = pb::StreamNotificationsResponse {
-                    notification: None,
-                    unread_count: count,
-                    cursor: convert::cursor(*at),
-                };
-                if tx.send(Ok(update)).await.is_err() {
-                    return Ok(false);
-                }
-                *sent_count = count;
-            }
-            return Ok(true);
-        }
-        // The count includes this batch; each message carries the count as
-        // of itself (the unread ones after it not yet added).
-        let mut unread_after: i64 = rows.iter().filter(|r| r.read_time.is_none()).count() as i64;
         for row in &rows {
-            if row.read_time.is_none() {
-                unread_after -= 1;
+            // Rows newer than the count are added to it as they are sent;
+            // older ones (a replay after a reconnect) are in it already.
+            if row.seq > badge.counted_through {
+                badge.counted_through = row.seq;
+                if row.read_time.is_none() {
+                    badge.unread += 1;
+                }
             }
             let message = pb::StreamNotificationsResponse {
                 notification: Some(convert::notification(row)),
-                unread_count: count - unread_after,
+                unread_count: badge.unread,
                 cursor: convert::cursor(row.seq),
             };
             if tx.send(Ok(message)).await.is_err() {
                 return Ok(false);
             }
+            badge.sent = badge.unread;
             *at = row.seq;
         }
-        *sent_count = count;
-        if (rows.len() as i64) < STREAM_BATCH {
-            return Ok(true);
+        if (rows.len() as i64) == STREAM_BATCH {
+            continue;
         }
+        if badge.unread != badge.sent {
+            let update = pb::StreamNotificationsResponse {
+                notification: None,
+                unread_count: badge.unread,
+                cursor: convert::cursor(*at),
+            };
+            if tx.send(Ok(update)).await.is_err() {
+                return Ok(false);
+            }
+            badge.sent = badge.unread;
+        }
+        return Ok(true);
     }
 }
 

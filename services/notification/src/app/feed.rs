@@ -3,13 +3,16 @@
 //! recipients each change names. A stream only learns *that* its feed
 //! changed and then reads it from the database after its cursor, so a
 //! missed wake-up costs latency, never an item: on a lost listener
-//! connection every stream is woken to re-read.
+//! connection every stream is woken to re-read. Streams keep their unread
+//! count by adding what they read, and count again only when told that
+//! notifications were read: counting a large unread backlog on every new
+//! notification would cost a scan each time.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -19,9 +22,16 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::storage::notifications::CHANNEL;
+use crate::storage::notifications::{CHANNEL, READ_PREFIX};
 
-type Subscribers = HashMap<Uuid, Vec<(u64, Arc<Notify>)>>;
+/// A stream's wake-up, and whether it must count its unread ones again.
+#[derive(Default)]
+struct Waker {
+    notify: Notify,
+    recount: AtomicBool,
+}
+
+type Subscribers = HashMap<Uuid, Vec<(u64, Arc<Waker>)>>;
 
 /// The streams open on this replica; clones share them.
 #[derive(Clone, Default)]
@@ -35,14 +45,21 @@ pub struct Subscription {
     feed: Feed,
     recipient: Uuid,
     id: u64,
-    notify: Arc<Notify>,
+    waker: Arc<Waker>,
 }
 
 impl Subscription {
     /// Waits until the recipient's feed may have changed since the last
     /// wake-up (a change before the first wait counts).
     pub async fn changed(&self) {
-        self.notify.notified().await;
+        self.waker.notify.notified().await;
+    }
+
+    /// Whether notifications may have been read since the last call (or
+    /// changes may have been missed): then the stream counts again rather
+    /// than adding what it reads.
+    pub fn take_recount(&self) -> bool {
+        self.waker.recount.swap(false, Ordering::AcqRel)
     }
 }
 
@@ -61,18 +78,18 @@ impl Drop for Subscription {
 impl Feed {
     pub fn subscribe(&self, recipient: Uuid) -> Subscription {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let notify = Arc::new(Notify::new());
+        let waker = Arc::new(Waker::default());
         self.subscribers
             .lock()
             .expect("feed lock")
             .entry(recipient)
             .or_default()
-            .push((id, notify.clone()));
+            .push((id, waker.clone()));
         Subscription {
             feed: self.clone(),
             recipient,
             id,
-            notify,
+            waker,
         }
     }
 
@@ -86,21 +103,33 @@ impl Feed {
             .sum()
     }
 
-    /// Wakes the streams a payload names (`*`: all of them).
+    /// Wakes the streams a payload names: ids (new notifications),
+    /// `read:<id>` (notifications read), or `*` (anything may have changed:
+    /// all of them, counting again).
     fn wake(&self, payload: &str) {
         let subscribers = self.subscribers.lock().expect("feed lock");
         // `notify_one` keeps a permit when the stream is busy reading, so a
         // change during a read is not lost.
+        let wake = |waker: &Waker, recount: bool| {
+            if recount {
+                waker.recount.store(true, Ordering::Release);
+            }
+            waker.notify.notify_one();
+        };
         if payload == "*" {
             subscribers
                 .values()
                 .flatten()
-                .for_each(|(_, n)| n.notify_one());
+                .for_each(|(_, w)| wake(w, true));
             return;
         }
-        for id in payload.split(',').filter_map(|s| Uuid::parse_str(s).ok()) {
-            for (_, notify) in subscribers.get(&id).into_iter().flatten() {
-                notify.notify_one();
+        let (ids, recount) = match payload.strip_prefix(READ_PREFIX) {
+            Some(ids) => (ids, true),
+            None => (payload, false),
+        };
+        for id in ids.split(',').filter_map(|s| Uuid::parse_str(s).ok()) {
+            for (_, waker) in subscribers.get(&id).into_iter().flatten() {
+                wake(waker, recount);
             }
         }
     }

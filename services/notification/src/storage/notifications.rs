@@ -153,12 +153,16 @@ fn announcement(recipients: &[Uuid]) -> String {
     }
 }
 
-/// Tells listeners that these recipients' feeds changed (at commit).
-pub async fn announce(conn: &mut PgConnection, recipients: &[Uuid]) -> sqlx::Result<()> {
+/// The prefix of a payload saying notifications were read (not added):
+/// streams then count the unread ones again instead of adding new ones.
+pub const READ_PREFIX: &str = "read:";
+
+/// Tells listeners that `recipient` read notifications (at commit).
+async fn announce_read(conn: &mut PgConnection, recipient: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
         "SELECT pg_notify($1, $2)",
         CHANNEL,
-        announcement(recipients)
+        format!("{READ_PREFIX}{recipient}")
     )
     .execute(conn)
     .await?;
@@ -225,15 +229,18 @@ pub async fn after<'c>(
     .await
 }
 
-/// The recipient's newest `seq` (0 for an empty feed).
-pub async fn newest_seq<'c>(db: impl PgExecutor<'c>, recipient: Uuid) -> sqlx::Result<i64> {
-    Ok(sqlx::query_scalar!(
-        "SELECT max(seq) FROM notifications WHERE recipient_id = $1",
+/// The recipient's unread count and newest `seq` (0 for an empty feed),
+/// from one snapshot: a stream's badge covers exactly the rows up to it.
+pub async fn badge<'c>(db: impl PgExecutor<'c>, recipient: Uuid) -> sqlx::Result<(i64, i64)> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE read_time IS NULL) AS "unread!",
+                  coalesce(max(seq), 0) AS "newest!"
+           FROM notifications WHERE recipient_id = $1"#,
         recipient
     )
     .fetch_one(db)
-    .await?
-    .unwrap_or(0))
+    .await?;
+    Ok((row.unread, row.newest))
 }
 
 pub async fn unread_count<'c>(db: impl PgExecutor<'c>, recipient: Uuid) -> sqlx::Result<i64> {
@@ -281,7 +288,7 @@ pub async fn mark_read(
     .await?
     .rows_affected();
     if changed > 0 {
-        announce(conn, &[recipient]).await?;
+        announce_read(conn, recipient).await?;
     }
     Ok(changed)
 }
