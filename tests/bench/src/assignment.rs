@@ -65,6 +65,7 @@ fn common(url: &str) -> anyhow::Result<CommonConfig> {
         database_max_connections: POOL,
         auth: AuthConfig::dev(),
         otlp_endpoint: None,
+        metrics_addr: None,
     })
 }
 
