@@ -1,14 +1,15 @@
-//! The scheduler's Prometheus series ([`helpdesk_kit::metrics`]), by `job`:
+//! The scheduler's Prometheus series ([`helpdesk_kit::metrics`]), by
+//! `job_name` (not `job`, which Prometheus sets to the scrape job):
 //!
-//! - `scheduler_runs_total{job, outcome}`: runs this replica ended,
+//! - `scheduler_runs_total{job_name, outcome}`: runs this replica ended,
 //!   `outcome` one of `succeeded`, `nothing_to_do`, `retry` (failed, to be
 //!   tried again), `failed` (for good), `taken_over` (another replica holds
 //!   it now), `given_back` (at shutdown) and `interrupted` (our database
 //!   failed mid-run; the lease brings it back);
-//! - `scheduler_run_duration_seconds{job}`: how long each of those took here;
-//! - `scheduler_windows_skipped_total{job}`: windows planned as skipped
+//! - `scheduler_run_duration_seconds{job_name}`: how long each of those took here;
+//! - `scheduler_windows_skipped_total{job_name}`: windows planned as skipped
 //!   (paused, overlapping, too late);
-//! - `scheduler_last_success_timestamp_seconds{job}`: Unix time of the last
+//! - `scheduler_last_success_timestamp_seconds{job_name}`: Unix time of the last
 //!   run that succeeded (or had nothing to do) on this replica; absent until
 //!   the first one since start.
 
@@ -22,13 +23,13 @@ use prometheus_client::{
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
-    job: String,
+    job_name: String,
     outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
-    job: String,
+    job_name: String,
 }
 
 struct Metrics {
@@ -73,12 +74,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 /// Records a run of `job` that began at `started` and ended with `outcome`.
 pub(crate) fn run_ended(job: &str, outcome: &'static str, started: Instant) {
     let labels = JobLabels {
-        job: job.to_owned(),
+        job_name: job.to_owned(),
     };
     METRICS
         .runs
         .get_or_create(&RunLabels {
-            job: job.to_owned(),
+            job_name: job.to_owned(),
             outcome,
         })
         .inc();
@@ -100,7 +101,7 @@ pub(crate) fn window_skipped(job: &str) {
     METRICS
         .skipped
         .get_or_create(&JobLabels {
-            job: job.to_owned(),
+            job_name: job.to_owned(),
         })
         .inc();
 }
