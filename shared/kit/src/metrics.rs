@@ -58,7 +58,7 @@ pub fn register(add: impl FnOnce(&mut Registry)) {
 
 /// The current exposition of every registered series.
 pub fn encode() -> String {
-    // The kit's own families are listed even before the first call.
+    // Registers the kit's families (a family is listed once it has a series).
     LazyLock::force(&KIT);
     let mut text = String::new();
     let registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
