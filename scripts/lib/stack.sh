@@ -65,6 +65,8 @@ service_env() {
     echo "LOG_FORMAT=${LOG_FORMAT:-text}"
     if [ -n "$db" ]; then
         echo "DATABASE_URL=postgres://$PG_SUPERUSER@$PG_HOST:$PG_PORT/$db"
+        # Prometheus metrics beside the gRPC port (docs/operations.md "Metrics").
+        echo "METRICS_ADDR=$BIND_HOST:$(($(service_port "$name") + 1000))"
     fi
     local standin ticket
     standin="http://127.0.0.1:$(service_port platform-standin)"

@@ -162,6 +162,7 @@ impl Application {
                 |(engine, every), stop| reconcile::run(engine, every, stop),
             ))
             .database(self.pool)
+            .metrics(self.config.common.metrics_addr)
             .run(self.listener, verifier, shutdown)
             .await
     }

@@ -151,6 +151,7 @@ impl Application {
                 feed.clone().listen(pool.clone(), ctx.stop().clone())
             }))
             .database(self.pool)
+            .metrics(config.common.metrics_addr)
             .run(self.listener, verifier, shutdown)
             .await
     }

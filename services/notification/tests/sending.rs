@@ -397,11 +397,18 @@ async fn a_550_fails_at_once_and_is_never_retried() {
         )
         .await;
 
+    let failed = r#"notification_deliveries_total{channel="email",outcome="failed"}"#;
+    let series = |name: &str| {
+        helpdesk_kit::metrics::value(&helpdesk_kit::metrics::encode(), name).unwrap_or(0.0)
+    };
+    let before = series(failed);
     assert_eq!(sender.send_due().await.unwrap(), 1);
     let row = world.delivery(n.email()).await;
     assert_eq!((row.state.as_str(), row.attempts), ("failed", 1));
     let error = row.last_error.unwrap();
     assert!(error.contains("550"), "{error}");
+    // Counted (other tests of this binary may fail emails at the same time).
+    assert!(series(failed) >= before + 1.0);
 
     world.advance(48 * 3600);
     assert_eq!(sender.send_due().await.unwrap(), 0);

@@ -94,6 +94,7 @@ impl Application {
                     .with_watchdog(watchdog),
             )
             .database(self.pool)
+            .metrics(self.config.common.metrics_addr)
             .run(self.listener, verifier, shutdown)
             .await
     }

@@ -117,7 +117,9 @@ impl Application {
                 .with_watchdog(relay::WATCHDOG),
             );
         }
-        Ok(service.database(self.pool.clone()))
+        Ok(service
+            .database(self.pool.clone())
+            .metrics(self.config.common.metrics_addr))
     }
 }
 

@@ -21,7 +21,11 @@
 //! channel, and on shutdown finishes the message in hand, then closes
 //! (unacked prefetched messages return to the queue).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use futures_util::{FutureExt, StreamExt};
@@ -39,7 +43,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::amqp::{self, Backoff};
+use crate::{
+    amqp::{self, Backoff},
+    metrics::{self, DeadReason, QueueLabels},
+};
 
 /// How one consumer connects and behaves.
 #[derive(Clone, Debug)]
@@ -344,6 +351,8 @@ async fn lane<H: Handler>(
         )
         .await?;
     tracing::info!(queue = %config.queue, "consuming");
+    let labels = metrics::consumer_started(&config.queue);
+    let dead_letters = config.dead_letter_queue();
     let mut outage = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut beat = tokio::time::interval(BEAT_EVERY);
     loop {
@@ -354,10 +363,19 @@ async fn lane<H: Handler>(
                 let _ = channel.close(200, "shutdown".into()).await;
                 return Ok(());
             }
-            _ = beat.tick() => {}
+            _ = beat.tick() => {
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                };
+                let queue = channel
+                    .queue_declare(dead_letters.as_str().into(), passive, FieldTable::default())
+                    .await?;
+                metrics::dead_letter_depth(&labels, queue.message_count());
+            }
             delivery = deliveries.next() => {
                 let delivery = delivery.context("delivery stream ended")??;
-                match process(pool, config, handler, &channel, delivery).await? {
+                match process(pool, config, handler, &channel, &labels, delivery).await? {
                     Processed::Settled => outage.reset(),
                     // Our own database is away: the message went back to the
                     // queue uncounted; pause instead of burning its attempts.
@@ -391,8 +409,10 @@ async fn process<H: Handler>(
     config: &ConsumerConfig,
     handler: &H,
     channel: &Channel,
+    labels: &QueueLabels,
     delivery: lapin::message::Delivery,
 ) -> anyhow::Result<Processed> {
+    let started = Instant::now();
     let headers = delivery.properties.headers().as_ref();
     let attempt = amqp::header_int(headers, "x-attempt").unwrap_or(1).max(1) as u32;
     let event_id = delivery
@@ -414,22 +434,26 @@ async fn process<H: Handler>(
             "malformed envelope: needs message_id (UUID) and type",
         )
         .await?;
+        metrics::dead_lettered(labels, DeadReason::Malformed, started);
         return Ok(Processed::Settled);
     };
     let event = match handler.decode(&message_type, &delivery.data) {
         Decoded::Event(event) => event,
         Decoded::Skip => {
             delivery.ack(BasicAckOptions::default()).await?;
+            metrics::consumed(labels, started);
             return Ok(Processed::Settled);
         }
         Decoded::Unknown => {
             let reason = format!("unknown event type {message_type}");
             dead_letter(config, channel, &delivery, attempt, &reason).await?;
+            metrics::dead_lettered(labels, DeadReason::UnknownType, started);
             return Ok(Processed::Settled);
         }
         Decoded::Invalid(why) => {
             let reason = format!("undecodable {message_type}: {why}");
             dead_letter(config, channel, &delivery, attempt, &reason).await?;
+            metrics::dead_lettered(labels, DeadReason::Undecodable, started);
             return Ok(Processed::Settled);
         }
     };
@@ -460,11 +484,13 @@ async fn process<H: Handler>(
                 ..BasicNackOptions::default()
             })
             .await?;
+        metrics::requeued(labels);
         return Ok(Processed::Requeued);
     }
     match outcome {
         Ok(()) => {
             delivery.ack(BasicAckOptions::default()).await?;
+            metrics::consumed(labels, started);
             Ok(Processed::Settled)
         }
         Err(HandlerError::Transient(error)) if attempt < config.max_attempts => {
@@ -480,14 +506,19 @@ async fn process<H: Handler>(
             )
             .await?;
             delivery.ack(BasicAckOptions::default()).await?;
+            metrics::retried(labels, started);
             Ok(Processed::Settled)
         }
         Err(error) => {
-            let reason = match &error {
-                HandlerError::Transient(e) => format!("gave up after {attempt} attempts: {e:#}"),
-                HandlerError::Permanent(e) => format!("rejected: {e:#}"),
+            let (reason, why) = match &error {
+                HandlerError::Transient(e) => (
+                    DeadReason::Exhausted,
+                    format!("gave up after {attempt} attempts: {e:#}"),
+                ),
+                HandlerError::Permanent(e) => (DeadReason::Rejected, format!("rejected: {e:#}")),
             };
-            dead_letter(config, channel, &delivery, attempt, &reason).await?;
+            dead_letter(config, channel, &delivery, attempt, &why).await?;
+            metrics::dead_lettered(labels, reason, started);
             Ok(Processed::Settled)
         }
     }

@@ -9,12 +9,14 @@
 //! - [`relay`]: publishes the outbox to RabbitMQ, in order, at least once.
 //! - [`consumer`]: the consumer loop: dedup, retries, dead letters.
 //! - [`amqp`]: connection, exchange, headers and backoff shared by both.
+//! - [`metrics`]: the Prometheus series of the relay and the consumers.
 //! - [`ops`]: the outbox backlog over gRPC for operators.
 
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod amqp;
 pub mod consumer;
+pub mod metrics;
 pub mod ops;
 pub mod outbox;
 pub mod relay;

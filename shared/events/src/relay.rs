@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use crate::{
     amqp::{self, Backoff},
+    metrics::{self, BacklogSampler},
     outbox,
 };
 
@@ -84,13 +85,16 @@ pub const WATCHDOG: Duration = Duration::from_secs(120);
 pub async fn run(pool: PgPool, config: RelayConfig, waker: outbox::Waker, ctx: TaskContext) {
     let shutdown = ctx.stop().clone();
     let mut backoff = Backoff::default();
+    let mut sampler = BacklogSampler::default();
     while !shutdown.is_cancelled() {
         ctx.beat();
-        let led = lead(&pool, &config, &waker, &ctx, &mut backoff).await;
+        let led = lead(&pool, &config, &waker, &ctx, &mut backoff, &mut sampler).await;
         waker.set_leading(false);
         match led {
             Ok(()) => break,
             Err(error) => {
+                // The backlog grows while the broker is away: keep it visible.
+                sampler.sample(&pool).await;
                 let delay = backoff.next_delay();
                 tracing::warn!(
                     error = format!("{error:#}"),
@@ -114,6 +118,7 @@ async fn lead(
     waker: &outbox::Waker,
     ctx: &TaskContext,
     backoff: &mut Backoff,
+    sampler: &mut BacklogSampler,
 ) -> anyhow::Result<()> {
     let shutdown = ctx.stop();
     let mut conn = PgConnection::connect_with(&pool.connect_options())
@@ -130,6 +135,7 @@ async fn lead(
         if leader {
             break;
         }
+        sampler.sample(&mut conn).await;
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(config.standby_poll) => {}
@@ -156,6 +162,7 @@ async fn lead(
     loop {
         ctx.beat();
         let published = drain(&mut conn, &channel, config, ctx).await?;
+        sampler.sample(&mut conn).await;
         if published > 0 {
             // A healthy round: the next outage starts its backoff from scratch.
             backoff.reset();
@@ -222,6 +229,7 @@ async fn drain(
         if reported.elapsed() >= Duration::from_secs(30) {
             reported = std::time::Instant::now();
             let backlog = outbox::backlog(&mut *conn).await?;
+            BacklogSampler::default().record(&backlog);
             tracing::info!(
                 unsent = backlog.unsent,
                 oldest_age_ms = backlog.oldest_age_ms(),
@@ -242,6 +250,7 @@ async fn drain(
         }
         // Pipelined within the batch: publish it all, then collect the confirms.
         let mut confirms = Vec::with_capacity(rows.len());
+        let published_at = std::time::Instant::now();
         for row in &rows {
             let confirm = channel
                 .basic_publish(
@@ -264,6 +273,10 @@ async fn drain(
                 "broker refused event {}",
                 row.event_id
             );
+        }
+        let confirmed_after = published_at.elapsed();
+        for _ in &rows {
+            metrics::published(confirmed_after);
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         sqlx::query!("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)", &ids)

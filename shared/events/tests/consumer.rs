@@ -628,3 +628,68 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogCounter {
         }
     }
 }
+
+/// Reads one consumer series for the fixture's queue from the registry.
+fn series(f: &Fixture, name: &str, extra: &str) -> f64 {
+    let exposition = helpdesk_kit::metrics::encode();
+    helpdesk_kit::metrics::value(
+        &exposition,
+        &format!(r#"{name}{{queue="{}"{extra}}}"#, f.config.queue),
+    )
+    .unwrap_or(0.0)
+}
+
+/// Waits (bounded) until `read` returns `want`.
+async fn wait_series(what: &str, want: f64, read: impl Fn() -> f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = read();
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} is {got}, not {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn consumed_retried_and_dead_lettered_deliveries_move_their_series() {
+    let f = Fixture::new(None).await;
+    f.handler.fail_first.store(1, Ordering::SeqCst);
+    let (stop, task) = f.start();
+    f.publish("fine").await;
+    f.publish("flaky").await;
+    f.publish("rejected").await;
+    f.publish_raw(&Uuid::now_v7().to_string(), "support.v1.NoSuchEvent", b"x")
+        .await;
+    f.wait_effects("fine", 1).await;
+    f.wait_effects("flaky", 1).await;
+
+    // "fine", and "flaky" on its second attempt.
+    wait_series("consumed", 2.0, || series(&f, "events_consumed_total", "")).await;
+    assert_eq!(series(&f, "events_retried_total", ""), 1.0);
+    wait_series("dead-lettered (rejected)", 1.0, || {
+        series(&f, "events_dead_lettered_total", r#",reason="rejected""#)
+    })
+    .await;
+    assert_eq!(
+        series(
+            &f,
+            "events_dead_lettered_total",
+            r#",reason="unknown_type""#
+        ),
+        1.0
+    );
+    // Every settlement was timed: 2 consumed, 1 retried, 2 dead-lettered.
+    wait_series("handling count", 5.0, || {
+        series(&f, "events_handling_seconds_count", "")
+    })
+    .await;
+    // The consumer samples its dead-letter queue every few seconds.
+    wait_series("dead-letter depth", 2.0, || {
+        series(&f, "events_dead_letter_queue_messages", "")
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}

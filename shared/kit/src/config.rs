@@ -48,6 +48,9 @@ pub struct CommonConfig {
     pub auth: crate::auth::AuthConfig,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: traces are exported only when set.
     pub otlp_endpoint: Option<String>,
+    /// `METRICS_ADDR`: the Prometheus endpoint; default the gRPC port + 1000
+    /// on all interfaces, `off` for none ([`crate::metrics`]).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl CommonConfig {
@@ -69,6 +72,7 @@ impl CommonConfig {
             otlp_endpoint: env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
                 .ok()
                 .filter(|v| !v.is_empty()),
+            metrics_addr: crate::metrics::addr_from_env(listen_addr).context("METRICS_ADDR")?,
         })
     }
 }

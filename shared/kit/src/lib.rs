@@ -9,6 +9,7 @@
 //!   supervised tasks, serve, and the ordered teardown.
 //! - [`tasks`]: background tasks restarted with backoff when they fail.
 //! - [`health`]: what readiness, liveness and dependency health mean.
+//! - [`metrics`]: the Prometheus registry and its endpoint on a port of its own.
 //! - [`server`]: the gRPC server (reflection, auth, draining in-flight calls).
 //! - [`auth`]: JWT verification and the typed [`auth::Caller`].
 //! - [`client`]: calling other services: deadlines, service tokens, errors.
@@ -30,6 +31,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod idempotency;
+pub mod metrics;
 pub mod page_token;
 pub mod pg;
 pub mod server;

@@ -224,6 +224,13 @@ pub async fn serve(
             span
         })
         .layer(in_flight.layer())
+        .layer(crate::metrics::RpcMetricsLayer::new(
+            served
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain([HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA].map(str::to_owned))
+                .collect(),
+        ))
         .layer(AuthLayer::new(verifier))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stop);

@@ -88,6 +88,8 @@ trait Dependency: Send + Sync {
     fn name(&self) -> &'static str;
     fn answers(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// Updates the dependency's gauges, if it has any.
+    fn sample(&self) {}
 }
 
 /// The service's own PostgreSQL database.
@@ -114,6 +116,10 @@ impl Dependency for Postgres {
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(self.0.close())
     }
+
+    fn sample(&self) {
+        crate::metrics::sample_pool(&self.0);
+    }
 }
 
 /// A service's parts, declared once and run by [`Service::run`].
@@ -123,6 +129,14 @@ pub struct Service {
     tasks: Vec<Task>,
     dependencies: Vec<Arc<dyn Dependency>>,
     policy: RestartPolicy,
+    metrics: Metrics,
+}
+
+/// Where the metrics endpoint listens, if anywhere.
+enum Metrics {
+    Off,
+    At(std::net::SocketAddr),
+    On(TcpListener),
 }
 
 impl std::fmt::Debug for Service {
@@ -149,6 +163,7 @@ impl Service {
             tasks: Vec::new(),
             dependencies: Vec::new(),
             policy: RestartPolicy::default(),
+            metrics: Metrics::Off,
         }
     }
 
@@ -184,6 +199,20 @@ impl Service {
         self
     }
 
+    /// Serves the Prometheus endpoint at `addr` (see [`crate::metrics`];
+    /// `None`, the default, serves none). Binding fails the start.
+    pub fn metrics(mut self, addr: Option<std::net::SocketAddr>) -> Self {
+        self.metrics = addr.map_or(Metrics::Off, Metrics::At);
+        self
+    }
+
+    /// Serves the Prometheus endpoint on a listener already bound (tests
+    /// bind port 0 and read the port back).
+    pub fn metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics = Metrics::On(listener);
+        self
+    }
+
     /// How failing tasks are restarted (tests shorten the delays).
     pub fn restart_policy(mut self, policy: RestartPolicy) -> Self {
         self.policy = policy;
@@ -198,8 +227,27 @@ impl Service {
         verifier: Verifier,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
+        let metrics = match self.metrics {
+            Metrics::Off => None,
+            Metrics::At(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("binding the metrics endpoint to {addr}: {e}"))?,
+            ),
+            Metrics::On(listener) => Some(listener),
+        };
         let (health, health_service) = Health::new(&self.served).await;
         let mut supervisor = Supervisor::default();
+        if let Some(listener) = metrics {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics endpoint listening");
+            }
+            supervisor.start(
+                crate::metrics::endpoint_task(listener),
+                self.policy,
+                &health,
+            );
+        }
         for task in self.tasks {
             supervisor.start(task, self.policy, &health);
         }
@@ -230,6 +278,7 @@ fn probe(dependency: Arc<dyn Dependency>, health: Health) -> Task {
         async move {
             loop {
                 health.dependency(dependency.name(), dependency.answers().await);
+                dependency.sample();
                 ctx.beat();
                 tokio::select! {
                     () = tokio::time::sleep(PROBE_EVERY) => {}

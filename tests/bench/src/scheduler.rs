@@ -97,6 +97,7 @@ pub async fn run() -> anyhow::Result<()> {
         database_max_connections: 10,
         auth: AuthConfig::dev(),
         otlp_endpoint: None,
+        metrics_addr: None,
     };
     let tickets = ticket_service::startup::Application::build(
         ticket_service::config::Config {

@@ -165,6 +165,7 @@ pub async fn run() -> anyhow::Result<()> {
             database_max_connections: POOL,
             auth: AuthConfig::dev(),
             otlp_endpoint: None,
+            metrics_addr: None,
         },
         accounts_addr: standin_addr.clone(),
         rides_addr: standin_addr,

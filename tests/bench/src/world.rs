@@ -18,6 +18,7 @@ pub fn common(url: &str, pool: u32) -> anyhow::Result<CommonConfig> {
         database_max_connections: pool,
         auth: AuthConfig::dev(),
         otlp_endpoint: None,
+        metrics_addr: None,
     })
 }
 

@@ -158,6 +158,8 @@ fn common_env(port: u16) -> HashMap<String, String> {
     HashMap::from([
         ("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")),
         ("HELPDESK_DEV".into(), "true".into()),
+        // Its own metrics port: tests run side by side, and beside a local stack.
+        ("METRICS_ADDR".into(), format!("127.0.0.1:{}", free_port())),
         (
             "RUST_LOG".into(),
             std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -21,6 +21,7 @@ use super::engine::Engine;
 pub async fn run(engine: Engine, every: Duration, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut waiting = super::metrics::WaitingSampler::default();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -29,7 +30,9 @@ pub async fn run(engine: Engine, every: Duration, shutdown: CancellationToken) {
         }
         let assigned = engine.drain().await;
         if assigned > 0 {
+            super::metrics::drained(assigned);
             tracing::debug!(assigned, "waiting tickets served");
         }
+        waiting.sample(engine.pool()).await;
     }
 }

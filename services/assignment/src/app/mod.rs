@@ -7,6 +7,7 @@
 pub mod consumer;
 pub mod drainer;
 pub mod engine;
+pub mod metrics;
 pub mod mover;
 pub mod operations;
 pub mod reconcile;

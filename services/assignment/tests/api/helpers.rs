@@ -221,6 +221,7 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         database_max_connections: 8,
         auth: AuthConfig::dev(),
         otlp_endpoint: None,
+        metrics_addr: None,
     };
     let ticket_config = ticket_service::config::Config {
         common: common(&ticket_db.url),

@@ -2,4 +2,5 @@
 
 pub mod feed;
 pub mod intake;
+pub mod metrics;
 pub mod sender;

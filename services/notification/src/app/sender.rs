@@ -415,12 +415,15 @@ impl Sender {
         let inner = &self.inner;
         let (pool, id, attempt) = (&inner.pool, delivery.id, delivery.attempts);
         let now = inner.clock.now();
-        let stored = match &outcome {
-            Outcome::Sent { tokens } => outgoing::sent(pool, id, attempt, tokens, now).await,
-            Outcome::Skipped(why) => outgoing::skipped(pool, id, attempt, why).await,
-            Outcome::Permanent { error, tokens } => {
-                outgoing::failed(pool, id, attempt, error, tokens).await
+        let (stored, label) = match &outcome {
+            Outcome::Sent { tokens } => {
+                (outgoing::sent(pool, id, attempt, tokens, now).await, "sent")
             }
+            Outcome::Skipped(why) => (outgoing::skipped(pool, id, attempt, why).await, "skipped"),
+            Outcome::Permanent { error, tokens } => (
+                outgoing::failed(pool, id, attempt, error, tokens).await,
+                "failed",
+            ),
             Outcome::Transient { error, tokens } => {
                 let next = inner.config.retry.next_attempt(
                     delivery.create_time,
@@ -429,15 +432,24 @@ impl Sender {
                     jitter(id, attempt),
                 );
                 match next {
-                    Some(next) => outgoing::retry(pool, id, attempt, next, error, tokens).await,
+                    Some(next) => (
+                        outgoing::retry(pool, id, attempt, next, error, tokens).await,
+                        "retry",
+                    ),
                     None => {
                         let error = format!("gave up after {attempt} attempts: {error}");
-                        outgoing::failed(pool, id, attempt, &error, tokens).await
+                        (
+                            outgoing::failed(pool, id, attempt, &error, tokens).await,
+                            "failed",
+                        )
                     }
                 }
             }
         };
         let channel = delivery.channel.as_str();
+        if matches!(stored, Ok(true)) {
+            super::metrics::delivery(channel, label);
+        }
         match stored {
             Ok(true) => match &outcome {
                 Outcome::Sent { .. } => tracing::debug!(delivery_id = %id, channel, "sent"),
@@ -486,7 +498,9 @@ fn jitter(id: Uuid, attempt: i32) -> f64 {
 /// recorded come back when their lease lapses.
 pub async fn run(sender: Sender, stop: CancellationToken) {
     let config = &sender.inner.config;
+    let mut backlog = super::metrics::BacklogSampler::default();
     while !stop.is_cancelled() {
+        backlog.sample(&sender.inner.pool).await;
         let claimed = match sender.send_due().await {
             Ok(claimed) => claimed,
             Err(e) => {

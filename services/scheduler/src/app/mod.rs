@@ -3,4 +3,5 @@
 //! executes them under leases, in a supervised tick loop.
 
 pub mod jobs;
+pub mod metrics;
 pub mod scheduler;

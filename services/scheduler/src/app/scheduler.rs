@@ -225,6 +225,7 @@ impl Scheduler {
                         tracing::info!(job = name, %window, trigger = trigger.as_str(), "window queued")
                     }
                     Disposition::Skip(reason) => {
+                        super::metrics::window_skipped(name);
                         tracing::info!(job = name, %window, reason, "window skipped")
                     }
                 }
@@ -270,25 +271,31 @@ impl Scheduler {
     /// Runs a claimed run to its end, or until its lease is lost, or until
     /// `stop` (after the page in hand; the run is given back).
     async fn execute(&self, claimed: Claimed, stop: CancellationToken) {
-        if let Err(e) = self.execute_inner(&claimed, &stop).await {
-            // The database failed under us: the lease runs out and another
-            // replica (or this one) takes the run over from its checkpoint.
-            tracing::warn!(run = %claimed.id, error = %e, "run interrupted");
-        }
+        let started = std::time::Instant::now();
+        let outcome = match self.execute_inner(&claimed, &stop).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The database failed under us: the lease runs out and another
+                // replica (or this one) takes the run over from its checkpoint.
+                tracing::warn!(run = %claimed.id, error = %e, "run interrupted");
+                "interrupted"
+            }
+        };
+        super::metrics::run_ended(&claimed.job, outcome, started);
     }
 
     async fn execute_inner(
         &self,
         claimed: &Claimed,
         stop: &CancellationToken,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<&'static str> {
         let inner = &self.inner;
         let kind: JobKind = claimed.job.parse().map_err(anyhow::Error::msg)?;
         let mut checkpoint = claimed.checkpoint.clone();
         let stale = || {
             tracing::warn!(run = %claimed.id, fence = claimed.fence,
                 "run was taken over by another replica; this holder's write was refused");
-            Ok(())
+            Ok("taken_over")
         };
         loop {
             let context = RunContext {
@@ -325,7 +332,7 @@ impl Scheduler {
                     }
                     if page.done {
                         tracing::info!(run = %claimed.id, job = %kind, "run succeeded");
-                        return Ok(());
+                        return Ok("succeeded");
                     }
                     checkpoint = page.checkpoint;
                 }
@@ -357,7 +364,7 @@ impl Scheduler {
                     )
                     .await?;
                     tx.commit().await?;
-                    return Ok(());
+                    return Ok("succeeded");
                 }
                 Err(WorkError::NothingToDo(reason)) => {
                     if !runs::finish_skipped(&inner.pool, claimed.id, claimed.fence, &reason, now)
@@ -365,7 +372,7 @@ impl Scheduler {
                     {
                         return stale();
                     }
-                    return Ok(());
+                    return Ok("nothing_to_do");
                 }
                 Err(err) => {
                     let attempts = claimed.attempts;
@@ -390,13 +397,17 @@ impl Scheduler {
                     {
                         return stale();
                     }
-                    return Ok(());
+                    return Ok(if retry_at.is_some() {
+                        "retry"
+                    } else {
+                        "failed"
+                    });
                 }
             }
             if stop.is_cancelled() {
                 runs::release(&inner.pool, claimed.id, claimed.fence).await?;
                 tracing::info!(run = %claimed.id, "run given back at shutdown");
-                return Ok(());
+                return Ok("given_back");
             }
         }
     }

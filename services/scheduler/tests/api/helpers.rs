@@ -289,6 +289,7 @@ impl TestEnv {
             database_max_connections: 8,
             auth: AuthConfig::dev(),
             otlp_endpoint: None,
+            metrics_addr: None,
         };
         let mut config = Config::with_common(common).expect("config");
         if let Some(jobs) = &self.jobs {

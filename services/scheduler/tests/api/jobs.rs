@@ -25,6 +25,11 @@ fn T0() -> DateTime<Utc> {
     utc(2026, 3, 2, 8, 0, 0)
 }
 
+/// A series' value in this process's metrics (0 when absent).
+fn series(name: &str) -> f64 {
+    helpdesk_kit::metrics::value(&helpdesk_kit::metrics::encode(), name).unwrap_or(0.0)
+}
+
 #[tokio::test]
 async fn auto_close_closes_what_was_resolved_over_seven_days_ago_once() {
     let w = World::start(T0(), 500).await;
@@ -39,8 +44,22 @@ async fn auto_close_closes_what_was_resolved_over_seven_days_ago_once() {
     w.set_clock(now);
 
     let mut tap = w.tap("ticket.status_changed").await;
+    let succeeded =
+        r#"scheduler_runs_total{job_name="auto_close_resolved_tickets",outcome="succeeded"}"#;
+    let before = series(succeeded);
     let run = w.run(JobKind::AutoCloseResolvedTickets).await;
     assert_eq!(run.processed, 1);
+    // The run is counted once it ended (other tests may run this job too).
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+    while series(succeeded) < before + 1.0 {
+        assert!(std::time::Instant::now() < deadline, "run not counted");
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    assert!(
+        series(
+            r#"scheduler_last_success_timestamp_seconds{job_name="auto_close_resolved_tickets"}"#
+        ) > 0.0
+    );
     assert_eq!(w.get(&old).await.status(), S::Closed);
     assert_eq!(w.get(&recent).await.status(), S::Resolved);
 

@@ -68,6 +68,7 @@ fn common(url: &str) -> CommonConfig {
         database_max_connections: 8,
         auth: AuthConfig::dev(),
         otlp_endpoint: None,
+        metrics_addr: None,
     }
 }
 

@@ -140,6 +140,7 @@ pub async fn spawn_with(setup: Setup) -> TestApp {
             database_max_connections: 8,
             auth: AuthConfig::dev(),
             otlp_endpoint: None,
+            metrics_addr: None,
         },
         accounts_addr: standin_addr.clone(),
         rides_addr: standin_addr,
