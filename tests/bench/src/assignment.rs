@@ -21,15 +21,13 @@ use assignment_service::{domain::Tier, startup::Application as Assignment};
 use chrono::Utc;
 use helpdesk_events::consumer::{self, ConsumerConfig};
 use helpdesk_kit::{
-    auth::Role,
     clock::{SystemClock, from_timestamp},
     config::CommonConfig,
 };
-use helpdesk_proto::support::v1::{self as pb, ticket_service_client::TicketServiceClient};
-use helpdesk_testkit::{EventTap, TestDb, amqp_url, delete_broker_objects, minter};
+use helpdesk_proto::support::v1::{self as pb};
+use helpdesk_testkit::{EventTap, TestDb, amqp_url, delete_broker_objects};
 use platform_standin::SeedUser;
 use tokio::sync::oneshot;
-use tonic::{Request, transport::Channel};
 use uuid::Uuid;
 
 use crate::{
@@ -42,8 +40,6 @@ const CONCURRENCY: usize = 32;
 const AGENTS: usize = 40;
 /// Event consumers of the assignment replica (its pool is twice `POOL`).
 const CONSUMERS: usize = 12;
-const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
-const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
 
 fn staff(n: usize) -> SeedUser {
     SeedUser {
@@ -178,51 +174,14 @@ pub async fn run() -> anyhow::Result<()> {
     };
 
     // The intake.
-    let channel = Channel::from_shared(ticket_addr)?.connect().await?;
-    let client = TicketServiceClient::new(channel);
-    let alice = minter().mint(ALICE, Role::User, chrono::Duration::hours(2));
     println!(
         "assignment under intake: CreateTicket at {CONCURRENCY} concurrent callers for {secs} s{}, \
          {AGENTS} agents with room, {CONSUMERS} event consumers\n",
         world::pacing_label()
     );
     let started = Instant::now();
-    let until = started + Duration::from_secs(secs);
-    let mut callers = Vec::new();
-    for _ in 0..CONCURRENCY {
-        let (mut c, token, created) = (client.clone(), alice.clone(), created.clone());
-        callers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut ticks = world::pacing(CONCURRENCY);
-            while Instant::now() < until {
-                if let Some(ticks) = ticks.as_mut() {
-                    ticks.tick().await;
-                }
-                let mut request = Request::new(pb::CreateTicketRequest {
-                    ride_id: ALICE_RIDE.into(),
-                    category_id: "ride_issue".into(),
-                    subject: "Bench".into(),
-                    description: "The trip took 40 minutes instead of 15.".into(),
-                    priority: pb::TicketPriority::High.into(),
-                    request_id: Uuid::new_v4().to_string(),
-                    ..Default::default()
-                });
-                request
-                    .metadata_mut()
-                    .insert("authorization", format!("Bearer {token}").parse()?);
-                let t = Instant::now();
-                c.create_ticket(request).await?;
-                latencies.push(t.elapsed());
-                created.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut create_latencies = Vec::new();
-    for caller in callers {
-        create_latencies.extend(caller.await??);
-    }
-    let load_time = started.elapsed();
+    let intake = world::intake(&ticket_addr, CONCURRENCY, secs, created.clone()).await?;
+    let (load_time, create_latencies) = (intake.elapsed, intake.latencies);
     let total = created.load(Ordering::Relaxed);
     // Then until every ticket is assigned (at most 60 s).
     let drain_deadline = Instant::now() + Duration::from_secs(60);

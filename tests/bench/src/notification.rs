@@ -9,10 +9,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -25,10 +22,7 @@ use helpdesk_kit::{
 };
 use helpdesk_proto::{
     Event,
-    support::v1::{
-        self as pb, notification_service_client::NotificationServiceClient,
-        ticket_service_client::TicketServiceClient,
-    },
+    support::v1::{self as pb, notification_service_client::NotificationServiceClient},
 };
 use helpdesk_testkit::{TestDb, amqp_url, delete_broker_objects, minter};
 use lapin::{BasicProperties, options::BasicPublishOptions, options::ConfirmSelectOptions};
@@ -53,7 +47,6 @@ const CONCURRENCY: usize = 32;
 const STAFF: usize = 1000;
 const FANOUTS: usize = 30;
 const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
-const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
 
 static TRIAGE: std::sync::LazyLock<Vec<SeedUser>> =
     std::sync::LazyLock::new(|| (0..10).map(staff).collect());
@@ -292,46 +285,10 @@ pub async fn run() -> anyhow::Result<()> {
          (a triage group of ten told of each ticket, Alice's receipt streamed)\n",
         world::pacing_label(),
     );
-    let client = TicketServiceClient::new(GrpcChannel::from_shared(ticket_addr)?.connect().await?);
-    let created = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let until = started + Duration::from_secs(secs);
-    let mut callers = Vec::new();
-    for _ in 0..CONCURRENCY {
-        let (mut c, token, created) = (client.clone(), alice.clone(), created.clone());
-        callers.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            let mut ticks = world::pacing(CONCURRENCY);
-            while Instant::now() < until {
-                if let Some(ticks) = ticks.as_mut() {
-                    ticks.tick().await;
-                }
-                let mut request = Request::new(pb::CreateTicketRequest {
-                    ride_id: ALICE_RIDE.into(),
-                    category_id: "ride_issue".into(),
-                    subject: "Bench".into(),
-                    description: "The trip took 40 minutes instead of 15.".into(),
-                    priority: pb::TicketPriority::High.into(),
-                    request_id: Uuid::new_v4().to_string(),
-                    ..Default::default()
-                });
-                request
-                    .metadata_mut()
-                    .insert("authorization", format!("Bearer {token}").parse()?);
-                let ticket = c.create_ticket(request).await?.into_inner();
-                created.fetch_add(1, Ordering::Relaxed);
-                if let Some(at) = ticket.create_time.as_ref().and_then(from_timestamp) {
-                    out.push((ticket.id, at));
-                }
-            }
-            Ok::<_, anyhow::Error>(out)
-        }));
-    }
-    let mut creations = std::collections::HashMap::new();
-    for caller in callers {
-        creations.extend(caller.await??);
-    }
-    let load_time = started.elapsed();
+    let intake = world::intake(&ticket_addr, CONCURRENCY, secs, Arc::default()).await?;
+    let load_time = intake.elapsed;
+    let creations: std::collections::HashMap<_, _> = intake.tickets.into_iter().collect();
     let total = creations.len();
     let drain_deadline = Instant::now() + Duration::from_secs(120);
     while streamed.lock().expect("not poisoned").len() < total && Instant::now() < drain_deadline {

@@ -22,6 +22,86 @@ pub fn common(url: &str, pool: u32) -> anyhow::Result<CommonConfig> {
     })
 }
 
+/// What an intake run did.
+pub struct Intake {
+    /// How long the callers ran.
+    pub elapsed: Duration,
+    /// Each CreateTicket's latency.
+    pub latencies: Vec<Duration>,
+    /// Each created ticket's id and its `create_time`.
+    pub tickets: Vec<(String, chrono::DateTime<chrono::Utc>)>,
+}
+
+/// CreateTicket for Alice's ride from `callers` concurrent callers for
+/// `secs` (paced by `BENCH_RATE` when set), counting each in `created` as
+/// it returns.
+pub async fn intake(
+    ticket_addr: &str,
+    callers: usize,
+    secs: u64,
+    created: Arc<std::sync::atomic::AtomicUsize>,
+) -> anyhow::Result<Intake> {
+    use helpdesk_kit::{auth::Role, clock::from_timestamp};
+    use helpdesk_proto::support::v1::{self as pb, ticket_service_client::TicketServiceClient};
+    use tonic::{Request, transport::Channel};
+
+    const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
+    const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
+    let client = TicketServiceClient::new(
+        Channel::from_shared(ticket_addr.to_owned())?
+            .connect()
+            .await?,
+    );
+    let token = helpdesk_testkit::minter().mint(ALICE, Role::User, chrono::Duration::hours(2));
+    let started = tokio::time::Instant::now();
+    let until = started + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let (mut client, token, created) = (client.clone(), token.clone(), created.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut tickets) = (Vec::new(), Vec::new());
+            let mut ticks = pacing(callers);
+            while tokio::time::Instant::now() < until {
+                if let Some(ticks) = ticks.as_mut() {
+                    ticks.tick().await;
+                }
+                let mut request = Request::new(pb::CreateTicketRequest {
+                    ride_id: ALICE_RIDE.into(),
+                    category_id: "ride_issue".into(),
+                    subject: "Bench".into(),
+                    description: "The trip took 40 minutes instead of 15.".into(),
+                    priority: pb::TicketPriority::High.into(),
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    ..Default::default()
+                });
+                request
+                    .metadata_mut()
+                    .insert("authorization", format!("Bearer {token}").parse()?);
+                let sent = std::time::Instant::now();
+                let ticket = client.create_ticket(request).await?.into_inner();
+                latencies.push(sent.elapsed());
+                created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(at) = ticket.create_time.as_ref().and_then(from_timestamp) {
+                    tickets.push((ticket.id, at));
+                }
+            }
+            Ok::<_, anyhow::Error>((latencies, tickets))
+        }));
+    }
+    let mut out = Intake {
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        tickets: Vec::new(),
+    };
+    for task in tasks {
+        let (latencies, tickets) = task.await??;
+        out.latencies.extend(latencies);
+        out.tickets.extend(tickets);
+    }
+    out.elapsed = started.elapsed();
+    Ok(out)
+}
+
 /// `BENCH_RATE`: creates per second in all, spread over `callers`; each
 /// caller's ticker, or `None` to run unpaced (as fast as the machine goes).
 pub fn pacing(callers: usize) -> Option<tokio::time::Interval> {
