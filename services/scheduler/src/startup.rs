@@ -93,6 +93,11 @@ impl Application {
                 Task::from_worker("scheduler-tick", self.scheduler.clone(), Scheduler::run)
                     .with_watchdog(watchdog),
             )
+            .task(Task::from_loop(
+                "last-success-sampler",
+                self.pool.clone(),
+                crate::app::metrics::sample_last_success,
+            ))
             .database(self.pool)
             .metrics(self.config.common.metrics_addr)
             .run(self.listener, verifier, shutdown)

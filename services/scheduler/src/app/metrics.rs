@@ -9,9 +9,10 @@
 //! - `scheduler_run_duration_seconds{job_name}`: how long each of those took here;
 //! - `scheduler_windows_skipped_total{job_name}`: windows planned as skipped
 //!   (paused, overlapping, too late);
-//! - `scheduler_last_success_timestamp_seconds{job_name}`: Unix time of the last
-//!   run that succeeded (or had nothing to do) on this replica; absent until
-//!   the first one since start.
+//! - `scheduler_last_success_timestamp_seconds{job_name}`: Unix time of the
+//!   job's last run that succeeded (or had nothing to do): set when a run
+//!   ends here, and raised from the run history (see [`sample_last_success`])
+//!   so it is right after a restart and on replicas that did not run it.
 
 use std::{sync::LazyLock, time::Instant};
 
@@ -64,7 +65,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         );
         r.register(
             "scheduler_last_success_timestamp_seconds",
-            "Unix time of the job's last successful run on this replica",
+            "Unix time of the job's last successful run (any replica)",
             m.last_success.clone(),
         );
     });
@@ -88,11 +89,49 @@ pub(crate) fn run_ended(job: &str, outcome: &'static str, started: Instant) {
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     if matches!(outcome, "succeeded" | "nothing_to_do") {
+        // At once here; the sampler below brings other replicas' runs and
+        // the history from before a restart.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        METRICS.last_success.get_or_create(&labels).set(now);
+        raise_last_success(labels, now);
+    }
+}
+
+/// Sets the job's last success to `at` unless it is already later.
+fn raise_last_success(labels: JobLabels, at: f64) {
+    let gauge = METRICS.last_success.get_or_create(&labels);
+    if gauge.get() < at {
+        gauge.set(at);
+    }
+}
+
+/// How often the last successes are read from the run history.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Keeps `scheduler_last_success_timestamp_seconds` equal to the run
+/// history's, at start and every [`SAMPLE_EVERY`], until `stop`.
+pub(crate) async fn sample_last_success(
+    pool: sqlx::PgPool,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match crate::storage::runs::last_completed(&pool).await {
+            Ok(jobs) => {
+                for (job, at) in jobs {
+                    raise_last_success(
+                        JobLabels { job_name: job },
+                        at.timestamp_millis() as f64 / 1000.0,
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%error, "reading the last successful runs failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(SAMPLE_EVERY) => {}
+        }
     }
 }
 

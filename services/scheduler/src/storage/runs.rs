@@ -364,3 +364,18 @@ pub async fn latest_per_job(pool: &PgPool) -> sqlx::Result<Vec<RunRow>> {
     .fetch_all(pool)
     .await
 }
+
+/// Each job's latest completed run (succeeded, or claimed and found nothing
+/// to do), as every replica sees it: what "last success" means for alerts.
+pub async fn last_completed(pool: &PgPool) -> sqlx::Result<Vec<(String, DateTime<Utc>)>> {
+    let rows = sqlx::query!(
+        r#"SELECT job, max(finished_at) AS "finished!"
+           FROM job_runs
+           WHERE finished_at IS NOT NULL
+             AND (state = 'succeeded' OR (state = 'skipped' AND started_at IS NOT NULL))
+           GROUP BY job"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.job, r.finished)).collect())
+}

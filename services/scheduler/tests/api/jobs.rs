@@ -60,6 +60,16 @@ async fn auto_close_closes_what_was_resolved_over_seven_days_ago_once() {
             r#"scheduler_last_success_timestamp_seconds{job_name="auto_close_resolved_tickets"}"#
         ) > 0.0
     );
+    // What a restarted replica (or one that did not run it) reads back.
+    let completed = scheduler_service::storage::runs::last_completed(&w.db.pool)
+        .await
+        .unwrap();
+    assert!(
+        completed
+            .iter()
+            .any(|(job, at)| job == "auto_close_resolved_tickets" && *at >= now),
+        "{completed:?}"
+    );
     assert_eq!(w.get(&old).await.status(), S::Closed);
     assert_eq!(w.get(&recent).await.status(), S::Resolved);
 
