@@ -794,5 +794,12 @@ pub async fn assigned_tickets(env: &TestEnv, n: usize) -> Vec<pb::Ticket> {
         .await;
         out.push(env.ticket(&t.id).await);
     }
+    // The ticket service shows an assignee as soon as it applied a move; the
+    // mover records the answer just after. Until then a manual assignment
+    // of the ticket is refused with "being moved; retry shortly".
+    env.wait_until("every move is recorded", || async {
+        env.pending_moves().await == 0
+    })
+    .await;
     out
 }
