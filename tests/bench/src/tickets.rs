@@ -7,6 +7,8 @@
 //!   from a pool of the same size.
 //! - GetTicket and ListTickets (page 1 and page 1,000) on 1,000,000 tickets
 //!   at 8 concurrent callers, next to the same SELECTs issued directly.
+//! - GetTicketStats over 30 days of those tickets (~84,000), next to its
+//!   statements issued directly from a pool.
 //!
 //! Run it release-built: `cargo run --release -p helpdesk-bench -- tickets`.
 
@@ -180,7 +182,7 @@ pub async fn run() -> anyhow::Result<()> {
     let server = tokio::spawn(app.run(async move {
         let _ = stopped.await;
     }));
-    let channel = Channel::from_shared(addr)?.connect().await?;
+    let channel = Channel::from_shared(addr.clone())?.connect().await?;
     let client = TicketServiceClient::new(channel);
     let alice = minter().mint(ALICE, Role::User, chrono::Duration::hours(2));
     let staff = minter().mint(
@@ -351,9 +353,72 @@ pub async fn run() -> anyhow::Result<()> {
         format!("{:>8.0} q/s     {}", rate(READS, t), l.summary()),
     );
 
+    stats(&addr, &staff, &direct).await?;
+
     let _ = stop.send(());
     server.await??;
     let _ = stop_standin.send(());
     delete_broker_objects(Some(exchange), Vec::new());
+    Ok(())
+}
+
+/// The dashboard over the seed's last 30 days: GetTicketStats (its three
+/// statements at once on one snapshot) at 1 and 4 concurrent callers, next
+/// to the same statements run by the storage code straight from a pool.
+async fn stats(addr: &str, staff: &str, direct: &PgPool) -> anyhow::Result<()> {
+    use helpdesk_proto::support::v1::statistics_service_client::StatisticsServiceClient;
+    use ticket_service::domain::stats::StatsQuery;
+
+    const CALLS: usize = 60;
+    // The seed (scripts/sql/explain-seed.sql) runs from 2025-11-25 for 359 days.
+    let until = chrono::DateTime::parse_from_rfc3339("2026-11-19T00:00:00Z")?.to_utc();
+    let from = until - chrono::Duration::days(30);
+    let query = StatsQuery::new(Some(from), Some(until), until, None, None)
+        .map_err(|(field, why)| anyhow::anyhow!("{field}: {why}"))?;
+    let targets = helpdesk_kit::sla::SlaTargets::default();
+    let cohort: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tickets WHERE created_at >= $1 AND created_at < $2",
+    )
+    .bind(from)
+    .bind(until)
+    .fetch_one(direct)
+    .await?;
+    println!("\nGetTicketStats, 30 days ({cohort} tickets of 1,000,000), {CALLS} calls");
+    let channel = Channel::from_shared(addr.to_owned())?.connect().await?;
+    let client = StatisticsServiceClient::new(channel);
+    for concurrency in [1, 4] {
+        let (c, token) = (client.clone(), staff.to_owned());
+        let (t, l) = drive(concurrency, CALLS, move |_| {
+            let (mut c, token) = (c.clone(), token.clone());
+            async move {
+                let request = pb::GetTicketStatsRequest {
+                    start_time: Some(helpdesk_kit::clock::to_timestamp(from)),
+                    end_time: Some(helpdesk_kit::clock::to_timestamp(until)),
+                    ..Default::default()
+                };
+                c.get_ticket_stats(authorized(request, &token)).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        row(
+            &format!("GetTicketStats over gRPC, {concurrency} concurrent"),
+            format!("{:>8.1} calls/s {}", rate(CALLS, t), l.summary()),
+        );
+    }
+    // The same statements straight from a pool: what gRPC and the handler add.
+    let (pool, query) = (direct.clone(), Arc::new(query));
+    let (t, l) = drive(1, CALLS, move |_| {
+        let (pool, query, targets) = (pool.clone(), query.clone(), targets.clone());
+        async move {
+            ticket_service::storage::stats::figures(&pool, &query, &targets, until).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    row(
+        "database only, 1 concurrent",
+        format!("{:>8.1} q/s     {}", rate(CALLS, t), l.summary()),
+    );
     Ok(())
 }
