@@ -464,7 +464,20 @@ async fn process<H: Handler>(
             .unwrap_or_else(|| delivery.routing_key.as_str().to_owned()),
         attempt,
     };
-    let span = tracing::info_span!("consume", queue = %config.queue, event_id = %meta.event_id, r#type = %meta.message_type, attempt);
+    // A child of the relay's publish span (and so of the request that made
+    // the event); handlers record the ticket ([`record_ticket`]).
+    let span = tracing::info_span!(
+        "consume",
+        otel.name = format!("{} process", config.queue),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        queue = %config.queue,
+        event_id = %meta.event_id,
+        r#type = %meta.message_type,
+        attempt,
+        ticket_id = tracing::field::Empty,
+        human_id = tracing::field::Empty,
+    );
     helpdesk_kit::telemetry::set_remote_parent(
         &span,
         amqp::header_str(headers, "traceparent").as_deref(),
@@ -532,6 +545,16 @@ async fn database_down(pool: &PgPool) -> bool {
         sqlx::query("SELECT 1").execute(pool),
     );
     !matches!(probe.await, Ok(Ok(_)))
+}
+
+/// Names the ticket an event is about on the handler's span (ids only:
+/// spans never carry bodies, addresses or tokens).
+pub fn record_ticket(ticket_id: &str, human_id: &str) {
+    let span = tracing::Span::current();
+    span.record("ticket_id", ticket_id);
+    if !human_id.is_empty() {
+        span.record("human_id", human_id);
+    }
 }
 
 /// Records the event id and runs the handler in one transaction.
