@@ -22,11 +22,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use helpdesk_kit::{tasks::TaskContext, telemetry::TraceContext};
-use tracing::Instrument;
 use lapin::{
     BasicProperties, Channel, options::BasicPublishOptions, options::ConfirmSelectOptions,
 };
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{

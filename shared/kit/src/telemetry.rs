@@ -107,7 +107,10 @@ pub fn init(name: &'static str, version: &'static str) -> anyhow::Result<Telemet
         tracing_subscriber::fmt::format()
             .json()
             .flatten_event(true)
-            .with_current_span(true),
+            // The span the line is in, with its fields; its ancestors are
+            // in the trace (`trace_id`).
+            .with_current_span(true)
+            .with_span_list(false),
     );
     let slot = json.slot();
     let fmt = if std::env::var("LOG_FORMAT").as_deref() == Ok("text") {
@@ -228,7 +231,8 @@ where
             return self.inner.format_event(ctx, writer, event);
         };
         let mut line = String::with_capacity(256);
-        self.inner.format_event(ctx, Writer::new(&mut line), event)?;
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
         match line.strip_prefix('{') {
             Some(rest) => write!(
                 writer,

@@ -31,9 +31,7 @@
 //! retries the event later.
 
 use chrono::{DateTime, Utc};
-use helpdesk_events::consumer::{
-    Decoded, Handler, HandlerError, Meta, decode_as, record_ticket,
-};
+use helpdesk_events::consumer::{Decoded, Handler, HandlerError, Meta, decode_as, record_ticket};
 use helpdesk_kit::{clock::from_timestamp, error::ApiError};
 use helpdesk_proto::support::v1 as pb;
 use sqlx::PgConnection;

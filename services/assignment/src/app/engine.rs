@@ -35,9 +35,9 @@ use helpdesk_kit::{
     pg,
     telemetry::{self, Causes},
 };
-use tracing::Instrument;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -273,7 +273,9 @@ impl Engine {
         );
         async {
             self.decide(&mut tx, &decided).await?;
-            tx.commit().await
+            tx.commit().await?;
+            tracing::info!(tickets = decided.len(), "waiting tickets given an agent");
+            Ok::<_, sqlx::Error>(())
         }
         .instrument(span)
         .await?;

@@ -28,8 +28,8 @@ use helpdesk_kit::{
     error::{ApiError, ApiResult},
     telemetry,
 };
-use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::engine::Engine;
@@ -88,7 +88,10 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
         span.record("ticket_id", tracing::field::display(one.ticket_id));
     }
     let causes = engine.causes();
-    telemetry::follow(&span, claimed.iter().filter_map(|m| causes.get(&m.ticket_id)));
+    telemetry::follow(
+        &span,
+        claimed.iter().filter_map(|m| causes.get(&m.ticket_id)),
+    );
     let answers = send(engine, &claimed).instrument(span).await;
 
     let now = engine.clock().now();

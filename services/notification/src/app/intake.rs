@@ -11,9 +11,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use helpdesk_events::consumer::{
-    Decoded, Handler, HandlerError, Meta, decode_as, record_ticket,
-};
+use helpdesk_events::consumer::{Decoded, Handler, HandlerError, Meta, decode_as, record_ticket};
 use helpdesk_kit::{clock::SharedClock, error::ApiError};
 use helpdesk_proto::support::v1 as pb;
 use serde_json::json;
@@ -363,7 +361,7 @@ impl Handler for Intake {
         for item in &items {
             self.sender.remember(item.id);
         }
-        tracing::debug!(
+        tracing::info!(
             event_id = %meta.event_id,
             notifications = items.len(),
             queued,

@@ -40,10 +40,10 @@ use helpdesk_kit::{
     config::{millis_or, string_or, var_or},
     telemetry::{self, Causes},
 };
-use tracing::Instrument;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{

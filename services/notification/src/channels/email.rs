@@ -224,7 +224,13 @@ fn classify(err: lettre::transport::smtp::Error) -> SendError {
 /// unknown user"); the error is stored and logged, so addresses go.
 fn redact_addresses(text: &str) -> String {
     text.split(' ')
-        .map(|word| if word.contains('@') { "<address>" } else { word })
+        .map(|word| {
+            if word.contains('@') {
+                "<address>"
+            } else {
+                word
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -22,8 +22,8 @@
 //! pace of ticks and renewals is real time.
 
 use helpdesk_kit::telemetry::{self, Causes};
-use tracing::Instrument;
 use std::{sync::Arc, time::Duration};
+use tracing::Instrument;
 
 use chrono::{DateTime, Utc};
 use helpdesk_kit::{clock::SharedClock, tasks::TaskContext};
@@ -296,7 +296,11 @@ impl Scheduler {
         );
         telemetry::follow(&span, self.inner.causes.get(&claimed.id));
         self.inner.causes.forget(&claimed.id);
-        let outcome = match self.execute_inner(&claimed, &stop).instrument(span.clone()).await {
+        let outcome = match self
+            .execute_inner(&claimed, &stop)
+            .instrument(span.clone())
+            .await
+        {
             Ok(outcome) => outcome,
             Err(e) => {
                 // The database failed under us: the lease runs out and another
