@@ -35,6 +35,7 @@ use opentelemetry::{
     propagation::TextMapPropagator,
     trace::{SpanContext, TraceContextExt, TracerProvider as _},
 };
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
@@ -125,10 +126,16 @@ pub fn init(name: &'static str, version: &'static str) -> anyhow::Result<Telemet
     let exporting = exporting();
     let mut provider = SdkTracerProvider::builder().with_resource(resource(name, version));
     if exporting {
-        // Endpoint, headers, timeout, compression: OTEL_EXPORTER_OTLP_*.
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()?;
+        // Endpoint, headers, timeout: OTEL_EXPORTER_OTLP_*. Our default
+        // timeout is 3 s, not the SDK's 10 s: the last flush at a stop
+        // must not hold the exit long when the collector is away.
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+        if std::env::var_os("OTEL_EXPORTER_OTLP_TIMEOUT").is_none()
+            && std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT").is_none()
+        {
+            exporter = exporter.with_timeout(std::time::Duration::from_secs(3));
+        }
+        let exporter = exporter.build()?;
         provider = provider.with_batch_exporter(exporter);
     } else if std::env::var_os("OTEL_TRACES_SAMPLER").is_none() {
         provider = provider.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
