@@ -496,4 +496,52 @@ mod tests {
         assert_eq!(parsed[1]["message"], "inside", "{text}");
         assert_eq!(parsed[1]["n"], 1, "{text}");
     }
+
+    /// What the always-installed OpenTelemetry layer costs a span with one
+    /// log line in it when nothing is exported (figures in the report of
+    /// the change; docs/operations.md "Traces").
+    #[test]
+    #[ignore = "a measurement: cargo test --release -p helpdesk-kit --lib span_cost -- --ignored --nocapture"]
+    fn span_cost() {
+        const N: u32 = 200_000;
+        fn run(dispatch: &Dispatch) -> f64 {
+            tracing::dispatcher::with_default(dispatch, || {
+                let started = std::time::Instant::now();
+                for i in 0..N {
+                    let span = tracing::info_span!("work", ticket = "TKT-ABC123");
+                    span.in_scope(|| tracing::info!(i, "inside"));
+                }
+                started.elapsed().as_nanos() as f64 / f64::from(N)
+            })
+        }
+        let plain = Dispatch::new(
+            tracing_subscriber::registry().with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::sink),
+            ),
+        );
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+            .build();
+        let json = TraceIds::new(tracing_subscriber::fmt::format().json().flatten_event(true));
+        let slot = json.slot();
+        let traced = Dispatch::new(
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .event_format(json)
+                        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                        .with_writer(std::io::sink),
+                ),
+        );
+        slot.attach(&traced);
+        let (_, _) = (run(&plain), run(&traced)); // warm-up
+        let (plain, traced) = (run(&plain), run(&traced));
+        println!(
+            "span + 1 JSON line: {plain:.0} ns without the OpenTelemetry layer, {traced:.0} ns with it (no exporter)"
+        );
+    }
 }
