@@ -29,6 +29,9 @@ received, after `X-Sink-Mail-From` and `X-Sink-Rcpt-To` header lines naming
 the envelope. Each file is written under a temporary name and renamed, so a
 reader counting `*.eml` never sees half a message.
 
+`--auth USER:PASSWORD` makes it require AUTH (PLAIN or LOGIN, allowed over
+the plain connection) with exactly those credentials.
+
 Needs `aiosmtpd` (scripts/lib/deps.sh installs it into the tools venv).
 """
 
@@ -41,10 +44,11 @@ import json
 import os
 import re
 import signal
+import warnings
 import sys
 
 try:
-    from aiosmtpd.smtp import SMTP
+    from aiosmtpd.smtp import SMTP, AuthResult
 except ImportError:  # pragma: no cover - the message is the point
     sys.exit(
         "smtp_sink.py needs the aiosmtpd package: "
@@ -106,6 +110,20 @@ class Sink:
         return "250 2.0.0 Message accepted"
 
 
+def authenticator(user, password):
+    """Accepts exactly `user` and `password`."""
+
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = (
+            getattr(auth_data, "login", None) == user.encode()
+            and getattr(auth_data, "password", None) == password.encode()
+        )
+        log(f"AUTH {mechanism}: {'accepted' if ok else 'refused'}")
+        return AuthResult(success=ok)
+
+    return check
+
+
 def log(line):
     print(line, flush=True)
 
@@ -116,14 +134,25 @@ async def main():
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--dir", required=True, help="where accepted messages are written")
     parser.add_argument("--control", help="JSON file choosing a mode for every recipient")
+    parser.add_argument("--auth", help="USER:PASSWORD that AUTH must present")
     args = parser.parse_args()
+    auth = {}
+    if args.auth:
+        # aiosmtpd warns about AUTH without TLS: intended here, a local sink.
+        warnings.filterwarnings("ignore")
+        user, password = args.auth.split(":", 1)
+        auth = dict(
+            authenticator=authenticator(user, password),
+            auth_required=True,
+            auth_require_tls=False,
+        )
     os.makedirs(args.dir, exist_ok=True)
 
     loop = asyncio.get_running_loop()
     handler = Sink(args.dir, args.control)
     server = await loop.create_server(
         # 8BITMIME is always offered; SMTPUTF8 lets non-ASCII addresses in.
-        lambda: SMTP(handler, hostname="smtp-sink", enable_SMTPUTF8=True, loop=loop),
+        lambda: SMTP(handler, hostname="smtp-sink", enable_SMTPUTF8=True, loop=loop, **auth),
         host=args.host,
         port=args.port,
     )

@@ -11,7 +11,7 @@ use helpdesk_kit::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let _telemetry = telemetry::init("assignment", config.common.otlp_endpoint.as_deref())?;
+    let _telemetry = telemetry::init("assignment", env!("CARGO_PKG_VERSION"))?;
     match service::command(&[])? {
         Command::Serve => {
             let app = startup::Application::build(config, startup::system_clock()).await?;

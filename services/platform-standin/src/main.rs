@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _telemetry = telemetry::init("platform-standin", None)?;
+    let _telemetry = telemetry::init("platform-standin", env!("CARGO_PKG_VERSION"))?;
 
     let listen_addr = config::var_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 50060)))
         .context("LISTEN_ADDR")?;

@@ -11,7 +11,7 @@ use scheduler_service::{MIGRATOR, config::Config, startup};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let _telemetry = telemetry::init("scheduler", config.common.otlp_endpoint.as_deref())?;
+    let _telemetry = telemetry::init("scheduler", env!("CARGO_PKG_VERSION"))?;
     match service::command(&[])? {
         Command::Serve => {
             let work = startup::ticket_work(&config)?;

@@ -11,7 +11,7 @@ use ticket_service::{MIGRATOR, config::Config, seed, startup};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let _telemetry = telemetry::init("ticket", config.common.otlp_endpoint.as_deref())?;
+    let _telemetry = telemetry::init("ticket", env!("CARGO_PKG_VERSION"))?;
     match service::command(&["seed-demo"])? {
         Command::Serve => {
             let app = startup::Application::build(config, startup::system_clock()).await?;

@@ -412,6 +412,40 @@ async fn process<H: Handler>(
     labels: &QueueLabels,
     delivery: lapin::message::Delivery,
 ) -> anyhow::Result<Processed> {
+    let headers = delivery.properties.headers().as_ref();
+    // The whole settlement (handled, retried or dead-lettered) is one span,
+    // a child of the relay's publish span (and so of the request that made
+    // the event); handlers record the ticket ([`record_ticket`]).
+    let span = tracing::info_span!(
+        "consume",
+        otel.name = format!("{} process", config.queue),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        queue = %config.queue,
+        event_id = tracing::field::Empty,
+        r#type = tracing::field::Empty,
+        attempt = tracing::field::Empty,
+        ticket_id = tracing::field::Empty,
+        human_id = tracing::field::Empty,
+    );
+    helpdesk_kit::telemetry::set_remote_parent(
+        &span,
+        amqp::header_str(headers, "traceparent").as_deref(),
+        amqp::header_str(headers, "tracestate").as_deref(),
+    );
+    settle(pool, config, handler, channel, labels, delivery)
+        .instrument(span)
+        .await
+}
+
+async fn settle<H: Handler>(
+    pool: &PgPool,
+    config: &ConsumerConfig,
+    handler: &H,
+    channel: &Channel,
+    labels: &QueueLabels,
+    delivery: lapin::message::Delivery,
+) -> anyhow::Result<Processed> {
     let started = Instant::now();
     let headers = delivery.properties.headers().as_ref();
     let attempt = amqp::header_int(headers, "x-attempt").unwrap_or(1).max(1) as u32;
@@ -464,16 +498,11 @@ async fn process<H: Handler>(
             .unwrap_or_else(|| delivery.routing_key.as_str().to_owned()),
         attempt,
     };
-    let span = tracing::info_span!("consume", queue = %config.queue, event_id = %meta.event_id, r#type = %meta.message_type, attempt);
-    helpdesk_kit::telemetry::set_remote_parent(
-        &span,
-        amqp::header_str(headers, "traceparent").as_deref(),
-        amqp::header_str(headers, "tracestate").as_deref(),
-    );
-
-    let outcome = apply(pool, &config.queue, handler, &meta, event)
-        .instrument(span)
-        .await;
+    let span = tracing::Span::current();
+    span.record("event_id", tracing::field::display(meta.event_id));
+    span.record("type", meta.message_type.as_str());
+    span.record("attempt", attempt);
+    let outcome = apply(pool, &config.queue, handler, &meta, event).await;
     if let Err(HandlerError::Transient(error)) = &outcome
         && database_down(pool).await
     {
@@ -532,6 +561,16 @@ async fn database_down(pool: &PgPool) -> bool {
         sqlx::query("SELECT 1").execute(pool),
     );
     !matches!(probe.await, Ok(Ok(_)))
+}
+
+/// Names the ticket an event is about on the handler's span (ids only:
+/// spans never carry bodies, addresses or tokens).
+pub fn record_ticket(ticket_id: &str, human_id: &str) {
+    let span = tracing::Span::current();
+    span.record("ticket_id", ticket_id);
+    if !human_id.is_empty() {
+        span.record("human_id", human_id);
+    }
 }
 
 /// Records the event id and runs the handler in one transaction.

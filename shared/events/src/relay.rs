@@ -21,11 +21,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use helpdesk_kit::tasks::TaskContext;
+use helpdesk_kit::{tasks::TaskContext, telemetry::TraceContext};
 use lapin::{
     BasicProperties, Channel, options::BasicPublishOptions, options::ConfirmSelectOptions,
 };
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -252,14 +253,31 @@ async fn drain(
         let mut confirms = Vec::with_capacity(rows.len());
         let published_at = std::time::Instant::now();
         for row in &rows {
+            // A child of the trace that wrote the row; the consumers'
+            // spans become children of this one.
+            let span = tracing::info_span!(
+                "publish",
+                otel.name = format!("{} publish", row.routing_key),
+                otel.kind = "producer",
+                messaging.system = "rabbitmq",
+                messaging.destination.name = %config.exchange,
+                event_id = %row.event_id,
+            );
+            helpdesk_kit::telemetry::set_remote_parent(
+                &span,
+                row.traceparent.as_deref(),
+                row.tracestate.as_deref(),
+            );
+            let trace = helpdesk_kit::telemetry::trace_of(&span);
             let confirm = channel
                 .basic_publish(
                     config.exchange.as_str().into(),
                     row.routing_key.as_str().into(),
                     BasicPublishOptions::default(),
                     &row.payload,
-                    properties(row, &config.app_id),
+                    properties(row, trace.as_ref(), &config.app_id),
                 )
+                .instrument(span)
                 .await?;
             confirms.push(confirm);
         }
@@ -289,12 +307,18 @@ async fn drain(
     }
 }
 
-fn properties(row: &Row, app_id: &str) -> BasicProperties {
+/// The message properties; `trace` is the publish span's context (else the
+/// row's own, as the writer stored it).
+fn properties(row: &Row, trace: Option<&TraceContext>, app_id: &str) -> BasicProperties {
+    let (traceparent, tracestate) = match trace {
+        Some(t) => (Some(&t.traceparent), t.tracestate.as_ref()),
+        None => (row.traceparent.as_ref(), row.tracestate.as_ref()),
+    };
     let mut headers = Vec::new();
-    if let Some(traceparent) = &row.traceparent {
+    if let Some(traceparent) = traceparent {
         headers.push(("traceparent", amqp::string_value(traceparent.as_str())));
     }
-    if let Some(tracestate) = &row.tracestate {
+    if let Some(tracestate) = tracestate {
         headers.push(("tracestate", amqp::string_value(tracestate.as_str())));
     }
     BasicProperties::default()

@@ -46,7 +46,8 @@ pub struct CommonConfig {
     pub database_max_connections: u32,
     /// JWT verification settings (`JWT_*`).
     pub auth: crate::auth::AuthConfig,
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: traces are exported only when set.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: traces are exported only when set
+    /// (informational: [`crate::telemetry`] reads every `OTEL_*` itself).
     pub otlp_endpoint: Option<String>,
     /// `METRICS_ADDR`: the Prometheus endpoint; default the gRPC port + 1000
     /// on all interfaces, `off` for none ([`crate::metrics`]).

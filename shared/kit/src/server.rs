@@ -217,7 +217,22 @@ pub async fn serve(
     let server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(|request| {
-            let span = tracing::info_span!("grpc", rpc = %request.uri().path());
+            // `/support.v1.TicketService/CreateTicket` -> span name
+            // `support.v1.TicketService/CreateTicket` (OpenTelemetry's RPC naming).
+            let path = request.uri().path();
+            let (service, method) = path
+                .trim_start_matches('/')
+                .split_once('/')
+                .unwrap_or((path, ""));
+            let span = tracing::info_span!(
+                "grpc",
+                otel.name = path.trim_start_matches('/'),
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = method,
+                rpc = path,
+            );
             // Continue the caller's trace (the gateway or another service).
             let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
             crate::telemetry::set_remote_parent(&span, header("traceparent"), header("tracestate"));

@@ -48,6 +48,16 @@ impl SmtpSink {
     /// Starts the sink on a free port; panics with what to do when python
     /// or aiosmtpd is missing.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts the sink requiring `AUTH` with `user` and `password` (PLAIN or
+    /// LOGIN, over the plain connection).
+    pub fn with_auth(user: &str, password: &str) -> Self {
+        Self::start_with(Some(format!("{user}:{password}")))
+    }
+
+    fn start_with(auth: Option<String>) -> Self {
         let python = python();
         match Command::new(&python)
             .args(["-c", "import aiosmtpd"])
@@ -70,6 +80,7 @@ impl SmtpSink {
             .arg(dir.join("mail"))
             .arg("--control")
             .arg(&control)
+            .args(auth.iter().flat_map(|a| ["--auth", a.as_str()]))
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", script.display()));

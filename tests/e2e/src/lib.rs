@@ -4,12 +4,20 @@
 //! them, with a real SMTP server (the aiosmtpd sink) and the stand-in's push
 //! gateway; tests talk to them over gRPC and read the mail the sink got. The binaries come from the same `target/` directory as the
 //! test (a workspace test run builds them; otherwise `cargo build --bins`).
-//! `TEST_LOG=1` shows their logs; `E2E_RUST_LOG` sets their filter.
+//!
+//! Each process logs its JSON lines to `<name>.log` in the stack's own
+//! directory ([`Stack::logs`]; kept when a test fails, its path printed),
+//! so a test can read what they logged. `TEST_LOG=1` also shows them;
+//! `E2E_RUST_LOG` sets their filter. [`Options`] adds an OTLP collector
+//! and SMTP credentials.
+
+pub mod otlp;
 
 use std::{
     collections::HashMap,
+    io::{BufRead, BufReader, Write},
     net::TcpListener,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
@@ -48,39 +56,81 @@ pub struct Process {
     name: &'static str,
     env: HashMap<String, String>,
     child: Option<Child>,
+    log: PathBuf,
     pub port: u16,
+    /// Where its Prometheus endpoint listens (127.0.0.1).
+    pub metrics_port: u16,
 }
 
 impl Process {
-    fn spawn(name: &'static str, env: HashMap<String, String>, port: u16) -> Self {
+    fn spawn(name: &'static str, env: HashMap<String, String>, port: u16, logs: &Path) -> Self {
+        let metrics_port = env
+            .get("METRICS_ADDR")
+            .and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(0);
         let mut process = Self {
             name,
             env,
             child: None,
+            log: logs.join(format!("{name}.log")),
             port,
+            metrics_port,
         };
         process.start();
         process
     }
 
-    /// Starts (or restarts) the binary with its environment.
+    /// Starts (or restarts) the binary with its environment; its output is
+    /// appended to its log file (and shown with `TEST_LOG=1`).
     pub fn start(&mut self) {
-        // Services log to stdout; shown with TEST_LOG=1.
-        let output = || {
-            if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.log.display()));
+        let shown = std::env::var_os("TEST_LOG").is_some();
+        let output = |file: &std::fs::File| {
+            if shown {
+                Stdio::piped()
             } else {
-                Stdio::null()
+                Stdio::from(file.try_clone().expect("log file"))
             }
         };
-        let child = Command::new(binary(self.name))
+        let mut child = Command::new(binary(self.name))
             .envs(&self.env)
-            .env("LOG_FORMAT", "text")
-            .stdout(output())
-            .stderr(output())
+            .stdout(output(&file))
+            .stderr(output(&file))
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", self.name));
+        if shown {
+            let name = self.name;
+            let stdout = child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>);
+            let stderr = child
+                .stderr
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>);
+            for stream in [stdout, stderr].into_iter().flatten() {
+                let mut file = file.try_clone().expect("log file");
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                        let _ = writeln!(file, "{line}");
+                        eprintln!("[{name}] {line}");
+                    }
+                });
+            }
+        }
         self.child = Some(child);
+    }
+
+    /// Its Prometheus exposition, as served now.
+    pub async fn metrics(&self) -> String {
+        scrape(self.metrics_port)
+            .await
+            .unwrap_or_else(|e| panic!("scraping {}: {e:#}", self.name))
     }
 
     pub fn addr(&self) -> String {
@@ -124,6 +174,26 @@ impl Process {
     }
 }
 
+/// GET `/metrics` on 127.0.0.1:`port` (HTTP/1.0: the server closes after
+/// the answer); the body.
+pub async fn scrape(port: u16) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no HTTP answer: {answer:?}"))?;
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    Ok(body.to_owned())
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
@@ -140,9 +210,28 @@ pub struct Stack {
     pub scheduler: Process,
     /// Every email the notification service sent.
     pub mail: SmtpSink,
+    /// The directory holding each process's `<name>.log`.
+    pub logs: PathBuf,
+    /// The assignment and notification services' queues.
+    pub assignment_queue: String,
+    pub notification_queue: String,
     databases: Vec<String>,
     exchange: String,
     queues: Vec<String>,
+}
+
+/// What a stack adds to the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` for every process (spans exported in
+    /// batches every 100 ms).
+    pub otlp_endpoint: Option<String>,
+    /// The SMTP sink requires these credentials (`SMTP_USERNAME`,
+    /// `SMTP_PASSWORD`), and the notification service presents them.
+    pub smtp_auth: Option<(String, String)>,
+    /// The ticket service reaches RabbitMQ at this URL (a `TcpProxy` the
+    /// test can cut) instead of the broker's own.
+    pub ticket_amqp_url: Option<String>,
 }
 
 async fn create_database() -> (String, String) {
@@ -154,8 +243,8 @@ async fn create_database() -> (String, String) {
     (with_database(&admin_url(), &name), name)
 }
 
-fn common_env(port: u16) -> HashMap<String, String> {
-    HashMap::from([
+fn common_env(port: u16, options: &Options) -> HashMap<String, String> {
+    let mut env = HashMap::from([
         ("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")),
         ("HELPDESK_DEV".into(), "true".into()),
         // Its own metrics port: tests run side by side, and beside a local stack.
@@ -164,7 +253,12 @@ fn common_env(port: u16) -> HashMap<String, String> {
             "RUST_LOG".into(),
             std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()),
         ),
-    ])
+    ]);
+    if let Some(endpoint) = &options.otlp_endpoint {
+        env.insert("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.clone());
+        env.insert("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into());
+    }
+    env
 }
 
 /// Waits until `queue` has a consumer (bounded): then its bindings exist.
@@ -194,6 +288,12 @@ async fn wait_for_queue(queue: &str) {
 
 impl Stack {
     pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let logs = std::env::temp_dir().join(format!("helpdesk-e2e-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&logs).expect("log directory");
         let exchange = unique_exchange();
         let queue = format!("e2e.assignment.{}", Uuid::new_v4().simple());
         let notification_queue = format!("e2e.notification.{}", Uuid::new_v4().simple());
@@ -204,25 +304,28 @@ impl Stack {
 
         let standin_port = free_port();
         let push_port = free_port();
-        let mut env = common_env(standin_port);
+        let mut env = common_env(standin_port, &options);
         env.insert("PUSH_LISTEN_ADDR".into(), format!("127.0.0.1:{push_port}"));
-        let standin = Process::spawn("platform-standin", env, standin_port);
+        let standin = Process::spawn("platform-standin", env, standin_port, &logs);
         standin.wait_serving().await;
 
         let ticket_port = free_port();
-        let mut env = common_env(ticket_port);
+        let mut env = common_env(ticket_port, &options);
         env.extend([
             ("DATABASE_URL".into(), ticket_db),
             ("ACCOUNTS_ADDR".into(), standin.addr()),
             ("RIDES_ADDR".into(), standin.addr()),
-            ("AMQP_URL".into(), amqp_url()),
+            (
+                "AMQP_URL".into(),
+                options.ticket_amqp_url.clone().unwrap_or_else(amqp_url),
+            ),
             ("EVENTS_EXCHANGE".into(), exchange.clone()),
         ]);
-        let ticket = Process::spawn("ticket", env, ticket_port);
+        let ticket = Process::spawn("ticket", env, ticket_port, &logs);
         ticket.wait_serving().await;
 
         let assignment_port = free_port();
-        let mut env = common_env(assignment_port);
+        let mut env = common_env(assignment_port, &options);
         env.extend([
             ("DATABASE_URL".into(), assignment_db),
             ("ACCOUNTS_ADDR".into(), standin.addr()),
@@ -232,11 +335,14 @@ impl Stack {
             ("CONSUMER_QUEUE".into(), queue.clone()),
             ("DRAIN_SECS".into(), "1".into()),
         ]);
-        let assignment = Process::spawn("assignment", env, assignment_port);
+        let assignment = Process::spawn("assignment", env, assignment_port, &logs);
         assignment.wait_serving().await;
-        let mail = SmtpSink::start();
+        let mail = match &options.smtp_auth {
+            Some((user, password)) => SmtpSink::with_auth(user, password),
+            None => SmtpSink::start(),
+        };
         let notification_port = free_port();
-        let mut env = common_env(notification_port);
+        let mut env = common_env(notification_port, &options);
         env.extend([
             ("DATABASE_URL".into(), notification_db),
             ("ACCOUNTS_ADDR".into(), standin.addr()),
@@ -251,17 +357,21 @@ impl Stack {
             ),
             ("SENDER_POLL_MS".into(), "200".into()),
         ]);
-        let notification = Process::spawn("notification", env, notification_port);
+        if let Some((user, password)) = &options.smtp_auth {
+            env.insert("SMTP_USERNAME".into(), user.clone());
+            env.insert("SMTP_PASSWORD".into(), password.clone());
+        }
+        let notification = Process::spawn("notification", env, notification_port, &logs);
         notification.wait_serving().await;
 
         let scheduler_port = free_port();
-        let mut env = common_env(scheduler_port);
+        let mut env = common_env(scheduler_port, &options);
         env.extend([
             ("DATABASE_URL".into(), scheduler_db),
             ("TICKET_ADDR".into(), ticket.addr()),
             ("TICK_MS".into(), "200".into()),
         ]);
-        let scheduler = Process::spawn("scheduler", env, scheduler_port);
+        let scheduler = Process::spawn("scheduler", env, scheduler_port, &logs);
         scheduler.wait_serving().await;
         // Serving gRPC comes before the consumers have declared their queues
         // and bindings; events published before that would not reach them.
@@ -275,6 +385,9 @@ impl Stack {
             notification,
             scheduler,
             mail,
+            logs,
+            assignment_queue: queue.clone(),
+            notification_queue: notification_queue.clone(),
             databases: vec![
                 ticket_name,
                 assignment_name,
@@ -287,6 +400,26 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Every line every process logged so far, as `(process, line)`.
+    pub fn log_lines(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.logs)
+            .expect("log directory")
+            .flatten()
+        {
+            let name = entry
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".log")
+                .to_owned();
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            out.extend(text.lines().map(|l| (name.clone(), l.to_owned())));
+        }
+        out
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         self.scheduler.kill();
@@ -294,6 +427,11 @@ impl Drop for Stack {
         self.assignment.kill();
         self.ticket.kill();
         self.standin.kill();
+        if std::thread::panicking() {
+            eprintln!("the stack's logs are kept in {}", self.logs.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.logs);
+        }
         let mut queues = Vec::new();
         for queue in &self.queues {
             queues.extend([queue.clone(), format!("{queue}.dead")]);

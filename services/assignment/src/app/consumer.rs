@@ -31,7 +31,7 @@
 //! retries the event later.
 
 use chrono::{DateTime, Utc};
-use helpdesk_events::consumer::{Decoded, Handler, HandlerError, Meta, decode_as};
+use helpdesk_events::consumer::{Decoded, Handler, HandlerError, Meta, decode_as, record_ticket};
 use helpdesk_kit::{clock::from_timestamp, error::ApiError};
 use helpdesk_proto::support::v1 as pb;
 use sqlx::PgConnection;
@@ -133,6 +133,9 @@ impl Handler for TicketEvents {
         event: TicketEvent,
     ) -> Result<(), HandlerError> {
         let id = meta.event_id;
+        if let Some(t) = snapshot(&event) {
+            record_ticket(&t.ticket_id, &t.human_id);
+        }
         match event {
             TicketEvent::Created(e) => {
                 let a = tracked(e.ticket.as_ref())?;
@@ -180,6 +183,16 @@ impl Handler for TicketEvents {
         // after this transaction (the drainer waits for our lock).
         self.engine.wake_drainer();
         Ok(())
+    }
+}
+
+/// The ticket an event describes.
+fn snapshot(event: &TicketEvent) -> Option<&pb::TicketSnapshot> {
+    match event {
+        TicketEvent::Created(e) => e.ticket.as_ref(),
+        TicketEvent::Assigned(e) => e.ticket.as_ref(),
+        TicketEvent::StatusChanged(e) => e.ticket.as_ref(),
+        TicketEvent::Escalated(e) => e.ticket.as_ref(),
     }
 }
 

@@ -33,9 +33,11 @@ use helpdesk_kit::{
     clock::SharedClock,
     error::{ApiError, ApiResult},
     pg,
+    telemetry::{self, Causes},
 };
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -101,7 +103,13 @@ struct Inner {
     drain_wanted: Notify,
     moves_wanted: Notify,
     operations_wanted: Notify,
+    /// Per ticket, the span whose work the next step continues: the event
+    /// that queued it, then the decision its move carries out.
+    causes: Causes<Uuid>,
 }
+
+/// Tickets whose cause is remembered at most (see [`Causes`]).
+const CAUSES: usize = 10_000;
 
 impl Engine {
     pub fn new(pool: PgPool, tickets: TicketClient, clock: SharedClock, policy: Policy) -> Self {
@@ -114,6 +122,7 @@ impl Engine {
                 drain_wanted: Notify::new(),
                 moves_wanted: Notify::new(),
                 operations_wanted: Notify::new(),
+                causes: Causes::new(CAUSES),
             }),
         }
     }
@@ -132,6 +141,11 @@ impl Engine {
 
     pub fn policy(&self) -> Policy {
         self.inner.policy
+    }
+
+    /// The span that led to the pending work on `ticket` (tracing only).
+    pub fn causes(&self) -> &Causes<Uuid> {
+        &self.inner.causes
     }
 
     /// Asks this replica's drainer to serve the queue. Called inside a
@@ -197,6 +211,10 @@ impl Engine {
     ) -> sqlx::Result<Vec<i64>> {
         let now = self.inner.clock.now();
         let tickets: Vec<Uuid> = decided.iter().map(|m| m.ticket_id).collect();
+        // The mover's call continues the decision's trace.
+        for ticket in &tickets {
+            self.inner.causes.remember(*ticket);
+        }
         let to: Vec<Option<Uuid>> = decided.iter().map(|m| m.to).collect();
         assignments::set_holders(conn, &tickets, &to, now).await?;
         let ids = moves::insert(conn, decided, now).await?;
@@ -237,8 +255,30 @@ impl Engine {
         if decided.is_empty() {
             return Ok(0);
         }
-        self.decide(&mut tx, &decided).await?;
-        tx.commit().await?;
+        // The decision continues the trace of each event that queued a
+        // ticket (a child of it, or linked to each when a batch serves many).
+        let span = tracing::info_span!(
+            "assignment.decide",
+            tickets = decided.len(),
+            human_id = tracing::field::Empty,
+        );
+        if let [one] = &waiting[..decided.len()] {
+            span.record("human_id", one.human_id.as_str());
+        }
+        telemetry::follow(
+            &span,
+            decided
+                .iter()
+                .filter_map(|m| self.inner.causes.get(&m.ticket_id)),
+        );
+        async {
+            self.decide(&mut tx, &decided).await?;
+            tx.commit().await?;
+            tracing::info!(tickets = decided.len(), "waiting tickets given an agent");
+            Ok::<_, sqlx::Error>(())
+        }
+        .instrument(span)
+        .await?;
         self.wake_mover();
         Ok(decided.len())
     }
@@ -364,6 +404,10 @@ impl Engine {
             agents::ensure_known(conn, &[h], now).await?;
         }
         let inserted = assignments::insert(conn, a, at, event, now).await?;
+        if inserted && a.agent_id.is_none() {
+            // Waiting: its decision continues this (the event's) trace.
+            self.inner.causes.remember(a.ticket_id);
+        }
         if inserted && let Some(h) = a.agent_id {
             agents::recount(conn, &[h]).await?;
         }

@@ -26,8 +26,10 @@ use futures_util::future::join_all;
 use helpdesk_kit::{
     client::unavailable,
     error::{ApiError, ApiResult},
+    telemetry,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::engine::Engine;
@@ -75,7 +77,22 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let answers = send(engine, &claimed).await;
+    // The call continues the decisions' traces (one trace: its child;
+    // several: linked to each), and the ticket service continues it.
+    let span = tracing::info_span!(
+        "assignment.send_moves",
+        moves = claimed.len(),
+        ticket_id = tracing::field::Empty,
+    );
+    if let [one] = &claimed[..] {
+        span.record("ticket_id", tracing::field::display(one.ticket_id));
+    }
+    let causes = engine.causes();
+    telemetry::follow(
+        &span,
+        claimed.iter().filter_map(|m| causes.get(&m.ticket_id)),
+    );
+    let answers = send(engine, &claimed).instrument(span).await;
 
     let now = engine.clock().now();
     let mut tx = engine.begin().await?;
@@ -120,6 +137,7 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
             }
         };
         finished.push(m.id);
+        causes.forget(&m.ticket_id);
         results.push((m, moved));
     }
     touched.extend(assignments::record_answers(&mut tx, &answered, now).await?);

@@ -11,7 +11,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use helpdesk_events::consumer::{Decoded, Handler, HandlerError, Meta, decode_as};
+use helpdesk_events::consumer::{Decoded, Handler, HandlerError, Meta, decode_as, record_ticket};
 use helpdesk_kit::{clock::SharedClock, error::ApiError};
 use helpdesk_proto::support::v1 as pb;
 use serde_json::json;
@@ -201,6 +201,7 @@ impl Handler for Intake {
         event: TicketEvent,
     ) -> Result<(), HandlerError> {
         let snapshot = &event.ticket;
+        record_ticket(&snapshot.ticket_id, &snapshot.human_id);
         let (Some(ticket_id), Some(user_id)) = (
             optional_id(&snapshot.ticket_id),
             optional_id(&snapshot.user_id),
@@ -357,7 +358,10 @@ impl Handler for Intake {
         let Some(queued) = stored else {
             return Ok(());
         };
-        tracing::debug!(
+        for item in &items {
+            self.sender.remember(item.id);
+        }
+        tracing::info!(
             event_id = %meta.event_id,
             notifications = items.len(),
             queued,

@@ -38,10 +38,12 @@ use futures_util::{StreamExt, future::join_all, stream};
 use helpdesk_kit::{
     clock::SharedClock,
     config::{millis_or, string_or, var_or},
+    telemetry::{self, Causes},
 };
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -153,7 +155,12 @@ struct Inner {
     mailer: Mailer,
     push: Option<PushGateway>,
     wake: Notify,
+    /// Per notification, the event's span its deliveries continue.
+    causes: Causes<Uuid>,
 }
+
+/// Notifications whose cause is remembered at most (see [`Causes`]).
+const CAUSES: usize = 20_000;
 
 /// What became of one claimed delivery.
 #[derive(Debug)]
@@ -211,8 +218,15 @@ impl Sender {
                 mailer,
                 push,
                 wake: Notify::new(),
+                causes: Causes::new(CAUSES),
             }),
         })
+    }
+
+    /// Remembers the current span (intake's) as the cause of the deliveries
+    /// of `notification`, so their sends continue its trace.
+    pub fn remember(&self, notification: Uuid) {
+        self.inner.causes.remember(notification);
     }
 
     /// New deliveries were committed: look now instead of at the next poll.
@@ -236,13 +250,31 @@ impl Sender {
         .await?;
         let count = claimed.len();
         stream::iter(claimed)
-            .for_each_concurrent(inner.config.concurrency, |delivery| async move {
-                let outcome = match delivery.channel.as_str() {
-                    "email" => self.email(&delivery).await,
-                    "push" => self.push(&delivery).await,
-                    other => Outcome::permanent(format!("unknown channel {other:?}")),
-                };
-                self.record(&delivery, outcome).await;
+            .for_each_concurrent(inner.config.concurrency, |delivery| {
+                // One span per send, continuing the event's trace. Ids
+                // only: no address, text or token.
+                let span = tracing::info_span!(
+                    "notification.deliver",
+                    otel.name = format!("deliver {}", delivery.channel),
+                    otel.kind = "client",
+                    channel = %delivery.channel,
+                    delivery_id = %delivery.id,
+                    notification_id = %delivery.notification_id,
+                    kind = %delivery.kind,
+                    ticket_id = %delivery.ticket_id,
+                    human_id = %delivery.human_id,
+                    attempt = delivery.attempts,
+                );
+                telemetry::follow(&span, inner.causes.get(&delivery.notification_id));
+                async move {
+                    let outcome = match delivery.channel.as_str() {
+                        "email" => self.email(&delivery).await,
+                        "push" => self.push(&delivery).await,
+                        other => Outcome::permanent(format!("unknown channel {other:?}")),
+                    };
+                    self.record(&delivery, outcome).await;
+                }
+                .instrument(span)
             })
             .await;
         Ok(count)
@@ -469,7 +501,7 @@ impl Sender {
                 delivery_id = %id,
                 channel,
                 attempt,
-                ?outcome,
+                outcome = label,
                 "lease lost before the outcome was recorded"
             ),
             // The lease brings the row back; an email may then go out twice,
@@ -478,7 +510,7 @@ impl Sender {
                 delivery_id = %id,
                 channel,
                 error = %e,
-                ?outcome,
+                outcome = label,
                 "could not record the outcome; the delivery comes due again when its lease lapses"
             ),
         }

@@ -175,9 +175,11 @@ impl Mailer {
 
     /// The message for `email`; an address that does not parse is permanent.
     pub fn message(&self, email: &Email<'_>) -> Result<Message, SendError> {
-        let address = email.to_address.parse().map_err(|e| {
-            SendError::Permanent(format!("invalid address {:?}: {e}", email.to_address))
-        })?;
+        // The error is stored and logged: it names no address.
+        let address = email
+            .to_address
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("invalid recipient address: {e}")))?;
         let name = Some(email.to_name.trim())
             .filter(|n| !n.is_empty())
             .map(str::to_owned);
@@ -210,7 +212,7 @@ impl Mailer {
 /// 5xx replies and what the client refuses to send are permanent; the rest
 /// (4xx, timeouts, refused or dropped connections, TLS) may clear.
 fn classify(err: lettre::transport::smtp::Error) -> SendError {
-    let text = format!("smtp: {err}");
+    let text = format!("smtp: {}", redact_addresses(&err.to_string()));
     if err.is_permanent() || err.is_client() {
         SendError::Permanent(text)
     } else {
@@ -218,9 +220,32 @@ fn classify(err: lettre::transport::smtp::Error) -> SendError {
     }
 }
 
+/// A server's reply often quotes the recipient ("550 <bob@example.com>:
+/// unknown user"); the error is stored and logged, so addresses go.
+fn redact_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            if word.contains('@') {
+                "<address>"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_replies_lose_their_addresses() {
+        assert_eq!(
+            redact_addresses("550 5.1.1 <bob@example.com>: Recipient address rejected"),
+            "550 5.1.1 <address> Recipient address rejected"
+        );
+    }
 
     fn mailer() -> Mailer {
         Mailer::new(&SmtpConfig {

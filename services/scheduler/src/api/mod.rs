@@ -208,6 +208,7 @@ impl SchedulerApi {
         .await?;
         tx.commit().await?;
         tracing::info!(job = %kind, run = %row.id, by = %caller.subject(), state = %row.state, "manual run requested");
+        self.scheduler.remember(row.id);
         self.scheduler.wake();
         Ok(convert::run(&row))
     }

@@ -21,7 +21,9 @@
 //! Time comes from the injected clock (leases, windows, lateness); only the
 //! pace of ticks and renewals is real time.
 
+use helpdesk_kit::telemetry::{self, Causes};
 use std::{sync::Arc, time::Duration};
+use tracing::Instrument;
 
 use chrono::{DateTime, Utc};
 use helpdesk_kit::{clock::SharedClock, tasks::TaskContext};
@@ -94,6 +96,8 @@ struct Inner {
     /// two processes never share one).
     holder: String,
     wake: Notify,
+    /// Per manual run, the RunJobNow call's span: the run continues its trace.
+    causes: Causes<Uuid>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -128,6 +132,7 @@ impl Scheduler {
                 config,
                 holder: format!("{holder}-{}", &Uuid::new_v4().simple().to_string()[..8]),
                 wake: Notify::new(),
+                causes: Causes::new(1_000),
             }),
         }
     }
@@ -154,6 +159,11 @@ impl Scheduler {
             .map(|j| j.kind.name().to_owned())
             .collect();
         job_rows::register(&self.inner.pool, &names, self.inner.clock.now()).await
+    }
+
+    /// Remembers the current span (a RunJobNow call) as the cause of `run`.
+    pub fn remember(&self, run: Uuid) {
+        self.inner.causes.remember(run);
     }
 
     /// Ticks at once (a manual run was queued).
@@ -272,7 +282,25 @@ impl Scheduler {
     /// `stop` (after the page in hand; the run is given back).
     async fn execute(&self, claimed: Claimed, stop: CancellationToken) {
         let started = std::time::Instant::now();
-        let outcome = match self.execute_inner(&claimed, &stop).await {
+        // A trace per run (a scheduled window starts its own; a manual one
+        // continues the RunJobNow call's); its TicketJobsService calls
+        // carry it to the ticket service.
+        let span = tracing::info_span!(
+            "scheduler.run",
+            otel.name = format!("run {}", claimed.job),
+            job = %claimed.job,
+            run_id = %claimed.id,
+            window = %claimed.fire_at,
+            attempt = claimed.attempts,
+            outcome = tracing::field::Empty,
+        );
+        telemetry::follow(&span, self.inner.causes.get(&claimed.id));
+        self.inner.causes.forget(&claimed.id);
+        let outcome = match self
+            .execute_inner(&claimed, &stop)
+            .instrument(span.clone())
+            .await
+        {
             Ok(outcome) => outcome,
             Err(e) => {
                 // The database failed under us: the lease runs out and another
@@ -281,6 +309,7 @@ impl Scheduler {
                 "interrupted"
             }
         };
+        span.record("outcome", outcome);
         super::metrics::run_ended(&claimed.job, outcome, started);
     }
 
