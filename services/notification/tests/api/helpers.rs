@@ -264,6 +264,7 @@ impl TestEnv {
                 body: body.into(),
                 internal,
                 request_id: String::new(),
+                attachment_ids: Vec::new(),
             })
             .await
             .expect("post message");

@@ -12,9 +12,9 @@ use super::{AccountId, TicketKey, sniff::Kind};
 const FILE_NAME_MAX: usize = 200;
 
 /// A file name as stored and shown: the last path component of what the
-/// client sent, control characters and the characters Windows forbids
-/// replaced by `_`, spaces squeezed and trimmed, 1-200 characters, not `.`
-/// or `..`. It is only a label: the object key never contains it.
+/// client sent, white space squeezed to one space and trimmed, other control
+/// characters and the characters Windows forbids replaced by `_`; 1-200
+/// characters, not `.` or `..`. Only a label: object keys never contain it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileName(String);
 
@@ -23,15 +23,12 @@ impl FileName {
         let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
         let mut cleaned = String::with_capacity(base.len());
         for c in base.chars() {
-            let c = if c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*') {
-                '_'
-            } else {
-                c
-            };
             if c.is_whitespace() {
                 if !cleaned.ends_with(' ') {
                     cleaned.push(' ');
                 }
+            } else if c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*') {
+                cleaned.push('_');
             } else {
                 cleaned.push(c);
             }

@@ -102,6 +102,16 @@ impl Objects {
         }
     }
 
+    /// Every attachment object's key (for tests and operators; it lists
+    /// the whole prefix).
+    pub async fn keys(&self) -> object_store::Result<Vec<String>> {
+        self.store
+            .list(Some(&Path::from("attachments")))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+    }
+
     /// Deletes the attachment objects last modified before `before` that
     /// have no row; returns how many. One listing, one query per page of
     /// 500 objects.
