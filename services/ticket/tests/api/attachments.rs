@@ -434,7 +434,7 @@ async fn attachments_on_internal_notes_are_staff_only() {
         .into_iter()
         .map(|a| a.id)
         .collect();
-    assert_eq!(seen, [public.id.clone()]);
+    assert_eq!(seen, [public.id.as_str()]);
     for id in [&for_note.id, &hidden.id] {
         refused(download(&app.alice(), &ticket.id, id).await, Code::NotFound);
     }
