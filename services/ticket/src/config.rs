@@ -73,6 +73,14 @@ impl StoreConfig {
     /// local stack sets an absolute path; deploy/ mounts a volume).
     pub const DEFAULT: &str = ".dev/attachments";
 
+    /// A directory under the system's temporary one, for tests and
+    /// benchmarks that never look at attachments.
+    pub fn temporary() -> Self {
+        Self::Directory(
+            std::env::temp_dir().join(format!("helpdesk-attachments-{}", std::process::id())),
+        )
+    }
+
     /// Reads `ATTACHMENTS_STORE` and, for S3, the `ATTACHMENTS_S3_*` variables.
     pub fn from_env() -> anyhow::Result<Self> {
         let raw = string_or("ATTACHMENTS_STORE", Self::DEFAULT);

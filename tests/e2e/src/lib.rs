@@ -143,6 +143,8 @@ pub struct Stack {
     databases: Vec<String>,
     exchange: String,
     queues: Vec<String>,
+    /// The ticket service's attachment directory (removed at the end).
+    attachments: std::path::PathBuf,
 }
 
 async fn create_database() -> (String, String) {
@@ -211,7 +213,12 @@ impl Stack {
 
         let ticket_port = free_port();
         let mut env = common_env(ticket_port);
+        let attachments = std::env::temp_dir().join(format!("e2e-attachments-{}", Uuid::new_v4()));
         env.extend([
+            (
+                "ATTACHMENTS_STORE".into(),
+                attachments.display().to_string(),
+            ),
             ("DATABASE_URL".into(), ticket_db),
             ("ACCOUNTS_ADDR".into(), standin.addr()),
             ("RIDES_ADDR".into(), standin.addr()),
@@ -283,6 +290,7 @@ impl Stack {
             ],
             exchange,
             queues: vec![queue, notification_queue],
+            attachments,
         }
     }
 }
@@ -294,6 +302,7 @@ impl Drop for Stack {
         self.assignment.kill();
         self.ticket.kill();
         self.standin.kill();
+        let _ = std::fs::remove_dir_all(&self.attachments);
         let mut queues = Vec::new();
         for queue in &self.queues {
             queues.extend([queue.clone(), format!("{queue}.dead")]);
