@@ -655,3 +655,21 @@ async fn the_round_trip_works_against_a_real_s3_api_server() {
     assert_eq!(objects.keys().await.unwrap().len(), 2);
     assert_eq!(rows(&app).await, 2);
 }
+
+#[tokio::test]
+async fn damaged_bytes_end_the_download_with_data_loss() {
+    let app = spawn().await;
+    let ticket = app.alice_ticket().await;
+    let stored = upload(&app.alice(), &ticket.id, "a.png", &png(200_000))
+        .await
+        .unwrap();
+    let [file] = files(&app).try_into().expect("one object file");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[150_000] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let status = refused(
+        download(&app.alice(), &ticket.id, &stored.id).await,
+        Code::DataLoss,
+    );
+    assert!(status.message().contains("SHA-256"), "{}", status.message());
+}
