@@ -70,7 +70,28 @@ impl S3Server {
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// How many multipart uploads in `bucket` were started and neither
+    /// completed nor aborted (asked with boto3's ListMultipartUploads).
+    pub fn incomplete_uploads(&self, bucket: &str) -> usize {
+        let out = Command::new(python())
+            .args(["-c", LIST_UPLOADS, &self.endpoint(), bucket])
+            .output()
+            .expect("python");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a count")
+    }
 }
+
+const LIST_UPLOADS: &str = r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+print(len(s3.list_multipart_uploads(Bucket=sys.argv[2]).get("Uploads", [])))
+"#;
 
 impl Drop for S3Server {
     fn drop(&mut self) {

@@ -654,6 +654,7 @@ async fn the_round_trip_works_against_a_real_s3_api_server() {
     );
     assert_eq!(objects.keys().await.unwrap().len(), 2);
     assert_eq!(rows(&app).await, 2);
+    assert_eq!(s3.incomplete_uploads("helpdesk-attachments"), 0);
 }
 
 #[tokio::test]
