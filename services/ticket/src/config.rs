@@ -3,7 +3,10 @@
 use std::{path::PathBuf, time::Duration};
 
 use helpdesk_events::{amqp, relay::RelayConfig};
-use helpdesk_kit::config::{CommonConfig, millis_or, string_or, var_or};
+use helpdesk_kit::{
+    config::{CommonConfig, millis_or, string_or, var_or},
+    sla::{self, SlaTargets},
+};
 
 use crate::domain::attachment::Limits;
 
@@ -21,6 +24,9 @@ pub struct Config {
     /// The outbox relay (`AMQP_URL`, `EVENTS_EXCHANGE`, `OUTBOX_RETENTION_HOURS`);
     /// `None` when `RELAY_ENABLED=false` (events then wait in the outbox).
     pub relay: Option<RelayConfig>,
+    /// `SLA_TARGETS`: per-priority first-response/resolution hours, the same
+    /// variable and default as the scheduler's (the dashboard's shares).
+    pub sla: SlaTargets,
     /// `ATTACHMENTS_STORE` and `ATTACHMENTS_S3_*`: where attachment bytes go.
     pub attachments_store: StoreConfig,
     /// `ATTACHMENT_MAX_BYTES`, `ATTACHMENTS_PER_TICKET`.
@@ -158,6 +164,8 @@ impl Config {
                     per_ticket,
                 }
             },
+            sla: SlaTargets::parse(&string_or("SLA_TARGETS", sla::DEFAULT))
+                .map_err(|e| anyhow::anyhow!("SLA_TARGETS: {e}"))?,
         })
     }
 }

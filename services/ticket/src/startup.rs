@@ -15,6 +15,7 @@ use helpdesk_proto::support::v1::{
     attachment_service_server::AttachmentServiceServer,
     category_service_server::CategoryServiceServer,
     operations_service_server::OperationsServiceServer,
+    statistics_service_server::StatisticsServiceServer,
     ticket_jobs_service_server::TicketJobsServiceServer,
     ticket_service_server::TicketServiceServer,
 };
@@ -25,7 +26,7 @@ use crate::{
     MIGRATOR,
     api::{
         attachments::AttachmentApi, categories::CategoryApi, jobs::TicketJobsApi,
-        tickets::TicketApi,
+        stats::StatisticsApi, tickets::TicketApi,
     },
     clients::Platform,
     config::Config,
@@ -82,10 +83,10 @@ impl Application {
             .await
     }
 
-    /// The service's parts: five gRPC services (one of them the scheduler's
-    /// batch jobs), the idempotency-key pruner, the attachment sweeper, and
-    /// the outbox relay last (it publishes what the others committed, so it
-    /// stops after them).
+    /// The service's parts: the gRPC services (tickets, attachments, the
+    /// scheduler's batch jobs, categories, statistics, operations), the
+    /// idempotency-key pruner, the attachment sweeper, and the outbox relay
+    /// last (it publishes what the others committed, so it stops after them).
     fn service(&self) -> anyhow::Result<Service> {
         let waker = Waker::new();
         let pool = self.pool.clone();
@@ -110,6 +111,11 @@ impl Application {
                 waker.clone(),
             )))
             .grpc(CategoryServiceServer::new(CategoryApi::new(pool.clone())))
+            .grpc(StatisticsServiceServer::new(StatisticsApi::new(
+                pool.clone(),
+                self.clock.clone(),
+                self.config.sla.clone(),
+            )))
             .grpc(OperationsServiceServer::new(Operations::new(pool.clone())))
             .task(prune_idempotency_keys(
                 pool.clone(),

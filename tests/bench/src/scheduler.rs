@@ -110,6 +110,7 @@ pub async fn run() -> anyhow::Result<()> {
             relay: None,
             attachments_store: ticket_service::config::StoreConfig::temporary(),
             attachment_limits: Default::default(),
+            sla: helpdesk_kit::sla::SlaTargets::default(),
         },
         Arc::new(SystemClock),
     )

@@ -174,6 +174,7 @@ pub async fn run() -> anyhow::Result<()> {
         relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
         attachments_store: ticket_service::config::StoreConfig::temporary(),
         attachment_limits: Default::default(),
+        sla: helpdesk_kit::sla::SlaTargets::default(),
     };
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     let addr = format!("http://127.0.0.1:{}", app.port());

@@ -185,6 +185,7 @@ pub async fn tickets(standin_addr: &str, pool: u32) -> anyhow::Result<Tickets> {
             relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
             attachments_store: ticket_service::config::StoreConfig::temporary(),
             attachment_limits: Default::default(),
+            sla: helpdesk_kit::sla::SlaTargets::default(),
         },
         Arc::new(SystemClock),
     )

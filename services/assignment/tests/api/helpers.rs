@@ -232,6 +232,7 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         relay: Some(relay),
         attachments_store: ticket_service::config::StoreConfig::temporary(),
         attachment_limits: Default::default(),
+        sla: helpdesk_kit::sla::SlaTargets::default(),
     };
     let ticket_app = ticket_service::startup::Application::build(ticket_config, clock.clone())
         .await

@@ -111,6 +111,7 @@ impl World {
             relay: Some(relay),
             attachments_store: ticket_service::config::StoreConfig::temporary(),
             attachment_limits: Default::default(),
+            sla: helpdesk_kit::sla::SlaTargets::default(),
         };
         let ticket_app = ticket_service::startup::Application::build(ticket_config, clock.clone())
             .await

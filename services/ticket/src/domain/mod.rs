@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod lookup;
 pub mod references;
 pub mod sniff;
+pub mod stats;
 pub mod status;
 pub mod ticket;
 pub mod ticket_number;

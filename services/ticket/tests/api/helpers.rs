@@ -173,6 +173,7 @@ pub async fn spawn_with(setup: Setup) -> TestApp {
         relay: Some(relay),
         attachments_store,
         attachment_limits: setup.attachment_limits.unwrap_or_default(),
+        sla: helpdesk_kit::sla::SlaTargets::default(),
     };
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),
