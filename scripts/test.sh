@@ -56,7 +56,7 @@ summary() {
 # Everything the suite needs, installed or started only when absent.
 dependencies() {
     ensure_toolchain && ensure_lint_tools && ensure_postgres && ensure_rabbitmq &&
-        ensure_nextest && ensure_buf && ensure_aiosmtpd
+        ensure_nextest && ensure_buf && ensure_aiosmtpd && ensure_moto
 }
 
 # A scratch database with the kit's migrations, then every service's (the same

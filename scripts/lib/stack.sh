@@ -41,7 +41,7 @@ service_db() {
 service_grpc_names() {
     case $1 in
         platform-standin) echo "platform.accounts.v1.AccountsService, platform.rides.v1.RidesService" ;;
-        ticket) echo "support.v1.TicketService, support.v1.CategoryService, support.v1.TicketJobsService, support.v1.OperationsService" ;;
+        ticket) echo "support.v1.TicketService, support.v1.AttachmentService, support.v1.CategoryService, support.v1.TicketJobsService, support.v1.OperationsService" ;;
         assignment) echo "support.v1.AssignmentService" ;;
         notification) echo "support.v1.NotificationService" ;;
         scheduler) echo "support.v1.SchedulerService" ;;
@@ -89,6 +89,8 @@ service_env() {
             echo "RIDES_ADDR=$standin"
             # Where `ticket seed-demo` sends its CreateTicket calls.
             echo "SEED_TARGET=$ticket"
+            # Attachment bytes, one file per attachment (docs/attachments.md).
+            echo "ATTACHMENTS_STORE=$DEV_DIR/attachments"
             ;;
         assignment)
             echo "ACCOUNTS_ADDR=$standin"

@@ -1,12 +1,14 @@
 //! The ticket service's settings (environment variables; docs/operations.md).
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use helpdesk_events::{amqp, relay::RelayConfig};
 use helpdesk_kit::{
     config::{CommonConfig, millis_or, string_or, var_or},
     sla::{self, SlaTargets},
 };
+
+use crate::domain::attachment::Limits;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -25,6 +27,105 @@ pub struct Config {
     /// `SLA_TARGETS`: per-priority first-response/resolution hours, the same
     /// variable and default as the scheduler's (the dashboard's shares).
     pub sla: SlaTargets,
+    /// `ATTACHMENTS_STORE` and `ATTACHMENTS_S3_*`: where attachment bytes go.
+    pub attachments_store: StoreConfig,
+    /// `ATTACHMENT_MAX_BYTES`, `ATTACHMENTS_PER_TICKET`.
+    pub attachment_limits: Limits,
+}
+
+/// Where attachment bytes are kept (docs/attachments.md).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreConfig {
+    /// A local directory (`ATTACHMENTS_STORE=/path` or `file:///path`).
+    Directory(PathBuf),
+    /// An S3-compatible bucket (`ATTACHMENTS_STORE=s3://bucket`).
+    S3(S3Config),
+}
+
+#[derive(Clone, PartialEq)]
+pub struct S3Config {
+    pub bucket: String,
+    /// `ATTACHMENTS_S3_ENDPOINT`: for S3-compatible services (MinIO, Ceph,
+    /// a test server); unset means AWS itself.
+    pub endpoint: Option<String>,
+    /// `ATTACHMENTS_S3_REGION` (default `us-east-1`).
+    pub region: String,
+    /// `ATTACHMENTS_S3_ACCESS_KEY_ID` + `ATTACHMENTS_S3_SECRET_ACCESS_KEY`;
+    /// unset means the AWS defaults (`AWS_*` variables, web identity,
+    /// instance metadata).
+    pub credentials: Option<(String, String)>,
+    /// `ATTACHMENTS_S3_ALLOW_HTTP`: plain HTTP to the endpoint (local test
+    /// servers only).
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(id, _)| (id, "<secret>")),
+            )
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+impl StoreConfig {
+    /// The default: `.dev/attachments` under the working directory (the
+    /// local stack sets an absolute path; deploy/ mounts a volume).
+    pub const DEFAULT: &str = ".dev/attachments";
+
+    /// A directory under the system's temporary one, for tests and
+    /// benchmarks that never look at attachments.
+    pub fn temporary() -> Self {
+        Self::Directory(
+            std::env::temp_dir().join(format!("helpdesk-attachments-{}", std::process::id())),
+        )
+    }
+
+    /// Reads `ATTACHMENTS_STORE` and, for S3, the `ATTACHMENTS_S3_*` variables.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let raw = string_or("ATTACHMENTS_STORE", Self::DEFAULT);
+        if let Some(bucket) = raw.strip_prefix("s3://") {
+            let bucket = bucket.trim_end_matches('/');
+            anyhow::ensure!(
+                !bucket.is_empty() && !bucket.contains('/'),
+                "ATTACHMENTS_STORE={raw:?}: name a bucket, as s3://bucket"
+            );
+            let id = string_or("ATTACHMENTS_S3_ACCESS_KEY_ID", "");
+            let secret = string_or("ATTACHMENTS_S3_SECRET_ACCESS_KEY", "");
+            anyhow::ensure!(
+                id.is_empty() == secret.is_empty(),
+                "set both ATTACHMENTS_S3_ACCESS_KEY_ID and ATTACHMENTS_S3_SECRET_ACCESS_KEY, or neither"
+            );
+            let endpoint = string_or("ATTACHMENTS_S3_ENDPOINT", "");
+            return Ok(Self::S3(S3Config {
+                bucket: bucket.to_owned(),
+                endpoint: (!endpoint.is_empty()).then_some(endpoint),
+                region: string_or("ATTACHMENTS_S3_REGION", "us-east-1"),
+                credentials: (!id.is_empty()).then_some((id, secret)),
+                allow_http: var_or("ATTACHMENTS_S3_ALLOW_HTTP", false)?,
+            }));
+        }
+        let dir = match raw.strip_prefix("file://") {
+            Some(path) => path,
+            None if raw.contains("://") => {
+                anyhow::bail!(
+                    "ATTACHMENTS_STORE={raw:?}: use a directory, file:///dir or s3://bucket"
+                )
+            }
+            None => raw.as_str(),
+        };
+        anyhow::ensure!(
+            !dir.is_empty(),
+            "ATTACHMENTS_STORE={raw:?} names no directory"
+        );
+        Ok(Self::Directory(PathBuf::from(dir)))
+    }
 }
 
 impl Config {
@@ -50,6 +151,18 @@ impl Config {
                 Some(relay)
             } else {
                 None
+            },
+            attachments_store: StoreConfig::from_env()?,
+            attachment_limits: {
+                let max_bytes: u64 = var_or("ATTACHMENT_MAX_BYTES", Limits::default().max_bytes)?;
+                let per_ticket: i64 =
+                    var_or("ATTACHMENTS_PER_TICKET", Limits::default().per_ticket)?;
+                anyhow::ensure!(max_bytes > 0, "ATTACHMENT_MAX_BYTES must be positive");
+                anyhow::ensure!(per_ticket > 0, "ATTACHMENTS_PER_TICKET must be positive");
+                Limits {
+                    max_bytes,
+                    per_ticket,
+                }
             },
             sla: SlaTargets::parse(&string_or("SLA_TARGETS", sla::DEFAULT))
                 .map_err(|e| anyhow::anyhow!("SLA_TARGETS: {e}"))?,

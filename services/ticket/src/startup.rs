@@ -12,6 +12,7 @@ use helpdesk_kit::{
     tasks::Task,
 };
 use helpdesk_proto::support::v1::{
+    attachment_service_server::AttachmentServiceServer,
     category_service_server::CategoryServiceServer,
     operations_service_server::OperationsServiceServer,
     statistics_service_server::StatisticsServiceServer,
@@ -23,9 +24,13 @@ use tokio::net::TcpListener;
 
 use crate::{
     MIGRATOR,
-    api::{categories::CategoryApi, jobs::TicketJobsApi, stats::StatisticsApi, tickets::TicketApi},
+    api::{
+        attachments::AttachmentApi, categories::CategoryApi, jobs::TicketJobsApi,
+        stats::StatisticsApi, tickets::TicketApi,
+    },
     clients::Platform,
     config::Config,
+    storage::objects::{self, Objects},
 };
 
 pub struct Application {
@@ -35,6 +40,7 @@ pub struct Application {
     config: Config,
     clock: SharedClock,
     platform: Platform,
+    objects: Objects,
 }
 
 impl Application {
@@ -48,6 +54,7 @@ impl Application {
             config.platform_timeout,
             &config.common.auth,
         )?;
+        let objects = Objects::open(&config.attachments_store)?;
         let listener = helpdesk_kit::server::bind(config.common.listen_addr).await?;
         Ok(Self {
             listener,
@@ -56,6 +63,7 @@ impl Application {
             config,
             clock,
             platform,
+            objects,
         })
     }
 
@@ -75,10 +83,10 @@ impl Application {
             .await
     }
 
-    /// The service's parts: the gRPC services (tickets, the scheduler's batch
-    /// jobs, categories, statistics, operations), the idempotency-key
-    /// pruner, and the outbox relay last (it publishes what the others
-    /// committed, so it stops after them).
+    /// The service's parts: the gRPC services (tickets, attachments, the
+    /// scheduler's batch jobs, categories, statistics, operations), the
+    /// idempotency-key pruner, the attachment sweeper, and the outbox relay
+    /// last (it publishes what the others committed, so it stops after them).
     fn service(&self) -> anyhow::Result<Service> {
         let waker = Waker::new();
         let pool = self.pool.clone();
@@ -95,6 +103,13 @@ impl Application {
                 self.clock.clone(),
                 waker.clone(),
             )))
+            .grpc(AttachmentServiceServer::new(AttachmentApi::new(
+                pool.clone(),
+                self.objects.clone(),
+                self.config.attachment_limits,
+                self.clock.clone(),
+                waker.clone(),
+            )))
             .grpc(CategoryServiceServer::new(CategoryApi::new(pool.clone())))
             .grpc(StatisticsServiceServer::new(StatisticsApi::new(
                 pool.clone(),
@@ -106,6 +121,11 @@ impl Application {
                 pool.clone(),
                 self.clock.clone(),
                 self.config.idempotency_retention,
+            ))
+            .task(sweep_attachment_objects(
+                pool.clone(),
+                self.objects.clone(),
+                self.clock.clone(),
             ))
             // Wakes a relay leading in another replica (this one's is woken directly).
             .task(Task::from_loop(
@@ -144,6 +164,30 @@ fn prune_idempotency_keys(pool: PgPool, clock: SharedClock, retention: chrono::D
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "pruned idempotency keys"),
                     Err(e) => tracing::warn!(error = %e, "pruning idempotency keys failed"),
+                }
+            }
+        }
+    })
+}
+
+/// Deletes attachment objects that have no row an hour after they were
+/// written (a crash between an object's completion and its row's commit);
+/// every 15 minutes, and once at start.
+fn sweep_attachment_objects(pool: PgPool, objects: Objects, clock: SharedClock) -> Task {
+    Task::new("attachment-sweeper", move |ctx| {
+        let (pool, objects, clock) = (pool.clone(), objects.clone(), clock.clone());
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(15 * 60));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    () = ctx.stop().cancelled() => return Ok(()),
+                }
+                let before = clock.now() - objects::ORPHAN_AGE;
+                match objects.sweep(&pool, before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "swept orphaned attachment objects"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping attachment objects failed"),
                 }
             }
         }

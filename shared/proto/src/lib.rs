@@ -66,4 +66,5 @@ routed! {
     TicketEscalated => "ticket.escalated",
     TicketOverdue => "ticket.overdue",
     RatingRequested => "ticket.rating_requested",
+    AttachmentAdded => "ticket.attachment_added",
 }

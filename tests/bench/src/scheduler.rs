@@ -108,6 +108,8 @@ pub async fn run() -> anyhow::Result<()> {
             platform_timeout: Duration::from_millis(800),
             idempotency_retention: chrono::Duration::hours(48),
             relay: None,
+            attachments_store: ticket_service::config::StoreConfig::temporary(),
+            attachment_limits: Default::default(),
             sla: helpdesk_kit::sla::SlaTargets::default(),
         },
         Arc::new(SystemClock),

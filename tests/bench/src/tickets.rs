@@ -174,6 +174,8 @@ pub async fn run() -> anyhow::Result<()> {
         platform_timeout: Duration::from_millis(800),
         idempotency_retention: chrono::Duration::hours(48),
         relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
+        attachments_store: ticket_service::config::StoreConfig::temporary(),
+        attachment_limits: Default::default(),
         sla: helpdesk_kit::sla::SlaTargets::default(),
     };
     let app = Application::build(config, Arc::new(SystemClock)).await?;

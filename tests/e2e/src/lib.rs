@@ -218,6 +218,8 @@ pub struct Stack {
     databases: Vec<String>,
     exchange: String,
     queues: Vec<String>,
+    /// The ticket service's attachment directory (removed at the end).
+    attachments: std::path::PathBuf,
 }
 
 /// What a stack adds to the defaults.
@@ -311,7 +313,12 @@ impl Stack {
 
         let ticket_port = free_port();
         let mut env = common_env(ticket_port, &options);
+        let attachments = std::env::temp_dir().join(format!("e2e-attachments-{}", Uuid::new_v4()));
         env.extend([
+            (
+                "ATTACHMENTS_STORE".into(),
+                attachments.display().to_string(),
+            ),
             ("DATABASE_URL".into(), ticket_db),
             ("ACCOUNTS_ADDR".into(), standin.addr()),
             ("RIDES_ADDR".into(), standin.addr()),
@@ -396,6 +403,7 @@ impl Stack {
             ],
             exchange,
             queues: vec![queue, notification_queue],
+            attachments,
         }
     }
 }
@@ -432,6 +440,7 @@ impl Drop for Stack {
         } else {
             let _ = std::fs::remove_dir_all(&self.logs);
         }
+        let _ = std::fs::remove_dir_all(&self.attachments);
         let mut queues = Vec::new();
         for queue in &self.queues {
             queues.extend([queue.clone(), format!("{queue}.dead")]);

@@ -109,6 +109,8 @@ impl World {
             platform_timeout: Duration::from_secs(2),
             idempotency_retention: chrono::Duration::hours(48),
             relay: Some(relay),
+            attachments_store: ticket_service::config::StoreConfig::temporary(),
+            attachment_limits: Default::default(),
             sla: helpdesk_kit::sla::SlaTargets::default(),
         };
         let ticket_app = ticket_service::startup::Application::build(ticket_config, clock.clone())

@@ -3,7 +3,9 @@
 use helpdesk_kit::clock::to_timestamp;
 use helpdesk_proto::support::v1 as pb;
 
-use crate::domain::{Category, Message, Priority, Status, Ticket, ticket::AuthorRole};
+use crate::domain::{
+    Category, Message, Priority, Status, Ticket, attachment::Attachment, ticket::AuthorRole,
+};
 
 pub fn status_to_pb(s: Status) -> pb::TicketStatus {
     match s {
@@ -108,6 +110,31 @@ pub fn message(m: &Message) -> pb::TicketMessage {
         body: m.body.to_string(),
         internal: m.internal,
         create_time: Some(to_timestamp(m.created_at)),
+    }
+}
+
+pub fn attachment(a: &Attachment) -> pb::Attachment {
+    pb::Attachment {
+        id: a.id.to_string(),
+        ticket_id: a.ticket_id.to_string(),
+        message_id: a.message_id.map(|m| m.to_string()).unwrap_or_default(),
+        file_name: a.file_name.to_string(),
+        content_type: a.content_type.clone(),
+        size_bytes: a.size_bytes,
+        sha256: a.sha256_hex(),
+        uploader_id: a.uploader_id.to_string(),
+        internal: a.internal,
+        create_time: Some(to_timestamp(a.created_at)),
+    }
+}
+
+/// How events name a file.
+pub fn attached_file(a: &Attachment) -> pb::AttachedFile {
+    pb::AttachedFile {
+        id: a.id.to_string(),
+        file_name: a.file_name.to_string(),
+        content_type: a.content_type.clone(),
+        size_bytes: a.size_bytes,
     }
 }
 

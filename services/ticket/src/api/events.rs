@@ -8,8 +8,10 @@ use helpdesk_proto::{Event, support::v1 as pb};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::convert::{author_role_to_pb, or_empty, priority_to_pb, rating, snapshot, status_to_pb};
-use crate::domain::{DomainEvent, Message, Ticket};
+use super::convert::{
+    attached_file, author_role_to_pb, or_empty, priority_to_pb, rating, snapshot, status_to_pb,
+};
+use crate::domain::{DomainEvent, Message, Ticket, attachment::Attachment};
 
 /// Who and when, shared by the events of one change.
 pub struct Context<'a> {
@@ -118,6 +120,7 @@ impl Context<'_> {
         t: &Ticket,
         m: &Message,
         first_response: bool,
+        attachments: &[Attachment],
     ) -> sqlx::Result<()> {
         self.emit(conn, t, |header, ticket| pb::MessagePosted {
             header,
@@ -133,6 +136,22 @@ impl Context<'_> {
                 m.body.as_str().chars().take(200).collect()
             },
             first_response,
+            attachments: attachments.iter().map(attached_file).collect(),
+        })
+        .await
+    }
+
+    pub async fn attachment_added(
+        &self,
+        conn: &mut PgConnection,
+        t: &Ticket,
+        a: &Attachment,
+    ) -> sqlx::Result<()> {
+        self.emit(conn, t, |header, ticket| pb::AttachmentAdded {
+            header,
+            ticket,
+            file: Some(attached_file(a)),
+            internal: a.internal,
         })
         .await
     }

@@ -6,6 +6,7 @@
 //! record in one transaction.
 
 mod access;
+pub mod attachments;
 pub mod categories;
 mod convert;
 mod events;

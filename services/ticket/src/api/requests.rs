@@ -19,6 +19,7 @@ use super::{
 use crate::domain::{
     AccountId, Category, CategoryDescription, CategoryId, CategoryName, Change, ListFilter,
     Priority, Rating, Status, Subject, Text, TicketKey,
+    attachment::{FileName, NewUpload},
     commands::{CategoryEdit, NewMessage, NewRating, NewTicket, Owner, TicketEdit},
     values::{optional_uuid, uuid},
 };
@@ -28,6 +29,10 @@ const TICKETS_PAGE: PageSize = PageSize {
     max: 100,
 };
 const MESSAGES_PAGE: PageSize = PageSize {
+    default: 50,
+    max: 100,
+};
+const ATTACHMENTS_PAGE: PageSize = PageSize {
     default: 50,
     max: 100,
 };
@@ -360,17 +365,46 @@ pub fn post_message(
     let key = v.take("ticket_id", TicketKey::parse(&req.ticket_id));
     let body = v.take("body", Text::parse(&req.body));
     let request_id = request_id(&mut v, &req.request_id);
+    let attachments = attachment_ids(&mut v, &req.attachment_ids);
     let command = (|| {
         Some(NewMessage {
             key: key?,
             body: body?,
             internal: req.internal,
+            attachments: attachments?,
         })
     })();
     Ok(Parsed {
         command: finish(v, command)?,
         idempotency: idempotency(caller, "PostMessage", request_id, req),
     })
+}
+
+/// Most attachments one message links.
+pub const MAX_MESSAGE_ATTACHMENTS: usize = 20;
+
+/// PostMessage's `attachment_ids`: UUIDs, each once.
+fn attachment_ids(v: &mut Violations, raw: &[String]) -> Option<Vec<Uuid>> {
+    if raw.len() > MAX_MESSAGE_ATTACHMENTS {
+        v.add(
+            "attachment_ids",
+            format!("holds {}; at most {MAX_MESSAGE_ATTACHMENTS}", raw.len()),
+        );
+        return None;
+    }
+    let mut ids = Vec::with_capacity(raw.len());
+    let mut ok = true;
+    for (i, id) in raw.iter().enumerate() {
+        match v.take(&format!("attachment_ids[{i}]"), uuid(id)) {
+            Some(id) if ids.contains(&id) => {
+                v.add(format!("attachment_ids[{i}]"), "is named twice");
+                ok = false;
+            }
+            Some(id) => ids.push(id),
+            None => ok = false,
+        }
+    }
+    ok.then_some(ids)
 }
 
 pub fn get_message(req: &pb::GetMessageRequest) -> ApiResult<(TicketKey, Uuid)> {
@@ -391,6 +425,57 @@ pub fn list_messages(
         &mut v,
         caller,
         MESSAGES_PAGE,
+        req.page_size,
+        &req.page_token,
+        &req.ticket_id,
+    );
+    let command = (|| Some((key?, page?)))();
+    finish(v, command)
+}
+
+/// UploadAttachment's first message (its fields are named `metadata.*`).
+pub fn upload_attachment(
+    caller: &Caller,
+    meta: &pb::AttachmentUpload,
+) -> ApiResult<Parsed<NewUpload>> {
+    let mut v = Violations::default();
+    let key = v.take("metadata.ticket_id", TicketKey::parse(&meta.ticket_id));
+    let file_name = v.take("metadata.file_name", FileName::parse(&meta.file_name));
+    let request_id = v
+        .take("metadata.request_id", parse_request_id(&meta.request_id))
+        .flatten();
+    let command = (|| {
+        Some(NewUpload {
+            key: key?,
+            file_name: file_name?,
+            internal: meta.internal,
+        })
+    })();
+    Ok(Parsed {
+        command: finish(v, command)?,
+        idempotency: idempotency(caller, "UploadAttachment", request_id, meta),
+    })
+}
+
+/// GetAttachment and DownloadAttachment: which ticket, which attachment.
+pub fn attachment_ref(ticket_id: &str, attachment_id: &str) -> ApiResult<(TicketKey, Uuid)> {
+    let mut v = Violations::default();
+    let key = v.take("ticket_id", TicketKey::parse(ticket_id));
+    let id = v.take("attachment_id", uuid(attachment_id));
+    let command = (|| Some((key?, id?)))();
+    finish(v, command)
+}
+
+pub fn list_attachments(
+    caller: &Caller,
+    req: &pb::ListAttachmentsRequest,
+) -> ApiResult<(TicketKey, Page)> {
+    let mut v = Violations::default();
+    let key = v.take("ticket_id", TicketKey::parse(&req.ticket_id));
+    let page = page(
+        &mut v,
+        caller,
+        ATTACHMENTS_PAGE,
         req.page_size,
         &req.page_token,
         &req.ticket_id,

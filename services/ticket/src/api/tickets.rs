@@ -31,7 +31,7 @@ use crate::{
         commands::{NewMessage, NewRating, NewTicket, Owner, TicketEdit},
         ticket::RuleError,
     },
-    storage::{messages, tickets},
+    storage::{attachments, messages, tickets},
 };
 
 pub struct TicketApi {
@@ -59,7 +59,11 @@ fn rule(err: RuleError) -> ApiError {
 
 /// Cuts one extra row off `items` and returns the token of the next page
 /// (empty on the last).
-fn next_page<T>(items: &mut Vec<T>, page: &Page, cursor: impl Fn(&T) -> Cursor) -> String {
+pub(super) fn next_page<T>(
+    items: &mut Vec<T>,
+    page: &Page,
+    cursor: impl Fn(&T) -> Cursor,
+) -> String {
     if items.len() as i64 > page.limit {
         items.truncate(page.limit as usize);
         items
@@ -277,6 +281,7 @@ impl TicketApi {
                     key,
                     body,
                     internal,
+                    attachments,
                 },
             idempotency: idem,
         } = requests::post_message(caller, &req)?;
@@ -302,6 +307,33 @@ impl TicketApi {
             created_at: now,
         };
         messages::insert(&mut tx, &message).await?;
+        let linked = if attachments.is_empty() {
+            Vec::new()
+        } else {
+            let linked = attachments::link(
+                &mut tx,
+                ticket.id,
+                message.id,
+                author_id,
+                internal,
+                &attachments,
+            )
+            .await?;
+            if linked.len() != attachments.len() {
+                let mut v = Violations::default();
+                for (i, id) in attachments.iter().enumerate() {
+                    if !linked.iter().any(|a| a.id == *id) {
+                        v.add(
+                            format!("attachment_ids[{i}]"),
+                            "is not an attachment you uploaded to this ticket and not yet \
+                             on a message (staff-only ones go on internal notes only)",
+                        );
+                    }
+                }
+                return Err(ApiError::InvalidArgument(v));
+            }
+            linked
+        };
         // An internal note leaves the ticket as it was: its etag must not
         // change under the user (or abort a colleague's pending update).
         if !internal {
@@ -309,7 +341,7 @@ impl TicketApi {
         }
         let context = Context { caller, now };
         context
-            .message_posted(&mut tx, &ticket, &message, first_response)
+            .message_posted(&mut tx, &ticket, &message, first_response, &linked)
             .await?;
         context.changed(&mut tx, &ticket, &events).await?;
         let response = convert::message(&message);

@@ -53,6 +53,8 @@ pub struct NewMessage {
     pub key: TicketKey,
     pub body: Text,
     pub internal: bool,
+    /// Uploaded attachments to link, each once, in request order.
+    pub attachments: Vec<Uuid>,
 }
 
 /// RateTicket.

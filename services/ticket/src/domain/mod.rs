@@ -1,11 +1,13 @@
 //! The ticket domain: states, rules and validated values. It knows nothing
 //! of gRPC or SQL; `api/` translates to it and `storage/` persists it.
 
+pub mod attachment;
 pub mod category;
 pub mod commands;
 pub mod jobs;
 pub mod lookup;
 pub mod references;
+pub mod sniff;
 pub mod stats;
 pub mod status;
 pub mod ticket;

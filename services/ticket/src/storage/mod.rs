@@ -1,10 +1,13 @@
 //! Every SQL statement of the ticket service, checked at compile time
 //! against the migrations (offline data in `.sqlx/`). Functions take an
-//! executor so handlers decide what runs in which transaction.
+//! executor so handlers decide what runs in which transaction. `objects`
+//! holds attachment bytes in object storage.
 
+pub mod attachments;
 pub mod categories;
 pub mod jobs;
 pub mod messages;
+pub mod objects;
 pub mod stats;
 pub mod tickets;
 

@@ -534,6 +534,7 @@ fn message(ticket_id: &str, internal: bool) -> pb::PostMessageRequest {
         .into(),
         internal,
         request_id: String::new(),
+        attachment_ids: Vec::new(),
     }
 }
 
@@ -932,6 +933,7 @@ async fn auth_matrix_other_teams_services_get_no_staff_powers() {
             body: "Refund approved by finance".into(),
             internal: true,
             request_id: String::new(),
+            attachment_ids: Vec::new(),
         })
         .await
         .unwrap()

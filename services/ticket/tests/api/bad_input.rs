@@ -1020,6 +1020,7 @@ fn post(ticket_id: &str, body: &str, request_id: &str) -> pb::PostMessageRequest
         body: body.into(),
         internal: false,
         request_id: request_id.into(),
+        attachment_ids: Vec::new(),
     }
 }
 

@@ -67,6 +67,7 @@ async fn each_change_is_published_as_its_event_with_the_envelope_consumers_need(
             body: "We refunded the difference. ".repeat(20),
             internal: false,
             request_id: String::new(),
+            attachment_ids: Vec::new(),
         })
         .await
         .unwrap();
@@ -89,6 +90,7 @@ async fn each_change_is_published_as_its_event_with_the_envelope_consumers_need(
             body: "note".into(),
             internal: true,
             request_id: String::new(),
+            attachment_ids: Vec::new(),
         })
         .await
         .unwrap();

@@ -10,7 +10,8 @@ use helpdesk_kit::{
     config::CommonConfig,
 };
 use helpdesk_proto::support::v1::{
-    self as pb, category_service_client::CategoryServiceClient,
+    self as pb, attachment_service_client::AttachmentServiceClient,
+    category_service_client::CategoryServiceClient,
     operations_service_client::OperationsServiceClient, ticket_service_client::TicketServiceClient,
 };
 use helpdesk_testkit::{
@@ -18,7 +19,12 @@ use helpdesk_testkit::{
 };
 pub use helpdesk_testkit::{expect_code, violated_fields};
 use platform_standin::{DemoData, Options};
-use ticket_service::{MIGRATOR, config::Config, startup::Application};
+use ticket_service::{
+    MIGRATOR,
+    config::{Config, StoreConfig},
+    domain::attachment::Limits,
+    startup::Application,
+};
 use tokio::{
     sync::{Notify, oneshot},
     task::JoinHandle,
@@ -33,12 +39,14 @@ pub const UNKNOWN: &str = "0f000000-0000-4000-8000-000000000099";
 pub type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Categories = CategoryServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Operations = OperationsServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Attachments = AttachmentServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Clients acting as one caller.
 pub struct As {
     pub tickets: Tickets,
     pub categories: Categories,
     pub operations: Operations,
+    pub attachments: Attachments,
 }
 
 /// A running stand-in that tests can stop.
@@ -63,6 +71,9 @@ pub struct TestApp {
     pub database: Option<TcpProxy>,
     /// Notified as each call reaches the stand-in: a call is in flight.
     pub standin_arrivals: Arc<Notify>,
+    /// The attachment store, when it is a directory (by default a fresh one
+    /// per test, removed at the end).
+    pub attachments_dir: Option<std::path::PathBuf>,
 }
 
 /// Knobs for unusual setups.
@@ -76,6 +87,10 @@ pub struct Setup {
     pub broker_proxy: bool,
     /// Route the service's database connections through a [`TcpProxy`] too.
     pub database_proxy: bool,
+    /// Where attachments go (default: a fresh directory of this test's).
+    pub attachments_store: Option<StoreConfig>,
+    /// Attachment limits (default: the service's defaults).
+    pub attachment_limits: Option<Limits>,
 }
 
 pub async fn spawn() -> TestApp {
@@ -133,6 +148,15 @@ pub async fn spawn_with(setup: Setup) -> TestApp {
     relay.fallback_poll = Duration::from_millis(200);
     relay.standby_poll = Duration::from_millis(100);
 
+    let attachments_store = setup.attachments_store.unwrap_or_else(|| {
+        StoreConfig::Directory(
+            std::env::temp_dir().join(format!("ticket-attachments-{}", uuid::Uuid::new_v4())),
+        )
+    });
+    let attachments_dir = match &attachments_store {
+        StoreConfig::Directory(dir) => Some(dir.clone()),
+        StoreConfig::S3(_) => None,
+    };
     let config = Config {
         common: CommonConfig {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
@@ -147,6 +171,8 @@ pub async fn spawn_with(setup: Setup) -> TestApp {
         platform_timeout: setup.platform_timeout.unwrap_or(Duration::from_millis(800)),
         idempotency_retention: chrono::Duration::hours(48),
         relay: Some(relay),
+        attachments_store,
+        attachment_limits: setup.attachment_limits.unwrap_or_default(),
         sla: helpdesk_kit::sla::SlaTargets::default(),
     };
     let clock = Arc::new(ManualClock::new(
@@ -180,6 +206,7 @@ pub async fn spawn_with(setup: Setup) -> TestApp {
         broker,
         database,
         standin_arrivals,
+        attachments_dir,
     }
 }
 
@@ -193,7 +220,11 @@ impl TestApp {
                 self.channel.clone(),
                 bearer.clone(),
             ),
-            operations: OperationsServiceClient::with_interceptor(self.channel.clone(), bearer),
+            operations: OperationsServiceClient::with_interceptor(
+                self.channel.clone(),
+                bearer.clone(),
+            ),
+            attachments: AttachmentServiceClient::with_interceptor(self.channel.clone(), bearer),
         }
     }
 
@@ -287,6 +318,9 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
         delete_broker_objects(Some(self.exchange.clone()), Vec::new());
+        if let Some(dir) = &self.attachments_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -101,6 +101,7 @@ async fn retried_messages_and_ratings_have_one_effect() {
         body: "Any news?".into(),
         internal: false,
         request_id: new_request_id(),
+        attachment_ids: Vec::new(),
     };
     let m1 = alice
         .tickets

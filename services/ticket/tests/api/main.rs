@@ -2,6 +2,7 @@
 //! fresh PostgreSQL database per test, the platform stand-in in-process.
 //! One test binary (modules below) so it links once.
 
+mod attachments;
 mod auth_matrix;
 mod bad_input;
 mod batch;

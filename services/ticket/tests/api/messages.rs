@@ -11,6 +11,7 @@ fn post(ticket: &pb::Ticket, body: &str, internal: bool) -> pb::PostMessageReque
         body: body.into(),
         internal,
         request_id: String::new(),
+        attachment_ids: Vec::new(),
     }
 }
 

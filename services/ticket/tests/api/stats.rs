@@ -78,6 +78,7 @@ async fn seed(app: &TestApp) -> Vec<String> {
                         body: "Looking into it".into(),
                         internal: false,
                         request_id: String::new(),
+                        attachment_ids: Vec::new(),
                     })
                     .await
                     .unwrap();

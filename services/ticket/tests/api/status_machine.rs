@@ -137,6 +137,7 @@ fn reply(ticket: &pb::Ticket, internal: bool) -> pb::PostMessageRequest {
         body: "Thanks, looking into it.".into(),
         internal,
         request_id: String::new(),
+        attachment_ids: Vec::new(),
     }
 }
 
