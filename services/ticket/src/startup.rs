@@ -12,7 +12,7 @@ use helpdesk_kit::{
     tasks::Task,
 };
 use helpdesk_proto::support::v1::{
-    category_service_server::CategoryServiceServer,
+    category_service_server::CategoryServiceServer, faq_service_server::FaqServiceServer,
     operations_service_server::OperationsServiceServer,
     ticket_jobs_service_server::TicketJobsServiceServer,
     ticket_service_server::TicketServiceServer,
@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     MIGRATOR,
-    api::{categories::CategoryApi, jobs::TicketJobsApi, tickets::TicketApi},
+    api::{categories::CategoryApi, faqs::FaqApi, jobs::TicketJobsApi, tickets::TicketApi},
     clients::Platform,
     config::Config,
 };
@@ -74,8 +74,8 @@ impl Application {
             .await
     }
 
-    /// The service's parts: four gRPC services (the fourth, the scheduler's
-    /// batch jobs), the idempotency-key
+    /// The service's parts: five gRPC services (one the scheduler's batch
+    /// jobs), the idempotency-key
     /// pruner, and the outbox relay last (it publishes what the others
     /// committed, so it stops after them).
     fn service(&self) -> anyhow::Result<Service> {
@@ -95,6 +95,11 @@ impl Application {
                 waker.clone(),
             )))
             .grpc(CategoryServiceServer::new(CategoryApi::new(pool.clone())))
+            .grpc(FaqServiceServer::new(FaqApi::new(
+                pool.clone(),
+                self.clock.clone(),
+                waker.clone(),
+            )))
             .grpc(OperationsServiceServer::new(Operations::new(pool.clone())))
             .task(prune_idempotency_keys(
                 pool.clone(),

@@ -66,4 +66,8 @@ routed! {
     TicketEscalated => "ticket.escalated",
     TicketOverdue => "ticket.overdue",
     RatingRequested => "ticket.rating_requested",
+    FaqCreated => "faq.created",
+    FaqUpdated => "faq.updated",
+    FaqPublished => "faq.published",
+    FaqUnpublished => "faq.unpublished",
 }

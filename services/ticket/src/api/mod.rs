@@ -9,6 +9,7 @@ mod access;
 pub mod categories;
 mod convert;
 mod events;
+pub mod faqs;
 pub mod jobs;
 mod requests;
 pub mod tickets;

@@ -3,6 +3,7 @@
 
 pub mod category;
 pub mod commands;
+pub mod faq;
 pub mod jobs;
 pub mod lookup;
 pub mod references;

@@ -3,6 +3,7 @@
 //! executor so handlers decide what runs in which transaction.
 
 pub mod categories;
+pub mod faqs;
 pub mod jobs;
 pub mod messages;
 pub mod tickets;
