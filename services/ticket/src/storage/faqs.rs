@@ -25,6 +25,11 @@ use crate::domain::{
 /// sum longer.
 pub const VIEW_SHARDS: i16 = 16;
 
+/// The word similarity (0-1) from which a question is "like" the query in
+/// the fallback: low enough for one swapped or missing letter in a short
+/// word, high enough that unrelated questions stay out.
+const SIMILARITY: &str = "0.4";
+
 /// The two halves of a [`FaqKey`] as query parameters (one is NULL).
 fn key(k: FaqKey) -> (Option<Uuid>, Option<i64>) {
     match k {
@@ -314,11 +319,18 @@ pub async fn search_text<'c>(
 /// similar to the query (`<%`, pg_trgm's word similarity, through the
 /// trigram index), most similar first. Snippets are the question and the
 /// answer's start: there is no exact match to highlight.
-pub async fn search_similar<'c>(
-    db: impl PgExecutor<'c>,
-    p: &SearchQueryParams,
-) -> sqlx::Result<Vec<Hit>> {
-    sqlx::query_as!(
+pub async fn search_similar(pool: &sqlx::PgPool, p: &SearchQueryParams) -> sqlx::Result<Vec<Hit>> {
+    // pg_trgm's default (0.6) misses a swapped pair of letters in a short
+    // word ("refnud" is 0.43 like "refund"); the threshold is a setting, so
+    // it is set for this transaction only.
+    let mut tx = pool.begin().await?;
+    sqlx::query_scalar!(
+        "SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)",
+        SIMILARITY
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let hits = sqlx::query_as!(
         Hit,
         r#"WITH ranked AS (
              SELECT f.id, word_similarity($1, f.question) AS score
@@ -344,8 +356,10 @@ pub async fn search_similar<'c>(
         p.after.map(|(_, id)| id),
         p.limit,
     )
-    .fetch_all(db)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(hits)
 }
 
 /// Inserts a new draft; its number, or `None` when the category does not

@@ -11,7 +11,8 @@ use helpdesk_kit::{
 };
 use helpdesk_proto::support::v1::{
     self as pb, category_service_client::CategoryServiceClient,
-    operations_service_client::OperationsServiceClient, ticket_service_client::TicketServiceClient,
+    faq_service_client::FaqServiceClient, operations_service_client::OperationsServiceClient,
+    ticket_service_client::TicketServiceClient,
 };
 use helpdesk_testkit::{
     Bearer, EventTap, TcpProxy, TestDb, amqp_url, delete_broker_objects, minter, unique_exchange,
@@ -33,12 +34,14 @@ pub const UNKNOWN: &str = "0f000000-0000-4000-8000-000000000099";
 pub type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Categories = CategoryServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Operations = OperationsServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Faqs = FaqServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Clients acting as one caller.
 pub struct As {
     pub tickets: Tickets,
     pub categories: Categories,
     pub operations: Operations,
+    pub faqs: Faqs,
 }
 
 /// A running stand-in that tests can stop.
@@ -192,7 +195,11 @@ impl TestApp {
                 self.channel.clone(),
                 bearer.clone(),
             ),
-            operations: OperationsServiceClient::with_interceptor(self.channel.clone(), bearer),
+            operations: OperationsServiceClient::with_interceptor(
+                self.channel.clone(),
+                bearer.clone(),
+            ),
+            faqs: FaqServiceClient::with_interceptor(self.channel.clone(), bearer),
         }
     }
 
