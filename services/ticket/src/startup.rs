@@ -14,6 +14,7 @@ use helpdesk_kit::{
 use helpdesk_proto::support::v1::{
     attachment_service_server::AttachmentServiceServer,
     category_service_server::CategoryServiceServer,
+    faq_service_server::FaqServiceServer,
     operations_service_server::OperationsServiceServer,
     statistics_service_server::StatisticsServiceServer,
     ticket_jobs_service_server::TicketJobsServiceServer,
@@ -25,7 +26,7 @@ use tokio::net::TcpListener;
 use crate::{
     MIGRATOR,
     api::{
-        attachments::AttachmentApi, categories::CategoryApi, jobs::TicketJobsApi,
+        attachments::AttachmentApi, categories::CategoryApi, faqs::FaqApi, jobs::TicketJobsApi,
         stats::StatisticsApi, tickets::TicketApi,
     },
     clients::Platform,
@@ -84,7 +85,7 @@ impl Application {
     }
 
     /// The service's parts: the gRPC services (tickets, attachments, the
-    /// scheduler's batch jobs, categories, statistics, operations), the
+    /// scheduler's batch jobs, categories, FAQ, statistics, operations), the
     /// idempotency-key pruner, the attachment sweeper, and the outbox relay
     /// last (it publishes what the others committed, so it stops after them).
     fn service(&self) -> anyhow::Result<Service> {
@@ -115,6 +116,11 @@ impl Application {
                 pool.clone(),
                 self.clock.clone(),
                 self.config.sla.clone(),
+            )))
+            .grpc(FaqServiceServer::new(FaqApi::new(
+                pool.clone(),
+                self.clock.clone(),
+                waker.clone(),
             )))
             .grpc(OperationsServiceServer::new(Operations::new(pool.clone())))
             .task(prune_idempotency_keys(

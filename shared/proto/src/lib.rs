@@ -67,4 +67,8 @@ routed! {
     TicketOverdue => "ticket.overdue",
     RatingRequested => "ticket.rating_requested",
     AttachmentAdded => "ticket.attachment_added",
+    FaqCreated => "faq.created",
+    FaqUpdated => "faq.updated",
+    FaqPublished => "faq.published",
+    FaqUnpublished => "faq.unpublished",
 }

@@ -14,10 +14,14 @@
 //! - `scheduler`: auto-close over 100,000 resolved tickets, events
 //!   included, through the scheduler's call path next to the bare
 //!   set-based SQL.
+//! - `faq`: SearchFaqs on 1,000 entries at 8 concurrent callers (full text
+//!   and the misspelt-word fallback) next to the same statements issued
+//!   directly.
 //!
 //! Needs the local PostgreSQL and RabbitMQ (`TEST_DATABASE_URL`, `TEST_AMQP_URL`).
 
 mod assignment;
+mod faq;
 mod notification;
 mod relay;
 mod report;
@@ -33,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         Some("assignment") => assignment::run().await,
         Some("notification") => notification::run().await,
         Some("scheduler") => scheduler::run().await,
-        _ => anyhow::bail!("usage: bench relay|tickets|assignment|notification|scheduler"),
+        Some("faq") => faq::run().await,
+        _ => anyhow::bail!("usage: bench relay|tickets|assignment|notification|scheduler|faq"),
     }
 }

@@ -45,7 +45,7 @@ const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
 
 /// Runs `total` calls of `call` from `concurrency` tasks; returns the wall
 /// time and each call's latency.
-async fn drive<F, Fut>(
+pub async fn drive<F, Fut>(
     concurrency: usize,
     total: usize,
     call: F,
@@ -80,7 +80,7 @@ where
     Ok((started.elapsed(), Latencies::new(all)))
 }
 
-fn authorized<T>(message: T, token: &str) -> Request<T> {
+pub fn authorized<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert(
         "authorization",

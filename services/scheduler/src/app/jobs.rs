@@ -15,10 +15,6 @@ use crate::{
     },
 };
 
-/// Why the FAQ analytics job has nothing to do (yet).
-pub const FAQ_NOT_YET: &str =
-    "nothing to do: the ticket service has no FAQ API yet (it arrives with the knowledge base)";
-
 /// The jobs' thresholds (each from the environment; see `config`).
 #[derive(Clone, Debug)]
 pub struct Thresholds {
@@ -82,7 +78,7 @@ pub async fn step(
                 .await?;
             return Ok(Step::Stats(day, stats));
         }
-        JobKind::UpdateFaqAnalytics => return Err(WorkError::NothingToDo(FAQ_NOT_YET.into())),
+        JobKind::UpdateFaqAnalytics => work.faq_analytics(run).await?,
     };
     Ok(Step::Page(page))
 }

@@ -137,6 +137,11 @@ pub trait TicketWork: Send + Sync + 'static {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<DailyStats, WorkError>;
+
+    /// `update_faq_analytics`: fold the FAQ's per-day views and votes into
+    /// each entry's 7- and 30-day figures as of `run.as_of` (one call; the
+    /// number of entries written).
+    async fn faq_analytics(&self, run: &RunContext) -> Result<Progress, WorkError>;
 }
 
 /// The stand-in until the ticket-service batch calls exist: every run is a
@@ -183,6 +188,9 @@ impl TicketWork for NotWired {
         _: DateTime<Utc>,
         _: DateTime<Utc>,
     ) -> Result<DailyStats, WorkError> {
+        Err(WorkError::NothingToDo(NOT_WIRED.into()))
+    }
+    async fn faq_analytics(&self, _: &RunContext) -> Result<Progress, WorkError> {
         Err(WorkError::NothingToDo(NOT_WIRED.into()))
     }
 }
@@ -440,5 +448,19 @@ impl TicketWork for TicketJobsClient {
                 })
                 .collect(),
         })
+    }
+
+    async fn faq_analytics(&self, run: &RunContext) -> Result<Progress, WorkError> {
+        let done = self
+            .client()
+            .compute_faq_analytics(pb::ComputeFaqAnalyticsRequest {
+                run_id: run.run_id.to_string(),
+                fencing_token: run.fencing_token,
+                as_of_time: Some(to_timestamp(run.as_of)),
+            })
+            .await
+            .map_err(work_error)?
+            .into_inner();
+        Ok(Progress::finished(u64::try_from(done.entries).unwrap_or(0)))
     }
 }

@@ -68,7 +68,7 @@ impl JobKind {
                 "Stores the previous day's statistics snapshot (STATS_TIME_ZONE), served by GetDailyStats."
             }
             JobKind::UpdateFaqAnalytics => {
-                "Per-FAQ views and helpfulness over 7 and 30 days; nothing to do until the FAQ API exists."
+                "Per-FAQ views and helpful / not-helpful votes over the 7 and 30 whole days (UTC) before the as-of, through ComputeFaqAnalytics."
             }
         }
     }

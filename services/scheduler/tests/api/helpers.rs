@@ -200,6 +200,9 @@ impl TicketWork for Worker {
             ..Default::default()
         })
     }
+    async fn faq_analytics(&self, run: &RunContext) -> Result<Progress, WorkError> {
+        self.page(JobKind::UpdateFaqAnalytics, run, None).await
+    }
 }
 
 /// A job as a test wants it.

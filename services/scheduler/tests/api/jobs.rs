@@ -452,3 +452,61 @@ async fn daily_statistics_match_the_figures_worked_out_by_hand() {
         (SAM, 1, 1, 3)
     );
 }
+
+#[tokio::test]
+async fn faq_analytics_runs_through_the_ticket_service() {
+    let w = World::start(T0(), 500).await;
+    let admin = crate::helpers::ADMIN;
+    let mut faqs = w.faqs_as(admin, Role::Admin);
+    let faq = faqs
+        .create_faq(pb::CreateFaqRequest {
+            faq: Some(pb::Faq {
+                question: "How do I get a refund?".into(),
+                answer: "Open the ride and tap Refund.".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    faqs.publish_faq(pb::PublishFaqRequest { id: faq.id.clone() })
+        .await
+        .unwrap();
+    let mut alice = w.faqs_as(ALICE, Role::User);
+    // Views 10 days and 3 days before the run, and on its own day (outside
+    // both windows: they end the day before).
+    for (days_ago, views) in [(10, 2), (3, 3), (0, 1)] {
+        w.set_clock(T0() - Duration::days(days_ago));
+        for _ in 0..views {
+            alice
+                .get_faq(pb::GetFaqRequest { id: faq.id.clone() })
+                .await
+                .unwrap();
+        }
+    }
+    w.set_clock(T0() - Duration::days(2));
+    alice
+        .mark_faq_helpful(pb::MarkFaqHelpfulRequest { id: faq.id.clone() })
+        .await
+        .unwrap();
+    w.set_clock(T0());
+
+    let run = w.run(JobKind::UpdateFaqAnalytics).await;
+    assert_eq!(run.processed, 1, "one entry");
+    let seen = faqs
+        .get_faq(pb::GetFaqRequest { id: faq.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let a = seen.analytics.expect("admins see the analytics");
+    assert_eq!(a.as_of_date, "2026-03-02");
+    assert_eq!((a.views_last_7_days, a.views_last_30_days), (3, 5));
+    assert_eq!((a.helpful_last_7_days, a.not_helpful_last_7_days), (1, 0));
+    let users_see = alice
+        .get_faq(pb::GetFaqRequest { id: faq.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(users_see.analytics.is_none());
+}

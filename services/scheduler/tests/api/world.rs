@@ -16,8 +16,8 @@ use helpdesk_kit::{
     config::CommonConfig,
 };
 use helpdesk_proto::support::v1::{
-    self as pb, scheduler_service_client::SchedulerServiceClient,
-    ticket_service_client::TicketServiceClient,
+    self as pb, faq_service_client::FaqServiceClient,
+    scheduler_service_client::SchedulerServiceClient, ticket_service_client::TicketServiceClient,
 };
 use helpdesk_testkit::{
     Bearer, EventTap, TestDb, amqp_url, delete_broker_objects, unique_exchange,
@@ -39,6 +39,7 @@ use crate::helpers::{ADMIN, RunView, job, wait_until};
 pub use platform_standin::ids::{ALICE, ALICE_RIDE, SAM};
 
 pub type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Faqs = FaqServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Scheduler = SchedulerServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub struct World {
@@ -165,6 +166,10 @@ impl World {
 
     pub fn tickets_as(&self, sub: &str, role: Role) -> Tickets {
         TicketServiceClient::with_interceptor(self.ticket_channel.clone(), Bearer::token(sub, role))
+    }
+
+    pub fn faqs_as(&self, sub: &str, role: Role) -> Faqs {
+        FaqServiceClient::with_interceptor(self.ticket_channel.clone(), Bearer::token(sub, role))
     }
 
     pub fn scheduler(&self) -> Scheduler {

@@ -25,7 +25,7 @@ use crate::{
         jobs::{Breach, PageDone, PageRequest, SlaTarget, Touched},
         values::uuid,
     },
-    storage::jobs,
+    storage::{faqs, jobs},
 };
 
 /// Tickets per page: enough that 100,000 tickets take 100-200 calls, few
@@ -256,6 +256,40 @@ fn events<T>(done: &PageDone<T>, each: impl Fn(&Touched, &T) -> Vec<Outgoing>) -
 }
 
 impl TicketJobsApi {
+    /// ComputeFaqAnalytics: fenced like a page, then the analytics and the
+    /// compaction of old view shards, in one transaction.
+    async fn faq_analytics(
+        &self,
+        req: &pb::ComputeFaqAnalyticsRequest,
+    ) -> ApiResult<pb::ComputeFaqAnalyticsResponse> {
+        let mut v = Violations::default();
+        let run_id = v.take("run_id", uuid(&req.run_id));
+        if req.fencing_token <= 0 {
+            v.add("fencing_token", "must be positive");
+        }
+        let as_of = time(&mut v, "as_of_time", req.as_of_time.as_ref());
+        let (Some(run_id), Some(as_of), true) = (run_id, as_of, v.is_empty()) else {
+            return Err(ApiError::InvalidArgument(v));
+        };
+        let day = as_of.date_naive();
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        if !jobs::fence(&mut tx, run_id, req.fencing_token, now).await? {
+            return Err(ApiError::Aborted(format!(
+                "run {run_id} is held under a newer fencing token than {}",
+                req.fencing_token
+            )));
+        }
+        let entries = faqs::compute_analytics(&mut tx, day, run_id, now).await?;
+        // Yesterday's shards may still take a late view; older days are done.
+        faqs::compact_views(&mut tx, day - chrono::Days::new(1)).await?;
+        tx.commit().await?;
+        Ok(pb::ComputeFaqAnalyticsResponse {
+            entries: i64::try_from(entries).unwrap_or(i64::MAX),
+            as_of_date: day.format("%Y-%m-%d").to_string(),
+        })
+    }
+
     /// One page of `paged.work`, its events, and the next token.
     async fn page(&self, caller: &Caller, paged: Paged) -> ApiResult<pb::JobPage> {
         let Paged {
@@ -587,5 +621,14 @@ impl TicketJobsService for TicketJobsApi {
         let caller = Caller::from_request(&request)?;
         trusted(&caller)?;
         Ok(Response::new(self.stats(request.get_ref()).await?))
+    }
+
+    async fn compute_faq_analytics(
+        &self,
+        request: Request<pb::ComputeFaqAnalyticsRequest>,
+    ) -> Result<Response<pb::ComputeFaqAnalyticsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        trusted(&caller)?;
+        Ok(Response::new(self.faq_analytics(request.get_ref()).await?))
     }
 }

@@ -10,6 +10,7 @@ pub mod attachments;
 pub mod categories;
 mod convert;
 mod events;
+pub mod faqs;
 pub mod jobs;
 mod requests;
 pub mod stats;

@@ -4,6 +4,7 @@
 pub mod attachment;
 pub mod category;
 pub mod commands;
+pub mod faq;
 pub mod jobs;
 pub mod lookup;
 pub mod references;

@@ -5,6 +5,7 @@
 
 pub mod attachments;
 pub mod categories;
+pub mod faqs;
 pub mod jobs;
 pub mod messages;
 pub mod objects;

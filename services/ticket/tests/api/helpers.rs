@@ -11,7 +11,7 @@ use helpdesk_kit::{
 };
 use helpdesk_proto::support::v1::{
     self as pb, attachment_service_client::AttachmentServiceClient,
-    category_service_client::CategoryServiceClient,
+    category_service_client::CategoryServiceClient, faq_service_client::FaqServiceClient,
     operations_service_client::OperationsServiceClient, ticket_service_client::TicketServiceClient,
 };
 use helpdesk_testkit::{
@@ -40,6 +40,7 @@ pub type Tickets = TicketServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Categories = CategoryServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Operations = OperationsServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Attachments = AttachmentServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Faqs = FaqServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Clients acting as one caller.
 pub struct As {
@@ -47,6 +48,7 @@ pub struct As {
     pub categories: Categories,
     pub operations: Operations,
     pub attachments: Attachments,
+    pub faqs: Faqs,
 }
 
 /// A running stand-in that tests can stop.
@@ -224,7 +226,11 @@ impl TestApp {
                 self.channel.clone(),
                 bearer.clone(),
             ),
-            attachments: AttachmentServiceClient::with_interceptor(self.channel.clone(), bearer),
+            attachments: AttachmentServiceClient::with_interceptor(
+                self.channel.clone(),
+                bearer.clone(),
+            ),
+            faqs: FaqServiceClient::with_interceptor(self.channel.clone(), bearer),
         }
     }
 

@@ -9,6 +9,7 @@ mod batch;
 mod callers;
 mod categories;
 mod events;
+mod faq;
 mod faults;
 mod helpers;
 mod idempotency;
