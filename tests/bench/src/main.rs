@@ -15,9 +15,16 @@
 //!   included, through the scheduler's call path next to the bare
 //!   set-based SQL.
 //!
+//! - `dataset --tickets N --messages M`: loads the benchmark data set
+//!   (1,000,000 tickets and 5,000,000 messages by default) with COPY into a
+//!   database of its own, reused by `search`.
+//! - `search`: SearchTickets over gRPC at 1, 8 and 32 concurrent callers
+//!   on that data set, next to the same SQL issued directly.
+//!
 //! Needs the local PostgreSQL and RabbitMQ (`TEST_DATABASE_URL`, `TEST_AMQP_URL`).
 
 mod assignment;
+mod dataset;
 mod notification;
 mod relay;
 mod report;
@@ -33,6 +40,9 @@ async fn main() -> anyhow::Result<()> {
         Some("assignment") => assignment::run().await,
         Some("notification") => notification::run().await,
         Some("scheduler") => scheduler::run().await,
-        _ => anyhow::bail!("usage: bench relay|tickets|assignment|notification|scheduler"),
+        Some("dataset") => dataset::run().await,
+        _ => anyhow::bail!(
+            "usage: bench relay|tickets|assignment|notification|scheduler|dataset|search"
+        ),
     }
 }

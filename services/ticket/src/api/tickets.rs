@@ -1,9 +1,11 @@
 //! `support.v1.TicketService`: each handler checks who may call it
 //! (`access`), parses its request into a command (`requests`), calls the
 //! platform before taking a connection, then writes, emits and records its
-//! idempotency key in one transaction. `batch` is BatchAssignTickets.
+//! idempotency key in one transaction. `batch` is BatchAssignTickets,
+//! `search` SearchTickets.
 
 mod batch;
+mod search;
 
 use helpdesk_events::outbox::Waker;
 use helpdesk_kit::{
@@ -419,6 +421,16 @@ impl TicketService for TicketApi {
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(
             self.list(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn search_tickets(
+        &self,
+        request: Request<pb::SearchTicketsRequest>,
+    ) -> Result<Response<pb::SearchTicketsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(
+            self.search(&caller, request.into_inner()).await?,
         ))
     }
 
