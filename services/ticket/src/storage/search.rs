@@ -257,7 +257,7 @@ pub async fn found<'c>(
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<Found>> {
     let marks = format!(
-        "StartSel={START}, StopSel={STOP}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=\" … \""
+        "StartSel={START}, StopSel={STOP}, MaxWords=35, MinWords=15"
     );
     let subject_marks = format!("StartSel={START}, StopSel={STOP}, HighlightAll=true");
     let rows = sqlx::query_as!(

@@ -14,5 +14,6 @@ mod idempotency;
 mod jobs;
 mod messages;
 mod platform;
+mod search;
 mod status_machine;
 mod tickets;
