@@ -469,6 +469,11 @@ const NOTES: [&str; 10] = [
     "Goodwill voucher of 10 EUR issued, do not repeat.",
 ];
 
+/// The receipt number some tickets quote: unique per ticket.
+pub fn receipt(n: u64) -> String {
+    format!("R{:08}", n.wrapping_mul(7_919) % 100_000_000)
+}
+
 /// One generated ticket: everything is a function of its number.
 struct Ticket {
     n: u64,
@@ -522,25 +527,37 @@ impl Ticket {
                 [rng.weighted(&[25, 20, 15, 20, 20])]
         };
         let done = matches!(status, "resolved" | "closed");
-        let resolved = done.then(|| created + Duration::minutes(30 + rng.below(7 * 24 * 60) as i64));
+        let resolved =
+            done.then(|| created + Duration::minutes(30 + rng.below(7 * 24 * 60) as i64));
         let closed = (status == "closed").then(|| resolved.expect("done") + Duration::days(7));
-        let assignee = (status != "open" || rng.below(3) == 0)
-            .then(|| staff_id(rng.below(shape.staff)));
-        // Users file unevenly: a few file many tickets.
-        let user = user_id((rng.unit().powi(3) * shape.users as f64) as u64 % shape.users);
+        let assignee =
+            (status != "open" || rng.below(3) == 0).then(|| staff_id(rng.below(shape.staff)));
+        // Users file unevenly: a few file a hundred tickets, most a handful.
+        let user = user_id((rng.unit().powf(1.3) * shape.users as f64) as u64 % shape.users);
         let category = rng.weighted(&CATEGORY_WEIGHTS);
         let priority = PRIORITIES[rng.weighted(&PRIORITY_WEIGHTS)];
-        let rating = (done && rng.below(5) < 2).then(|| 1 + rng.weighted(&[8, 5, 10, 27, 50]) as u64);
+        let rating =
+            (done && rng.below(5) < 2).then(|| 1 + rng.weighted(&[8, 5, 10, 27, 50]) as u64);
         let ride = (category < 4 && rng.below(10) < 8).then(|| v7(created, &mut rng));
         let subject = rng.pick(SUBJECTS[category]).to_owned();
-        let description = format!(
+        let mut description = format!(
             "{} {} near {}. {} {}",
             subject,
-            ["yesterday", "this morning", "last night", "on Friday", "today"][rng.below(5) as usize],
+            [
+                "yesterday",
+                "this morning",
+                "last night",
+                "on Friday",
+                "today"
+            ][rng.below(5) as usize],
             rng.pick(&PLACES),
             rng.pick(&DETAILS),
             rng.pick(&DETAILS),
         );
+        // What makes one ticket findable among a million: a receipt number.
+        if rng.below(10) < 3 {
+            description.push_str(&format!(" Receipt {}.", receipt(n)));
+        }
         let id = v7(created, &mut rng);
         Ticket {
             n,
@@ -573,7 +590,9 @@ impl Ticket {
     fn write_row(&self, out: &mut String) {
         use std::fmt::Write;
         let first_response = self.resolved.map(|r| self.created + (r - self.created) / 4);
-        let rated = self.rating.map(|_| self.resolved.expect("rated when done") + Duration::days(2));
+        let rated = self
+            .rating
+            .map(|_| self.resolved.expect("rated when done") + Duration::days(2));
         let updated = self.closed.or(self.resolved).unwrap_or(self.created);
         let _ = writeln!(
             out,
@@ -590,7 +609,11 @@ impl Ticket {
             self.status,
             opt(self.assignee),
             opt(self.rating),
-            opt(self.rating.map(|r| if r >= 4 { "Quick and helpful" } else { "Took too long" })),
+            opt(self.rating.map(|r| if r >= 4 {
+                "Quick and helpful"
+            } else {
+                "Took too long"
+            })),
             opt(first_response.map(ts)),
             opt(self.resolved.map(ts)),
             opt(self.closed.map(ts)),

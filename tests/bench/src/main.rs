@@ -29,6 +29,7 @@ mod notification;
 mod relay;
 mod report;
 mod scheduler;
+mod search;
 mod tickets;
 mod world;
 
@@ -41,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         Some("notification") => notification::run().await,
         Some("scheduler") => scheduler::run().await,
         Some("dataset") => dataset::run().await,
+        Some("search") => search::run().await,
         _ => anyhow::bail!(
             "usage: bench relay|tickets|assignment|notification|scheduler|dataset|search"
         ),

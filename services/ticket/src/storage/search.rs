@@ -256,9 +256,7 @@ pub async fn found<'c>(
     notes: bool,
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<Found>> {
-    let marks = format!(
-        "StartSel={START}, StopSel={STOP}, MaxWords=35, MinWords=15"
-    );
+    let marks = format!("StartSel={START}, StopSel={STOP}, MaxWords=35, MinWords=15");
     let subject_marks = format!("StartSel={START}, StopSel={STOP}, HighlightAll=true");
     let rows = sqlx::query_as!(
         FoundRow,

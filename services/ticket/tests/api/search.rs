@@ -95,17 +95,37 @@ async fn finds_a_ticket_by_a_stemmed_word_the_moment_it_is_created() {
     }
     let hit = &search(&mut alice.tickets, query("refund")).await.results[0];
     assert_eq!(marked(&hit.subject), "[Refunds] never arrived");
-    assert!(marked(&hit.snippet).contains("[refunded]"), "{:?}", hit.snippet);
+    assert!(
+        marked(&hit.snippet).contains("[refunded]"),
+        "{:?}",
+        hit.snippet
+    );
     assert_eq!(hit.message_id, "");
-    assert!(found(&mut alice.tickets, query("umbrella")).await.is_empty());
+    assert!(
+        found(&mut alice.tickets, query("umbrella"))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn the_best_match_comes_first() {
     let app = spawn().await;
     let mut sam = app.sam();
-    let in_message = file(&mut sam.tickets, ALICE, "Question", "About a trip last week.").await;
-    post(&mut sam.tickets, &in_message, "Did you lose a wallet?", false).await;
+    let in_message = file(
+        &mut sam.tickets,
+        ALICE,
+        "Question",
+        "About a trip last week.",
+    )
+    .await;
+    post(
+        &mut sam.tickets,
+        &in_message,
+        "Did you lose a wallet?",
+        false,
+    )
+    .await;
     let in_description = file(&mut sam.tickets, BOB, "Lost item", "My wallet is gone.").await;
     let in_subject = file(
         &mut sam.tickets,
@@ -129,7 +149,13 @@ async fn the_best_match_comes_first() {
 async fn filters_combine_with_the_query() {
     let app = spawn().await;
     let mut sam = app.sam();
-    let ride = file(&mut sam.tickets, ALICE, "Airport trip", "Too long to the airport.").await;
+    let ride = file(
+        &mut sam.tickets,
+        ALICE,
+        "Airport trip",
+        "Too long to the airport.",
+    )
+    .await;
     let payment = sam
         .tickets
         .create_ticket(pb::CreateTicketRequest {
@@ -141,7 +167,13 @@ async fn filters_combine_with_the_query() {
         .await
         .unwrap()
         .into_inner();
-    let assigned = file(&mut sam.tickets, BOB, "Airport pickup", "Driver at the airport.").await;
+    let assigned = file(
+        &mut sam.tickets,
+        BOB,
+        "Airport pickup",
+        "Driver at the airport.",
+    )
+    .await;
     sam.tickets
         .assign_ticket(pb::AssignTicketRequest {
             ticket_id: assigned.id.clone(),
@@ -166,17 +198,26 @@ async fn filters_combine_with_the_query() {
         category_id: "payment_issue".into(),
         ..Default::default()
     };
-    assert_eq!(found(&mut sam.tickets, with(by_category)).await, [payment.id.clone()]);
+    assert_eq!(
+        found(&mut sam.tickets, with(by_category)).await,
+        [payment.id.clone()]
+    );
     let by_assignee = pb::SearchTicketsRequest {
         assignee_id: SUE.into(),
         ..Default::default()
     };
-    assert_eq!(found(&mut sam.tickets, with(by_assignee)).await, [assigned.id.clone()]);
+    assert_eq!(
+        found(&mut sam.tickets, with(by_assignee)).await,
+        [assigned.id.clone()]
+    );
     let by_status = pb::SearchTicketsRequest {
         statuses: vec![S::Resolved.into()],
         ..Default::default()
     };
-    assert_eq!(found(&mut sam.tickets, with(by_status)).await, [ride.id.clone()]);
+    assert_eq!(
+        found(&mut sam.tickets, with(by_status)).await,
+        [ride.id.clone()]
+    );
     let open_of_bob = pb::SearchTicketsRequest {
         open: true,
         user_id: BOB.into(),
@@ -236,9 +277,22 @@ async fn pages_cover_every_match_once_in_either_order() {
 async fn users_find_only_their_own_tickets() {
     let app = spawn().await;
     let (mut alice, mut bob, mut sam) = (app.alice(), app.bob(), app.sam());
-    let bobs = file(&mut sam.tickets, BOB, "Umbrella forgotten", "A red umbrella.").await;
-    assert!(found(&mut alice.tickets, query("umbrella")).await.is_empty());
-    assert_eq!(found(&mut bob.tickets, query("umbrella")).await, [bobs.id.clone()]);
+    let bobs = file(
+        &mut sam.tickets,
+        BOB,
+        "Umbrella forgotten",
+        "A red umbrella.",
+    )
+    .await;
+    assert!(
+        found(&mut alice.tickets, query("umbrella"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        found(&mut bob.tickets, query("umbrella")).await,
+        [bobs.id.clone()]
+    );
     assert_eq!(found(&mut sam.tickets, query("umbrella")).await, [bobs.id]);
     expect_code(
         alice
@@ -257,9 +311,19 @@ async fn internal_notes_are_searched_and_quoted_for_staff_only() {
     let app = spawn().await;
     let (mut alice, mut sam) = (app.alice(), app.sam());
     let t = app.alice_ticket().await;
-    let note = post(&mut sam.tickets, &t, "Possible chargeback, refund held.", true).await;
+    let note = post(
+        &mut sam.tickets,
+        &t,
+        "Possible chargeback, refund held.",
+        true,
+    )
+    .await;
     // Only the note says "chargeback": the user finds nothing.
-    assert!(found(&mut alice.tickets, query("chargeback")).await.is_empty());
+    assert!(
+        found(&mut alice.tickets, query("chargeback"))
+            .await
+            .is_empty()
+    );
     let staff = search(&mut sam.tickets, query("chargeback")).await;
     assert_eq!(staff.results.len(), 1);
     assert_eq!(staff.results[0].message_id, note);
@@ -274,10 +338,20 @@ async fn internal_notes_are_searched_and_quoted_for_staff_only() {
     assert_eq!(hit.message_id, reply);
     let quoted = marked(&hit.snippet);
     assert!(quoted.contains("[refund]"), "{quoted}");
-    assert!(!quoted.contains("chargeback") && !quoted.contains("held"), "{quoted}");
+    assert!(
+        !quoted.contains("chargeback") && !quoted.contains("held"),
+        "{quoted}"
+    );
     // A phrase only the note holds finds nothing either.
-    assert!(found(&mut alice.tickets, query("\"refund held\"")).await.is_empty());
-    assert_eq!(found(&mut sam.tickets, query("\"refund held\"")).await, [t.id]);
+    assert!(
+        found(&mut alice.tickets, query("\"refund held\""))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        found(&mut sam.tickets, query("\"refund held\"")).await,
+        [t.id]
+    );
 }
 
 #[tokio::test]
@@ -285,8 +359,18 @@ async fn a_message_makes_its_ticket_findable() {
     let app = spawn().await;
     let (mut alice, mut sam) = (app.alice(), app.sam());
     let t = app.alice_ticket().await;
-    assert!(found(&mut alice.tickets, query("sunglasses")).await.is_empty());
-    let reply = post(&mut alice.tickets, &t, "I also left my sunglasses there.", false).await;
+    assert!(
+        found(&mut alice.tickets, query("sunglasses"))
+            .await
+            .is_empty()
+    );
+    let reply = post(
+        &mut alice.tickets,
+        &t,
+        "I also left my sunglasses there.",
+        false,
+    )
+    .await;
     for client in [&mut alice.tickets, &mut sam.tickets] {
         let page = search(client, query("sunglasses")).await;
         assert_eq!(page.results.len(), 1);
@@ -316,8 +400,17 @@ async fn broad_queries_are_listed_newest_first_and_say_so() {
     .execute(&app.db.pool)
     .await
     .unwrap();
-    sqlx::query("ANALYZE tickets").execute(&app.db.pool).await.unwrap();
-    let newest = file(&mut sam.tickets, BOB, "Zebra, zebra", "Another zebra, a zebra.").await;
+    sqlx::query("ANALYZE tickets")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let newest = file(
+        &mut sam.tickets,
+        BOB,
+        "Zebra, zebra",
+        "Another zebra, a zebra.",
+    )
+    .await;
     let page = search(&mut sam.tickets, query("zebra")).await;
     assert_eq!(page.order, SearchOrder::Newest as i32);
     assert_eq!(page.results.len(), 20);
@@ -348,7 +441,10 @@ async fn bad_queries_and_tokens_are_field_violations() {
         ("the and of", "only stop words"),
         ("-charger", "only exclusions"),
     ] {
-        let status = expect_code(sam.tickets.search_tickets(query(q)).await, Code::InvalidArgument);
+        let status = expect_code(
+            sam.tickets.search_tickets(query(q)).await,
+            Code::InvalidArgument,
+        );
         assert_eq!(violated_fields(&status), ["query"], "{why}");
     }
     expect_violation(

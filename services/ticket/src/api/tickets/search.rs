@@ -245,9 +245,10 @@ impl TicketApi {
                     Some(SearchCursor::Relevance { rank, id }) => Some((rank, id)),
                     _ => None,
                 };
-                let mut rows = search::relevance_page(&self.pool, &search, after, limit + 1).await?;
-                let next = cut(&mut rows, limit)
-                    .map(|&(id, rank)| SearchCursor::Relevance { rank, id });
+                let mut rows =
+                    search::relevance_page(&self.pool, &search, after, limit + 1).await?;
+                let next =
+                    cut(&mut rows, limit).map(|&(id, rank)| SearchCursor::Relevance { rank, id });
                 (rows, next)
             }
             SearchOrder::Newest => {
@@ -261,7 +262,8 @@ impl TicketApi {
                     .map(|(id, at)| (id, at.timestamp_micros()))
                     .collect();
                 let next = cut(&mut rows, limit).and_then(|&(id, micros)| {
-                    DateTime::from_timestamp_micros(micros).map(|at| SearchCursor::Newest { at, id })
+                    DateTime::from_timestamp_micros(micros)
+                        .map(|at| SearchCursor::Newest { at, id })
                 });
                 // Newest first carries no relevance.
                 rows.iter_mut().for_each(|row| row.1 = 0);
