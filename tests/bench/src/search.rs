@@ -161,16 +161,17 @@ async fn directly(
         filter,
         notes: user.is_none(),
     };
-    let parsed = sql::parse(pool, &search.text).await?;
+    let mut tx = sql::begin(pool).await?;
+    let parsed = sql::parse(&mut *tx, &search.text).await?;
     let order = choose_order(None, user.is_none().then_some(parsed.estimate));
     let ids: Vec<uuid::Uuid> = match order {
-        SearchOrder::Relevance => sql::relevance_page(pool, &search, None, 21)
+        SearchOrder::Relevance => sql::relevance_page(&mut *tx, &search, None, 21)
             .await?
             .into_iter()
             .map(|r| r.0)
             .take(20)
             .collect(),
-        SearchOrder::Newest => sql::newest_page(pool, &search, None, 21)
+        SearchOrder::Newest => sql::newest_page(&mut *tx, &search, None, 21)
             .await?
             .into_iter()
             .map(|r| r.0)

@@ -78,10 +78,10 @@ pub struct Search {
 /// for its results to be ranked by relevance when the caller did not choose
 /// an order: ranking reads every match, and this many fit the latency
 /// budget (docs/search.md, measured in docs/performance.md).
-pub const RANK_AT_MOST: i64 = 1_000;
+pub const RANK_AT_MOST: i64 = 2_000;
 
 /// The order a first page uses: the caller's, else relevance when the
-/// query matched at most [`RANK_AT_MOST`] texts (`matched`, counted up to
+/// query matches at most [`RANK_AT_MOST`] texts (`matched`, counted up to
 /// one more than that; `None` when not counted because the filter already
 /// confines the search to one user's few tickets).
 pub fn choose_order(requested: Option<SearchOrder>, matched: Option<i64>) -> SearchOrder {

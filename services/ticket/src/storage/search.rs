@@ -163,9 +163,13 @@ pub async fn relevance_page<'c>(
 
 /// One page newest first: (ticket id, created_at), after `after`.
 ///
-/// Walks tickets in list order (an index of ListTickets) and keeps those
-/// that match, so a page of a query that matches many tickets costs a few
-/// dozen index entries, whatever the number of matches.
+/// The newest tickets whose own text matches, and the newest whose visible
+/// messages match, each in list order, then merged: the top of the union
+/// is the top of the two tops. Each half is planned on its own, from the
+/// statistics: for a query that matches many tickets, a walk down a
+/// ListTickets index keeping the matching ones (a page costs a few dozen
+/// rows, whatever the number of matches); for fewer matches, the GIN
+/// index and a sort of what it found.
 pub async fn newest_page<'c>(
     db: impl PgExecutor<'c>,
     search: &Search,
@@ -174,23 +178,41 @@ pub async fn newest_page<'c>(
 ) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>)>> {
     let f = filter(&search.filter);
     let rows = sqlx::query!(
-        r#"SELECT t.id, t.created_at FROM tickets t
-           WHERE ($3::uuid IS NULL OR t.user_id = $3)
-             AND ($4::text IS NULL OR t.status = $4)
-             AND ($5::text[] IS NULL OR t.status = ANY($5))
-             AND ($6::text IS NULL OR t.priority = $6)
-             AND ($7::text IS NULL OR t.category_id = $7)
-             AND ($8::uuid IS NULL OR t.assignee_id = $8)
-             AND ($9::uuid IS NULL OR t.ride_id = $9)
-             AND ($10::timestamptz IS NULL OR t.created_at >= $10)
-             AND ($11::timestamptz IS NULL OR t.created_at < $11)
-             AND ($12::timestamptz IS NULL OR (t.created_at, t.id) < ($12, $13::uuid))
-             AND (t.search @@ websearch_to_tsquery('english', $1)
-                  OR EXISTS (SELECT 1 FROM ticket_messages m
-                             WHERE m.ticket_id = t.id
-                               AND m.search @@ websearch_to_tsquery('english', $1)
-                               AND ($2 OR NOT m.internal)))
-           ORDER BY t.created_at DESC, t.id DESC
+        r#"SELECT id AS "id!", created_at AS "created_at!" FROM (
+             (SELECT t.id, t.created_at FROM tickets t
+              WHERE t.search @@ websearch_to_tsquery('english', $1)
+                AND ($3::uuid IS NULL OR t.user_id = $3)
+                AND ($4::text IS NULL OR t.status = $4)
+                AND ($5::text[] IS NULL OR t.status = ANY($5))
+                AND ($6::text IS NULL OR t.priority = $6)
+                AND ($7::text IS NULL OR t.category_id = $7)
+                AND ($8::uuid IS NULL OR t.assignee_id = $8)
+                AND ($9::uuid IS NULL OR t.ride_id = $9)
+                AND ($10::timestamptz IS NULL OR t.created_at >= $10)
+                AND ($11::timestamptz IS NULL OR t.created_at < $11)
+                AND ($12::timestamptz IS NULL OR (t.created_at, t.id) < ($12, $13::uuid))
+              ORDER BY t.created_at DESC, t.id DESC
+              LIMIT $14)
+           UNION
+             (SELECT t.id, t.created_at FROM tickets t
+              WHERE EXISTS (SELECT 1 FROM ticket_messages m
+                            WHERE m.ticket_id = t.id
+                              AND m.search @@ websearch_to_tsquery('english', $1)
+                              AND ($2 OR NOT m.internal))
+                AND ($3::uuid IS NULL OR t.user_id = $3)
+                AND ($4::text IS NULL OR t.status = $4)
+                AND ($5::text[] IS NULL OR t.status = ANY($5))
+                AND ($6::text IS NULL OR t.priority = $6)
+                AND ($7::text IS NULL OR t.category_id = $7)
+                AND ($8::uuid IS NULL OR t.assignee_id = $8)
+                AND ($9::uuid IS NULL OR t.ride_id = $9)
+                AND ($10::timestamptz IS NULL OR t.created_at >= $10)
+                AND ($11::timestamptz IS NULL OR t.created_at < $11)
+                AND ($12::timestamptz IS NULL OR (t.created_at, t.id) < ($12, $13::uuid))
+              ORDER BY t.created_at DESC, t.id DESC
+              LIMIT $14)
+           ) found
+           ORDER BY created_at DESC, id DESC
            LIMIT $14"#,
         search.text.as_str(),
         search.notes,
@@ -210,6 +232,23 @@ pub async fn newest_page<'c>(
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(|r| (r.id, r.created_at)).collect())
+}
+
+/// Starts the read-only transaction a search runs in, without parallel
+/// workers: a search reads a few hundred rows at most, and starting
+/// workers costs more than that (and, at 8 concurrent searches on a few
+/// cores, takes cores from the other searches).
+pub async fn begin(
+    pool: &sqlx::PgPool,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "SELECT set_config('max_parallel_workers_per_gather', '0', true) AS workers, \
+                set_config('transaction_read_only', 'on', true) AS read_only"
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(tx)
 }
 
 /// A ticket found, with its highlighted subject and snippet.

@@ -395,7 +395,7 @@ async fn broad_queries_are_listed_newest_first_and_say_so() {
                 'A zebra crossing.', 'low', 'closed',
                 timestamptz '2020-01-01' + n * interval '1 minute',
                 timestamptz '2020-01-01' + n * interval '1 minute'
-         FROM generate_series(1, 1500) AS n",
+         FROM generate_series(1, 2500) AS n",
     )
     .execute(&app.db.pool)
     .await

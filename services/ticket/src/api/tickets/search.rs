@@ -217,11 +217,12 @@ impl TicketApi {
             }
             search.filter.user_id = Some(own);
         }
+        let mut tx = search::begin(&self.pool).await?;
         let order = match cursor {
             // Later pages keep the first page's order.
             Some(cursor) => cursor.order(),
             None => {
-                let parsed = search::parse(&self.pool, &search.text).await?;
+                let parsed = search::parse(&mut *tx, &search.text).await?;
                 if !parsed.words {
                     return Err(ApiError::invalid(
                         "query",
@@ -245,8 +246,7 @@ impl TicketApi {
                     Some(SearchCursor::Relevance { rank, id }) => Some((rank, id)),
                     _ => None,
                 };
-                let mut rows =
-                    search::relevance_page(&self.pool, &search, after, limit + 1).await?;
+                let mut rows = search::relevance_page(&mut *tx, &search, after, limit + 1).await?;
                 let next =
                     cut(&mut rows, limit).map(|&(id, rank)| SearchCursor::Relevance { rank, id });
                 (rows, next)
@@ -256,7 +256,7 @@ impl TicketApi {
                     Some(SearchCursor::Newest { at, id }) => Some((at, id)),
                     _ => None,
                 };
-                let rows = search::newest_page(&self.pool, &search, after, limit + 1).await?;
+                let rows = search::newest_page(&mut *tx, &search, after, limit + 1).await?;
                 let mut rows: Vec<(Uuid, i64)> = rows
                     .into_iter()
                     .map(|(id, at)| (id, at.timestamp_micros()))
@@ -271,7 +271,8 @@ impl TicketApi {
             }
         };
         let page: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
-        let found = search::found(&self.pool, &search.text, search.notes, &page).await?;
+        let found = search::found(&mut *tx, &search.text, search.notes, &page).await?;
+        tx.commit().await?;
         let results = found
             .into_iter()
             .zip(ids)
