@@ -36,9 +36,11 @@ CREATE INDEX ticket_messages_search ON ticket_messages USING gin (search)
 ALTER TABLE tickets ALTER COLUMN search SET STATISTICS 1000;
 ALTER TABLE ticket_messages ALTER COLUMN search SET STATISTICS 1000;
 
--- About how many texts (ticket texts plus messages) a query matches, from
--- those statistics; reads no row. SearchTickets ranks every match when
--- this is small and lists matches newest first otherwise (docs/search.md).
+-- About how many rows of `tbl` ('tickets' or 'ticket_messages') a query
+-- matches, from those statistics; reads no row. SearchTickets ranks every
+-- match when the sum is small, and otherwise lists matches newest first,
+-- walking an index for a table whose matches are many and reading the GIN
+-- index for one whose matches are few (docs/search.md).
 --
 -- A word among the most common lexemes counts with its frequency, any
 -- other word as rare (0): it is rarer than the 10,000 most common ones.
@@ -46,21 +48,19 @@ ALTER TABLE ticket_messages ALTER COLUMN search SET STATISTICS 1000;
 -- word.) Words that must all match (AND, phrases) multiply, as if
 -- independent, like the planner's; with an OR, their counts add up.
 -- Excluded words (-word) do not count.
-CREATE FUNCTION ticket_search_estimate(q tsquery) RETURNS bigint
+CREATE FUNCTION ticket_search_estimate(q tsquery, tbl text) RETURNS bigint
 LANGUAGE sql STABLE AS $$
     WITH words AS (
         SELECT DISTINCT m[1] AS word
         FROM regexp_matches(querytree(q), '''((?:[^'']|'''')*)''', 'g') AS m
     ),
     stats AS (
-        SELECT s.tablename, c.reltuples, s.most_common_elems::text::text[] AS elems,
+        SELECT c.reltuples, s.most_common_elems::text::text[] AS elems,
                s.most_common_elem_freqs AS freqs
         FROM pg_stats s
         JOIN pg_class c ON c.relname = s.tablename
                        AND c.relnamespace = to_regnamespace(s.schemaname)
-        WHERE s.schemaname = current_schema()
-          AND s.tablename IN ('tickets', 'ticket_messages')
-          AND s.attname = 'search'
+        WHERE s.schemaname = current_schema() AND s.tablename = tbl AND s.attname = 'search'
     ),
     per_table AS (
         SELECT st.reltuples,
@@ -72,7 +72,7 @@ LANGUAGE sql STABLE AS $$
                               ELSE 0 END
                END AS share
         FROM stats st CROSS JOIN words w
-        GROUP BY st.tablename, st.reltuples
+        GROUP BY st.reltuples
     )
     SELECT coalesce(sum(reltuples * least(share, 1)), 0)::bigint FROM per_table
 $$;

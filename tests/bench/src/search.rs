@@ -17,7 +17,7 @@ use ticket_service::{
     config::Config,
     domain::{
         AccountId, ListFilter, Status,
-        search::{Search, SearchOrder, SearchText, choose_order},
+        search::{Search, SearchOrder, SearchText, choose_order, walk},
     },
     startup::Application,
     storage::search as sql,
@@ -163,7 +163,10 @@ async fn directly(
     };
     let mut tx = sql::begin(pool).await?;
     let parsed = sql::parse(&mut *tx, &search.text).await?;
-    let order = choose_order(None, user.is_none().then_some(parsed.estimate));
+    let order = choose_order(
+        None,
+        user.is_none().then_some(parsed.tickets + parsed.messages),
+    );
     let ids: Vec<uuid::Uuid> = match order {
         SearchOrder::Relevance => sql::relevance_page(&mut *tx, &search, None, 21)
             .await?
@@ -171,12 +174,19 @@ async fn directly(
             .map(|r| r.0)
             .take(20)
             .collect(),
-        SearchOrder::Newest => sql::newest_page(&mut *tx, &search, None, 21)
-            .await?
-            .into_iter()
-            .map(|r| r.0)
-            .take(20)
-            .collect(),
+        SearchOrder::Newest => sql::newest_page(
+            &mut *tx,
+            &search,
+            None,
+            21,
+            walk(parsed.tickets),
+            walk(parsed.messages),
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.0)
+        .take(20)
+        .collect(),
     };
     Ok(sql::found(pool, &search.text, search.notes, &ids)
         .await?

@@ -74,6 +74,12 @@ pub struct Search {
     pub notes: bool,
 }
 
+/// Whether to walk a table's matches in list order rather than read them
+/// all from the GIN index: when they are many (about `estimate`).
+pub fn walk(estimate: i64) -> bool {
+    estimate > RANK_AT_MOST
+}
+
 /// The most matching texts (ticket texts plus messages) a query may have
 /// for its results to be ranked by relevance when the caller did not choose
 /// an order: ranking reads every match, and this many fit the latency
@@ -81,9 +87,9 @@ pub struct Search {
 pub const RANK_AT_MOST: i64 = 2_000;
 
 /// The order a first page uses: the caller's, else relevance when the
-/// query matches at most [`RANK_AT_MOST`] texts (`matched`, counted up to
-/// one more than that; `None` when not counted because the filter already
-/// confines the search to one user's few tickets).
+/// query matches about [`RANK_AT_MOST`] texts at most (`matched`, an
+/// estimate; `None` when not estimated because the filter already confines
+/// the search to one user's few tickets).
 pub fn choose_order(requested: Option<SearchOrder>, matched: Option<i64>) -> SearchOrder {
     match (requested, matched) {
         (Some(order), _) => order,

@@ -36,15 +36,20 @@ pub struct Parsed {
     pub words: bool,
     /// It can use the index: some word must be present (not only `-word`).
     pub indexable: bool,
-    /// The planner's estimate of the texts it matches (ticket texts plus
-    /// messages), from the lexeme statistics ANALYZE keeps.
-    pub estimate: i64,
+    /// About how many tickets match by their own text, and how many
+    /// messages match, from the lexeme statistics ANALYZE keeps
+    /// (`ticket_search_estimate`).
+    pub tickets: i64,
+    pub messages: i64,
 }
 
 pub async fn parse<'c>(db: impl PgExecutor<'c>, text: &SearchText) -> sqlx::Result<Parsed> {
     let row = sqlx::query!(
         r#"SELECT numnode(q) > 0 AS "words!", querytree(q) <> 'T' AS "indexable!",
-                  CASE WHEN querytree(q) <> 'T' THEN ticket_search_estimate(q) ELSE 0 END AS "estimate!"
+                  CASE WHEN querytree(q) <> 'T' THEN ticket_search_estimate(q, 'tickets') ELSE 0 END
+                      AS "tickets!",
+                  CASE WHEN querytree(q) <> 'T' THEN ticket_search_estimate(q, 'ticket_messages') ELSE 0 END
+                      AS "messages!"
            FROM websearch_to_tsquery('english', $1) AS q"#,
         text.as_str(),
     )
@@ -53,7 +58,8 @@ pub async fn parse<'c>(db: impl PgExecutor<'c>, text: &SearchText) -> sqlx::Resu
     Ok(Parsed {
         words: row.words,
         indexable: row.indexable,
-        estimate: row.estimate,
+        tickets: row.tickets,
+        messages: row.messages,
     })
 }
 
@@ -165,22 +171,35 @@ pub async fn relevance_page<'c>(
 ///
 /// The newest tickets whose own text matches, and the newest whose visible
 /// messages match, each in list order, then merged: the top of the union
-/// is the top of the two tops. Each half is planned on its own, from the
-/// statistics: for a query that matches many tickets, a walk down a
-/// ListTickets index keeping the matching ones (a page costs a few dozen
-/// rows, whatever the number of matches); for fewer matches, the GIN
-/// index and a sort of what it found.
+/// is the top of the two tops. Each half is read one of two ways, chosen
+/// by the caller from the estimates ([`Parsed`]), never left to the
+/// planner (whose guess for a word outside its statistics is 0.5% of the
+/// table, enough to make it walk a million tickets for a word no message
+/// holds):
+///
+/// - `walk_*`: down a ListTickets index, keeping the matching tickets. A
+///   page of a word in many texts costs a few dozen rows, whatever the
+///   number of matches.
+/// - otherwise: every match from the GIN index (fenced by `OFFSET 0`, so
+///   it cannot be turned into a walk), then the newest of them. Costs what
+///   the matches cost; used only when they are few.
+///
+/// The branches not chosen fold away when the statement is planned (its
+/// parameters are known then: the pool forces custom plans, `kit::db`).
+#[allow(clippy::too_many_arguments)]
 pub async fn newest_page<'c>(
     db: impl PgExecutor<'c>,
     search: &Search,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
+    walk_tickets: bool,
+    walk_messages: bool,
 ) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>)>> {
     let f = filter(&search.filter);
     let rows = sqlx::query!(
         r#"SELECT id AS "id!", created_at AS "created_at!" FROM (
              (SELECT t.id, t.created_at FROM tickets t
-              WHERE t.search @@ websearch_to_tsquery('english', $1)
+              WHERE $15 AND t.search @@ websearch_to_tsquery('english', $1)
                 AND ($3::uuid IS NULL OR t.user_id = $3)
                 AND ($4::text IS NULL OR t.status = $4)
                 AND ($5::text[] IS NULL OR t.status = ANY($5))
@@ -195,10 +214,46 @@ pub async fn newest_page<'c>(
               LIMIT $14)
            UNION
              (SELECT t.id, t.created_at FROM tickets t
-              WHERE EXISTS (SELECT 1 FROM ticket_messages m
+              WHERE NOT $15
+                AND t.id IN (SELECT id FROM tickets
+                             WHERE search @@ websearch_to_tsquery('english', $1) OFFSET 0)
+                AND ($3::uuid IS NULL OR t.user_id = $3)
+                AND ($4::text IS NULL OR t.status = $4)
+                AND ($5::text[] IS NULL OR t.status = ANY($5))
+                AND ($6::text IS NULL OR t.priority = $6)
+                AND ($7::text IS NULL OR t.category_id = $7)
+                AND ($8::uuid IS NULL OR t.assignee_id = $8)
+                AND ($9::uuid IS NULL OR t.ride_id = $9)
+                AND ($10::timestamptz IS NULL OR t.created_at >= $10)
+                AND ($11::timestamptz IS NULL OR t.created_at < $11)
+                AND ($12::timestamptz IS NULL OR (t.created_at, t.id) < ($12, $13::uuid))
+              ORDER BY t.created_at DESC, t.id DESC
+              LIMIT $14)
+           UNION
+             (SELECT t.id, t.created_at FROM tickets t
+              WHERE $16
+                AND EXISTS (SELECT 1 FROM ticket_messages m
                             WHERE m.ticket_id = t.id
                               AND m.search @@ websearch_to_tsquery('english', $1)
                               AND ($2 OR NOT m.internal))
+                AND ($3::uuid IS NULL OR t.user_id = $3)
+                AND ($4::text IS NULL OR t.status = $4)
+                AND ($5::text[] IS NULL OR t.status = ANY($5))
+                AND ($6::text IS NULL OR t.priority = $6)
+                AND ($7::text IS NULL OR t.category_id = $7)
+                AND ($8::uuid IS NULL OR t.assignee_id = $8)
+                AND ($9::uuid IS NULL OR t.ride_id = $9)
+                AND ($10::timestamptz IS NULL OR t.created_at >= $10)
+                AND ($11::timestamptz IS NULL OR t.created_at < $11)
+                AND ($12::timestamptz IS NULL OR (t.created_at, t.id) < ($12, $13::uuid))
+              ORDER BY t.created_at DESC, t.id DESC
+              LIMIT $14)
+           UNION
+             (SELECT t.id, t.created_at FROM tickets t
+              WHERE NOT $16
+                AND t.id IN (SELECT ticket_id FROM ticket_messages
+                             WHERE search @@ websearch_to_tsquery('english', $1)
+                               AND ($2 OR NOT internal) OFFSET 0)
                 AND ($3::uuid IS NULL OR t.user_id = $3)
                 AND ($4::text IS NULL OR t.status = $4)
                 AND ($5::text[] IS NULL OR t.status = ANY($5))
@@ -228,6 +283,8 @@ pub async fn newest_page<'c>(
         after.map(|a| a.0),
         after.map(|a| a.1),
         limit,
+        walk_tickets,
+        walk_messages,
     )
     .fetch_all(db)
     .await?;

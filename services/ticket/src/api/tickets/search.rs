@@ -28,7 +28,7 @@ use crate::{
     },
     domain::{
         AccountId, CategoryId, ListFilter, Status,
-        search::{Fragments, Search, SearchCursor, SearchOrder, SearchText, choose_order},
+        search::{Fragments, Search, SearchCursor, SearchOrder, SearchText, choose_order, walk},
         values::optional_uuid,
     },
     storage::search::{self, Found},
@@ -218,11 +218,11 @@ impl TicketApi {
             search.filter.user_id = Some(own);
         }
         let mut tx = search::begin(&self.pool).await?;
+        let parsed = search::parse(&mut *tx, &search.text).await?;
         let order = match cursor {
             // Later pages keep the first page's order.
             Some(cursor) => cursor.order(),
             None => {
-                let parsed = search::parse(&mut *tx, &search.text).await?;
                 if !parsed.words {
                     return Err(ApiError::invalid(
                         "query",
@@ -236,7 +236,11 @@ impl TicketApi {
                     ));
                 }
                 // One user's few tickets are always ranked in full.
-                let matched = search.filter.user_id.is_none().then_some(parsed.estimate);
+                let matched = search
+                    .filter
+                    .user_id
+                    .is_none()
+                    .then_some(parsed.tickets + parsed.messages);
                 choose_order(order, matched)
             }
         };
@@ -256,7 +260,15 @@ impl TicketApi {
                     Some(SearchCursor::Newest { at, id }) => Some((at, id)),
                     _ => None,
                 };
-                let rows = search::newest_page(&mut *tx, &search, after, limit + 1).await?;
+                let rows = search::newest_page(
+                    &mut *tx,
+                    &search,
+                    after,
+                    limit + 1,
+                    walk(parsed.tickets),
+                    walk(parsed.messages),
+                )
+                .await?;
                 let mut rows: Vec<(Uuid, i64)> = rows
                     .into_iter()
                     .map(|(id, at)| (id, at.timestamp_micros()))
