@@ -200,7 +200,7 @@ async fn filters_combine_with_the_query() {
     };
     assert_eq!(
         found(&mut sam.tickets, with(by_category)).await,
-        [payment.id.clone()]
+        std::slice::from_ref(&payment.id)
     );
     let by_assignee = pb::SearchTicketsRequest {
         assignee_id: SUE.into(),
@@ -208,7 +208,7 @@ async fn filters_combine_with_the_query() {
     };
     assert_eq!(
         found(&mut sam.tickets, with(by_assignee)).await,
-        [assigned.id.clone()]
+        std::slice::from_ref(&assigned.id)
     );
     let by_status = pb::SearchTicketsRequest {
         statuses: vec![S::Resolved.into()],
@@ -216,7 +216,7 @@ async fn filters_combine_with_the_query() {
     };
     assert_eq!(
         found(&mut sam.tickets, with(by_status)).await,
-        [ride.id.clone()]
+        std::slice::from_ref(&ride.id)
     );
     let open_of_bob = pb::SearchTicketsRequest {
         open: true,
@@ -291,7 +291,7 @@ async fn users_find_only_their_own_tickets() {
     );
     assert_eq!(
         found(&mut bob.tickets, query("umbrella")).await,
-        [bobs.id.clone()]
+        std::slice::from_ref(&bobs.id)
     );
     assert_eq!(found(&mut sam.tickets, query("umbrella")).await, [bobs.id]);
     expect_code(
