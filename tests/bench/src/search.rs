@@ -7,6 +7,7 @@
 //! of all of them at 8, the figure the performance target is about.
 //!
 //! `cargo run --release -p helpdesk-bench -- search [--tickets N --messages M]`
+//! (`BENCH_CALLS`: calls per row, default 1,000).
 
 use std::{sync::Arc, time::Duration};
 
@@ -31,7 +32,6 @@ use crate::{
 };
 
 const POOL: u32 = 10;
-const CALLS: usize = 2_000;
 const STAFF: &str = "0b000000-0000-4000-8000-000000000001";
 
 /// One kind of search: who asks what.
@@ -195,6 +195,11 @@ async fn directly(
 
 pub async fn run() -> anyhow::Result<()> {
     let shape = Shape::from_args()?;
+    // Calls per row (BENCH_CALLS, default 1,000).
+    let calls: usize = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000);
     let url = dataset::ensure(shape).await?;
     let (standin_addr, standin) = world::standin(Vec::new()).await?;
     let app = Application::build(
@@ -238,7 +243,7 @@ pub async fn run() -> anyhow::Result<()> {
     );
 
     println!(
-        "\nSearchTickets on {} tickets and {} messages (pool {POOL}, {CALLS} calls per row, page size 20)",
+        "\nSearchTickets on {} tickets and {} messages (pool {POOL}, {calls} calls per row, page size 20)",
         shape.tickets, shape.messages
     );
     let mut mix = Vec::new();
@@ -262,7 +267,7 @@ pub async fn run() -> anyhow::Result<()> {
         );
         for concurrency in [1, 8, 32] {
             let (k, pool) = (kind.clone(), direct.clone());
-            let (t, l) = drive(concurrency, CALLS, move |i| {
+            let (t, l) = drive(concurrency, calls, move |i| {
                 let (k, pool) = (k.clone(), pool.clone());
                 async move {
                     let user = user_of(&k, i).map(dataset::user_id);
@@ -273,10 +278,10 @@ pub async fn run() -> anyhow::Result<()> {
             .await?;
             row(
                 &format!("c={concurrency:<2} the same SQL directly"),
-                format!("{:>7.0} q/s     {}", rate(CALLS, t), l.summary()),
+                format!("{:>7.0} q/s     {}", rate(calls, t), l.summary()),
             );
             let (k, clients, tokens) = (kind.clone(), clients.clone(), tokens.clone());
-            let (t, l) = drive(concurrency, CALLS, move |i| {
+            let (t, l) = drive(concurrency, calls, move |i| {
                 let (k, clients, tokens) = (k.clone(), clients.clone(), tokens.clone());
                 async move {
                     let mut c = clients[i as usize % clients.len()].clone();
@@ -288,7 +293,7 @@ pub async fn run() -> anyhow::Result<()> {
             .await?;
             row(
                 &format!("c={concurrency:<2} SearchTickets over gRPC"),
-                format!("{:>7.0} calls/s {}", rate(CALLS, t), l.summary()),
+                format!("{:>7.0} calls/s {}", rate(calls, t), l.summary()),
             );
         }
         mix.push(kind);
@@ -296,10 +301,10 @@ pub async fn run() -> anyhow::Result<()> {
 
     println!(
         "\nall kinds mixed in turn, 8 concurrent callers, {} calls",
-        CALLS * 2
+        calls * 2
     );
     let (mix, clients2, tokens2) = (Arc::new(mix), clients.clone(), tokens.clone());
-    let (t, l) = drive(8, CALLS * 2, move |i| {
+    let (t, l) = drive(8, calls * 2, move |i| {
         let (mix, clients, tokens) = (mix.clone(), clients2.clone(), tokens2.clone());
         async move {
             let k = &mix[i as usize % mix.len()];
@@ -313,7 +318,7 @@ pub async fn run() -> anyhow::Result<()> {
     .await?;
     row(
         "c=8  SearchTickets over gRPC, mixed",
-        format!("{:>7.0} calls/s {}", rate(CALLS * 2, t), l.summary()),
+        format!("{:>7.0} calls/s {}", rate(calls * 2, t), l.summary()),
     );
 
     server.stop().await;
