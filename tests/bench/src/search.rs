@@ -18,7 +18,7 @@ use ticket_service::{
     config::Config,
     domain::{
         AccountId, ListFilter, Status,
-        search::{Search, SearchOrder, SearchText, choose_order, walk},
+        search::{LexemeStats, Search, SearchOrder, SearchText, choose_order, tree_words, walk},
     },
     startup::Application,
     storage::search as sql,
@@ -146,6 +146,7 @@ where
 /// The same statements the service issues for `req` as `user` (or staff).
 async fn directly(
     pool: &sqlx::PgPool,
+    stats: &(LexemeStats, LexemeStats),
     req: &pb::SearchTicketsRequest,
     user: Option<uuid::Uuid>,
 ) -> anyhow::Result<usize> {
@@ -163,10 +164,12 @@ async fn directly(
     };
     let mut tx = sql::begin(pool).await?;
     let parsed = sql::parse(&mut *tx, &search.text).await?;
-    let order = choose_order(
-        None,
-        user.is_none().then_some(parsed.tickets + parsed.messages),
+    let (words, any_of) = tree_words(&parsed.tree);
+    let (in_tickets, in_messages) = (
+        stats.0.estimate(&words, any_of),
+        stats.1.estimate(&words, any_of),
     );
+    let order = choose_order(None, user.is_none().then_some(in_tickets + in_messages));
     let ids: Vec<uuid::Uuid> = match order {
         SearchOrder::Relevance => sql::relevance_page(&mut *tx, &search, None, 21)
             .await?
@@ -179,8 +182,8 @@ async fn directly(
             &search,
             None,
             21,
-            walk(parsed.tickets),
-            walk(parsed.messages),
+            walk(in_tickets),
+            walk(in_messages),
         )
         .await?
         .into_iter()
@@ -229,6 +232,8 @@ pub async fn run() -> anyhow::Result<()> {
     }
     let clients = Arc::new(clients);
     let direct = helpdesk_kit::db::connect(&url, POOL).await?;
+    // Read once, as the service holds them (it re-reads every 5 minutes).
+    let stats = Arc::new(sql::lexeme_stats(&direct).await?);
     let token_of = |user: Option<u64>| {
         let (sub, role) = match user {
             Some(n) => (dataset::user_id(n).to_string(), Role::User),
@@ -266,12 +271,12 @@ pub async fn run() -> anyhow::Result<()> {
             first.results.len()
         );
         for concurrency in [1, 8, 32] {
-            let (k, pool) = (kind.clone(), direct.clone());
+            let (k, pool, stats) = (kind.clone(), direct.clone(), stats.clone());
             let (t, l) = drive(concurrency, calls, move |i| {
-                let (k, pool) = (k.clone(), pool.clone());
+                let (k, pool, stats) = (k.clone(), pool.clone(), stats.clone());
                 async move {
                     let user = user_of(&k, i).map(dataset::user_id);
-                    directly(&pool, &request(&k, i), user).await?;
+                    directly(&pool, &stats, &request(&k, i), user).await?;
                     Ok(())
                 }
             })

@@ -42,6 +42,8 @@ pub struct TicketApi {
     clock: SharedClock,
     /// Every write enqueues events: commit through it to wake the relay.
     outbox: Waker,
+    /// SearchTickets' lexeme statistics, re-read now and then.
+    search_stats: search::StatsCache,
 }
 
 impl TicketApi {
@@ -51,6 +53,7 @@ impl TicketApi {
             platform,
             clock,
             outbox,
+            search_stats: search::StatsCache::default(),
         }
     }
 }

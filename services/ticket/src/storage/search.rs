@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::tickets::Row;
 use crate::domain::{
     AccountId, CategoryId, ListFilter, Priority, Ticket,
-    search::{Fragments, Search, SearchText, fragments},
+    search::{Fragments, LexemeStats, Search, SearchText, fragments},
 };
 
 /// What `ts_headline` wraps a match in: private-use characters, split off
@@ -30,26 +30,21 @@ const START: char = '\u{E000}';
 const STOP: char = '\u{E001}';
 
 /// What the database makes of a query before anything is searched.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Parsed {
     /// It holds at least one word (not only stop words or punctuation).
     pub words: bool,
     /// It can use the index: some word must be present (not only `-word`).
     pub indexable: bool,
-    /// About how many tickets match by their own text, and how many
-    /// messages match, from the lexeme statistics ANALYZE keeps
-    /// (`ticket_search_estimate`).
-    pub tickets: i64,
-    pub messages: i64,
+    /// The part of the query the index answers (`querytree`), as text:
+    /// what [`crate::domain::search::tree_words`] reads the words from.
+    pub tree: String,
 }
 
 pub async fn parse<'c>(db: impl PgExecutor<'c>, text: &SearchText) -> sqlx::Result<Parsed> {
     let row = sqlx::query!(
         r#"SELECT numnode(q) > 0 AS "words!", querytree(q) <> 'T' AS "indexable!",
-                  CASE WHEN querytree(q) <> 'T' THEN ticket_search_estimate(q, 'tickets') ELSE 0 END
-                      AS "tickets!",
-                  CASE WHEN querytree(q) <> 'T' THEN ticket_search_estimate(q, 'ticket_messages') ELSE 0 END
-                      AS "messages!"
+                  querytree(q) AS "tree!"
            FROM websearch_to_tsquery('english', $1) AS q"#,
         text.as_str(),
     )
@@ -58,9 +53,40 @@ pub async fn parse<'c>(db: impl PgExecutor<'c>, text: &SearchText) -> sqlx::Resu
     Ok(Parsed {
         words: row.words,
         indexable: row.indexable,
-        tickets: row.tickets,
-        messages: row.messages,
+        tree: row.tree,
     })
+}
+
+/// The lexeme statistics of `tickets.search` and `ticket_messages.search`
+/// (empty before the first ANALYZE).
+pub async fn lexeme_stats<'c>(db: impl PgExecutor<'c>) -> sqlx::Result<(LexemeStats, LexemeStats)> {
+    let rows = sqlx::query!(
+        r#"SELECT s.tablename AS "table!", c.reltuples::float8 AS "rows!",
+                  s.most_common_elems::text::text[] AS "elems!",
+                  s.most_common_elem_freqs::float8[] AS "freqs!"
+           FROM pg_stats s
+           JOIN pg_class c ON c.relname = s.tablename
+                          AND c.relnamespace = to_regnamespace(s.schemaname)
+           WHERE s.schemaname = current_schema()
+             AND s.tablename IN ('tickets', 'ticket_messages')
+             AND s.attname = 'search'
+             AND s.most_common_elems IS NOT NULL"#
+    )
+    .fetch_all(db)
+    .await?;
+    let (mut tickets, mut messages) = (LexemeStats::default(), LexemeStats::default());
+    for r in rows {
+        let stats = LexemeStats {
+            rows: r.rows.max(0.0),
+            freqs: r.elems.into_iter().zip(r.freqs).collect(),
+        };
+        if r.table == "tickets" {
+            tickets = stats;
+        } else {
+            messages = stats;
+        }
+    }
+    Ok((tickets, messages))
 }
 
 /// The filter's query parameters, in the order every search query takes them.

@@ -9,6 +9,11 @@
 //! key of the last row, bound by a fingerprint to the caller, the query and
 //! the filters.
 
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::DateTime;
 use helpdesk_kit::{
@@ -28,7 +33,10 @@ use crate::{
     },
     domain::{
         AccountId, CategoryId, ListFilter, Status,
-        search::{Fragments, Search, SearchCursor, SearchOrder, SearchText, choose_order, walk},
+        search::{
+            Fragments, LexemeStats, Search, SearchCursor, SearchOrder, SearchText, choose_order,
+            tree_words, walk,
+        },
         values::optional_uuid,
     },
     storage::search::{self, Found},
@@ -197,6 +205,29 @@ fn fragments_to_pb(fragments: Fragments) -> Vec<Fragment> {
         .collect()
 }
 
+/// How long lexeme statistics are used before they are read again. They
+/// change when ANALYZE runs (autovacuum, after a tenth of a table changed),
+/// so minutes are fresh enough; reading them costs a few milliseconds.
+const STATS_FOR: Duration = Duration::from_secs(300);
+
+/// The lexeme statistics of both tables, read at most every
+/// [`STATS_FOR`]; the first search after that re-reads them.
+#[derive(Default)]
+pub(super) struct StatsCache(Mutex<Option<(Instant, Arc<(LexemeStats, LexemeStats)>)>>);
+
+impl StatsCache {
+    async fn get(&self, pool: &sqlx::PgPool) -> ApiResult<Arc<(LexemeStats, LexemeStats)>> {
+        if let Some((at, stats)) = self.0.lock().expect("not poisoned").as_ref()
+            && at.elapsed() < STATS_FOR
+        {
+            return Ok(stats.clone());
+        }
+        let stats = Arc::new(search::lexeme_stats(pool).await?);
+        *self.0.lock().expect("not poisoned") = Some((Instant::now(), stats.clone()));
+        Ok(stats)
+    }
+}
+
 impl TicketApi {
     pub(super) async fn search(
         &self,
@@ -217,8 +248,14 @@ impl TicketApi {
             }
             search.filter.user_id = Some(own);
         }
+        let stats = self.search_stats.get(&self.pool).await?;
         let mut tx = search::begin(&self.pool).await?;
         let parsed = search::parse(&mut *tx, &search.text).await?;
+        let (words, any_of) = tree_words(&parsed.tree);
+        let (in_tickets, in_messages) = (
+            stats.0.estimate(&words, any_of),
+            stats.1.estimate(&words, any_of),
+        );
         let order = match cursor {
             // Later pages keep the first page's order.
             Some(cursor) => cursor.order(),
@@ -240,7 +277,7 @@ impl TicketApi {
                     .filter
                     .user_id
                     .is_none()
-                    .then_some(parsed.tickets + parsed.messages);
+                    .then_some(in_tickets + in_messages);
                 choose_order(order, matched)
             }
         };
@@ -265,8 +302,8 @@ impl TicketApi {
                     &search,
                     after,
                     limit + 1,
-                    walk(parsed.tickets),
-                    walk(parsed.messages),
+                    walk(in_tickets),
+                    walk(in_messages),
                 )
                 .await?;
                 let mut rows: Vec<(Uuid, i64)> = rows
