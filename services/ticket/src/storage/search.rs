@@ -318,15 +318,17 @@ pub async fn newest_page<'c>(
 }
 
 /// Starts the read-only transaction a search runs in, without parallel
-/// workers: a search reads a few hundred rows at most, and starting
-/// workers costs more than that (and, at 8 concurrent searches on a few
-/// cores, takes cores from the other searches).
+/// workers and without JIT: a search reads a few thousand rows at most,
+/// and starting workers or compiling the plan (10-30 ms, triggered by the
+/// planner's high guesses for words outside its statistics) costs more
+/// than that; workers would also take cores from concurrent searches.
 pub async fn begin(
     pool: &sqlx::PgPool,
 ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
         "SELECT set_config('max_parallel_workers_per_gather', '0', true) AS workers, \
+                set_config('jit', 'off', true) AS jit, \
                 set_config('transaction_read_only', 'on', true) AS read_only"
     )
     .fetch_one(&mut *tx)
