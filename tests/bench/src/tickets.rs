@@ -255,10 +255,12 @@ pub async fn run() -> anyhow::Result<()> {
 
     // PostMessage: a staff reply on each of 4,000 tickets (the first reply
     // also moves the ticket to waiting_user and sets its first response).
-    let ticket_ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM tickets LIMIT $1")
-        .bind(CREATES as i64)
-        .fetch_all(&direct)
-        .await?;
+    // (Only the service's own tickets: the direct ones carry a made-up human id.)
+    let ticket_ids: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM tickets WHERE subject LIKE 'Bench %' LIMIT $1")
+            .bind(CREATES as i64)
+            .fetch_all(&direct)
+            .await?;
     let ticket_ids = Arc::new(ticket_ids);
     println!(
         "\nPostMessage (staff reply), {} calls, {CREATE_CONCURRENCY} concurrent",
