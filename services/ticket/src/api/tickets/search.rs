@@ -213,10 +213,13 @@ const STATS_FOR: Duration = Duration::from_secs(300);
 /// The lexeme statistics of both tables, read at most every
 /// [`STATS_FOR`]; the first search after that re-reads them.
 #[derive(Default)]
-pub(super) struct StatsCache(Mutex<Option<(Instant, Arc<(LexemeStats, LexemeStats)>)>>);
+pub(super) struct StatsCache(Mutex<Option<(Instant, Arc<BothStats>)>>);
+
+/// The statistics of `tickets` and of `ticket_messages`.
+type BothStats = (LexemeStats, LexemeStats);
 
 impl StatsCache {
-    async fn get(&self, pool: &sqlx::PgPool) -> ApiResult<Arc<(LexemeStats, LexemeStats)>> {
+    async fn get(&self, pool: &sqlx::PgPool) -> ApiResult<Arc<BothStats>> {
         if let Some((at, stats)) = self.0.lock().expect("not poisoned").as_ref()
             && at.elapsed() < STATS_FOR
         {
