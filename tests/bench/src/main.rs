@@ -18,14 +18,22 @@
 //!   and the misspelt-word fallback) next to the same statements issued
 //!   directly.
 //!
+//! - `dataset --tickets N --messages M`: loads the benchmark data set
+//!   (1,000,000 tickets and 5,000,000 messages by default) with COPY into a
+//!   database of its own, reused by `search`.
+//! - `search`: SearchTickets over gRPC at 1, 8 and 32 concurrent callers
+//!   on that data set, next to the same SQL issued directly.
+//!
 //! Needs the local PostgreSQL and RabbitMQ (`TEST_DATABASE_URL`, `TEST_AMQP_URL`).
 
 mod assignment;
+mod dataset;
 mod faq;
 mod notification;
 mod relay;
 mod report;
 mod scheduler;
+mod search;
 mod tickets;
 mod world;
 
@@ -38,6 +46,10 @@ async fn main() -> anyhow::Result<()> {
         Some("notification") => notification::run().await,
         Some("scheduler") => scheduler::run().await,
         Some("faq") => faq::run().await,
-        _ => anyhow::bail!("usage: bench relay|tickets|assignment|notification|scheduler|faq"),
+        Some("dataset") => dataset::run().await,
+        Some("search") => search::run().await,
+        _ => anyhow::bail!(
+            "usage: bench relay|tickets|assignment|notification|scheduler|faq|dataset|search"
+        ),
     }
 }

@@ -10,7 +10,11 @@
 //! - GetTicketStats over 30 days of those tickets (~84,000), next to its
 //!   statements issued directly from a pool.
 //!
+//! - PostMessage (a staff reply) on 4,000 of those tickets at 32 callers.
+//!
 //! Run it release-built: `cargo run --release -p helpdesk-bench -- tickets`.
+//! `BENCH_WITHOUT_SEARCH=1` drops the search vectors and their indexes
+//! first: the write paths as they were before search, for an A/B.
 
 use std::{
     sync::Arc,
@@ -148,6 +152,16 @@ async fn create_directly(pool: &PgPool, i: usize) -> anyhow::Result<()> {
 
 pub async fn run() -> anyhow::Result<()> {
     let db = TestDb::create(&MIGRATOR).await?;
+    if std::env::var_os("BENCH_WITHOUT_SEARCH").is_some() {
+        // The write paths as they were before search (A/B in one binary):
+        // without the generated tsvectors and their GIN indexes.
+        sqlx::raw_sql(
+            "ALTER TABLE tickets DROP COLUMN search; ALTER TABLE ticket_messages DROP COLUMN search",
+        )
+        .execute(&db.pool)
+        .await?;
+        println!("(search columns and indexes dropped: the write paths before search)");
+    }
     let standin_listener = helpdesk_kit::server::bind("127.0.0.1:0".parse()?).await?;
     let standin_addr = format!("http://{}", standin_listener.local_addr()?);
     let (stop_standin, standin_stopped) = oneshot::channel::<()>();
@@ -242,6 +256,39 @@ pub async fn run() -> anyhow::Result<()> {
             "{:>8.0} %",
             100.0 * db_time.as_secs_f64() / grpc_time.as_secs_f64()
         ),
+    );
+
+    // PostMessage: a staff reply on each of 4,000 tickets (the first reply
+    // also moves the ticket to waiting_user and sets its first response).
+    // (Only the service's own tickets: the direct ones carry a made-up human id.)
+    let ticket_ids: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM tickets WHERE subject LIKE 'Bench %' LIMIT $1")
+            .bind(CREATES as i64)
+            .fetch_all(&direct)
+            .await?;
+    let ticket_ids = Arc::new(ticket_ids);
+    println!(
+        "\nPostMessage (staff reply), {} calls, {CREATE_CONCURRENCY} concurrent",
+        ticket_ids.len()
+    );
+    let (c, token, sample) = (client.clone(), staff.clone(), ticket_ids.clone());
+    let (t, l) = drive(CREATE_CONCURRENCY, sample.len(), move |i| {
+        let (mut c, token, id) = (c.clone(), token.clone(), sample[i]);
+        async move {
+            let request = pb::PostMessageRequest {
+                ticket_id: id.to_string(),
+                body: "We have issued a refund, it should arrive in 3 to 5 business days.".into(),
+                request_id: Uuid::new_v4().to_string(),
+                ..Default::default()
+            };
+            c.post_message(authorized(request, &token)).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    row(
+        "PostMessage over gRPC",
+        format!("{:>8.0} calls/s {}", rate(ticket_ids.len(), t), l.summary()),
     );
 
     if std::env::var_os("BENCH_SKIP_READS").is_some() {

@@ -1,9 +1,11 @@
 //! `support.v1.TicketService`: each handler checks who may call it
 //! (`access`), parses its request into a command (`requests`), calls the
 //! platform before taking a connection, then writes, emits and records its
-//! idempotency key in one transaction. `batch` is BatchAssignTickets.
+//! idempotency key in one transaction. `batch` is BatchAssignTickets,
+//! `search` SearchTickets.
 
 mod batch;
+mod search;
 
 use helpdesk_events::outbox::Waker;
 use helpdesk_kit::{
@@ -40,6 +42,8 @@ pub struct TicketApi {
     clock: SharedClock,
     /// Every write enqueues events: commit through it to wake the relay.
     outbox: Waker,
+    /// SearchTickets' lexeme statistics, re-read now and then.
+    search_stats: search::StatsCache,
 }
 
 impl TicketApi {
@@ -49,6 +53,7 @@ impl TicketApi {
             platform,
             clock,
             outbox,
+            search_stats: search::StatsCache::default(),
         }
     }
 }
@@ -451,6 +456,16 @@ impl TicketService for TicketApi {
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(
             self.list(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn search_tickets(
+        &self,
+        request: Request<pb::SearchTicketsRequest>,
+    ) -> Result<Response<pb::SearchTicketsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(
+            self.search(&caller, request.into_inner()).await?,
         ))
     }
 

@@ -10,6 +10,7 @@ pub mod lookup;
 pub mod references;
 pub mod sniff;
 pub mod stats;
+pub mod search;
 pub mod status;
 pub mod ticket;
 pub mod ticket_number;

@@ -12,26 +12,26 @@ use crate::domain::{
 };
 
 /// A row as stored; statuses and priorities are text for readable SQL.
-struct Row {
-    id: Uuid,
-    human_id: String,
-    user_id: Uuid,
-    ride_id: Option<Uuid>,
-    category_id: String,
-    subject: String,
-    description: String,
-    priority: String,
-    status: String,
-    assignee_id: Option<Uuid>,
-    rating: Option<i16>,
-    rating_feedback: Option<String>,
-    first_response_at: Option<DateTime<Utc>>,
-    resolved_at: Option<DateTime<Utc>>,
-    closed_at: Option<DateTime<Utc>>,
-    rated_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    version: i64,
+pub(super) struct Row {
+    pub(super) id: Uuid,
+    pub(super) human_id: String,
+    pub(super) user_id: Uuid,
+    pub(super) ride_id: Option<Uuid>,
+    pub(super) category_id: String,
+    pub(super) subject: String,
+    pub(super) description: String,
+    pub(super) priority: String,
+    pub(super) status: String,
+    pub(super) assignee_id: Option<Uuid>,
+    pub(super) rating: Option<i16>,
+    pub(super) rating_feedback: Option<String>,
+    pub(super) first_response_at: Option<DateTime<Utc>>,
+    pub(super) resolved_at: Option<DateTime<Utc>>,
+    pub(super) closed_at: Option<DateTime<Utc>>,
+    pub(super) rated_at: Option<DateTime<Utc>>,
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) updated_at: DateTime<Utc>,
+    pub(super) version: i64,
 }
 
 impl TryFrom<Row> for Ticket {

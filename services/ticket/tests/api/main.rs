@@ -17,5 +17,6 @@ mod jobs;
 mod messages;
 mod platform;
 mod stats;
+mod search;
 mod status_machine;
 mod tickets;
