@@ -6,7 +6,8 @@
 #   bash scripts/test.sh -E 'test(auth)'  extra arguments go to `cargo nextest run`
 #
 # Installs or starts what it needs when absent (PostgreSQL, RabbitMQ,
-# cargo-nextest, buf), so it works from a fresh clone; `.ci/run` calls it.
+# cargo-nextest, buf, kubectl, kubernetes-validate), so it works from a
+# fresh clone; `.ci/run` calls it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -111,6 +112,8 @@ sqlx_data_current() {
 step "dependencies" dependencies
 step "cargo fmt" cargo fmt --all --check
 step "buf lint" buf lint
+# Kubernetes manifests: render, schema-validate, policy (docs/deploy.md).
+step "deploy manifests" bash scripts/check-deploy.sh
 step "sqlx db" sqlx_check_db
 step "clippy" clippy_online
 step "sqlx data" sqlx_data_current
