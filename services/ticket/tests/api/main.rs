@@ -9,6 +9,7 @@ mod callers;
 mod categories;
 mod events;
 mod faults;
+mod grpc_web;
 mod helpers;
 mod idempotency;
 mod jobs;
