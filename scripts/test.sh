@@ -138,6 +138,8 @@ step "dependencies" dependencies
 step "cargo fmt" cargo fmt --all --check
 step "buf lint" buf lint
 step "buf breaking" buf_breaking
+# The REST contract: original endpoints served, no collision, OpenAPI current (docs/api.md).
+step "api contract" bash scripts/check-api.sh
 # Kubernetes manifests: render, schema-validate, policy (docs/deploy.md).
 step "deploy manifests" bash scripts/check-deploy.sh
 step "sqlx db" sqlx_check_db
