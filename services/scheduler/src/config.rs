@@ -71,9 +71,6 @@ const DEFAULTS: [(JobKind, &str, Overlap, CatchUp, u64); 7] = [
     ),
 ];
 
-/// `SLA_TARGETS` default: first response / resolution hours per priority.
-pub const DEFAULT_SLA: &str = "urgent=1/4,high=4/24,medium=8/48,low=24/72";
-
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `LISTEN_ADDR` (default `0.0.0.0:50054`), `DATABASE_URL` (default
@@ -95,7 +92,7 @@ pub struct Config {
     /// - `RATING_REMINDER_AFTER_HOURS` (default 72);
     /// - `RATING_REMINDERS_MAX` (default 2);
     /// - `SLA_TARGETS`: `priority=first_response_hours/resolution_hours,...`
-    ///   (default [`DEFAULT_SLA`]);
+    ///   (default [`helpdesk_kit::sla::DEFAULT`]);
     /// - `STATS_TIME_ZONE`: the zone statistics days are cut in (default `UTC`).
     pub thresholds: Thresholds,
     /// - `TICK_MS` (default 1000): real time between ticks;
@@ -166,7 +163,7 @@ impl Config {
             rating_request_after: hours("RATING_REQUEST_AFTER_HOURS", 48)?,
             reminder_after: hours("RATING_REMINDER_AFTER_HOURS", 72)?,
             max_reminders: var_or("RATING_REMINDERS_MAX", 2)?,
-            sla: parse_sla(&string_or("SLA_TARGETS", DEFAULT_SLA))
+            sla: SlaTargets::parse(&string_or("SLA_TARGETS", helpdesk_kit::sla::DEFAULT))
                 .map_err(|e| anyhow::anyhow!("SLA_TARGETS: {e}"))?,
             stats_zone: stats_zone.parse::<Tz>().map_err(|_| {
                 anyhow::anyhow!("STATS_TIME_ZONE: {stats_zone:?} is not an IANA time zone")
@@ -201,49 +198,5 @@ impl Config {
             ticket_timeout: millis_or("TICKET_TIMEOUT_MS", Duration::from_secs(30))?,
             ticket_page_size: var_or("TICKET_PAGE_SIZE", 500)?,
         })
-    }
-}
-
-/// Parses `urgent=1/4,high=4/24,...` (hours).
-pub fn parse_sla(raw: &str) -> Result<SlaTargets, String> {
-    let mut by_priority = Vec::new();
-    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (priority, targets) = part
-            .split_once('=')
-            .ok_or_else(|| format!("{part:?}: expected priority=first/resolution"))?;
-        let (first, resolution) = targets
-            .split_once('/')
-            .ok_or_else(|| format!("{part:?}: expected priority=first/resolution"))?;
-        let h = |s: &str| {
-            s.trim()
-                .parse::<u64>()
-                .map(|h| Duration::from_secs(h * 3600))
-                .map_err(|_| format!("{part:?}: {s:?} is not a whole number of hours"))
-        };
-        let priority = priority.trim().to_ascii_lowercase();
-        if !["urgent", "high", "medium", "low"].contains(&priority.as_str()) {
-            return Err(format!(
-                "{priority:?} is not a priority (urgent, high, medium, low)"
-            ));
-        }
-        by_priority.push((priority, h(first)?, h(resolution)?));
-    }
-    if by_priority.is_empty() {
-        return Err("name at least one priority".into());
-    }
-    Ok(SlaTargets { by_priority })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_default_sla_parses() {
-        let sla = parse_sla(DEFAULT_SLA).unwrap();
-        assert_eq!(sla.by_priority.len(), 4);
-        assert_eq!(sla.by_priority[0].1, Duration::from_secs(3600));
-        assert!(parse_sla("urgent=1").is_err());
-        assert!(parse_sla("critical=1/2").is_err());
     }
 }

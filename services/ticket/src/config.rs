@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use helpdesk_events::{amqp, relay::RelayConfig};
-use helpdesk_kit::config::{CommonConfig, millis_or, string_or, var_or};
+use helpdesk_kit::{
+    config::{CommonConfig, millis_or, string_or, var_or},
+    sla::{self, SlaTargets},
+};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -19,6 +22,9 @@ pub struct Config {
     /// The outbox relay (`AMQP_URL`, `EVENTS_EXCHANGE`, `OUTBOX_RETENTION_HOURS`);
     /// `None` when `RELAY_ENABLED=false` (events then wait in the outbox).
     pub relay: Option<RelayConfig>,
+    /// `SLA_TARGETS`: per-priority first-response/resolution hours, the same
+    /// variable and default as the scheduler's (the dashboard's shares).
+    pub sla: SlaTargets,
 }
 
 impl Config {
@@ -45,6 +51,8 @@ impl Config {
             } else {
                 None
             },
+            sla: SlaTargets::parse(&string_or("SLA_TARGETS", sla::DEFAULT))
+                .map_err(|e| anyhow::anyhow!("SLA_TARGETS: {e}"))?,
         })
     }
 }

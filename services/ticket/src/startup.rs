@@ -14,6 +14,7 @@ use helpdesk_kit::{
 use helpdesk_proto::support::v1::{
     category_service_server::CategoryServiceServer,
     operations_service_server::OperationsServiceServer,
+    statistics_service_server::StatisticsServiceServer,
     ticket_jobs_service_server::TicketJobsServiceServer,
     ticket_service_server::TicketServiceServer,
 };
@@ -22,7 +23,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     MIGRATOR,
-    api::{categories::CategoryApi, jobs::TicketJobsApi, tickets::TicketApi},
+    api::{categories::CategoryApi, jobs::TicketJobsApi, stats::StatisticsApi, tickets::TicketApi},
     clients::Platform,
     config::Config,
 };
@@ -74,8 +75,8 @@ impl Application {
             .await
     }
 
-    /// The service's parts: four gRPC services (the fourth, the scheduler's
-    /// batch jobs), the idempotency-key
+    /// The service's parts: the gRPC services (tickets, the scheduler's batch
+    /// jobs, categories, statistics, operations), the idempotency-key
     /// pruner, and the outbox relay last (it publishes what the others
     /// committed, so it stops after them).
     fn service(&self) -> anyhow::Result<Service> {
@@ -95,6 +96,11 @@ impl Application {
                 waker.clone(),
             )))
             .grpc(CategoryServiceServer::new(CategoryApi::new(pool.clone())))
+            .grpc(StatisticsServiceServer::new(StatisticsApi::new(
+                pool.clone(),
+                self.clock.clone(),
+                self.config.sla.clone(),
+            )))
             .grpc(OperationsServiceServer::new(Operations::new(pool.clone())))
             .task(prune_idempotency_keys(
                 pool.clone(),

@@ -19,6 +19,7 @@
 //! - [`idempotency`]: `request_id` replay for mutating RPCs.
 //! - [`page_token`]: opaque keyset page tokens and the page-size policy.
 //! - [`pg`]: the PostgreSQL error codes we act on, by name.
+//! - [`sla`]: the per-priority response and resolution targets (`SLA_TARGETS`).
 //! - [`shutdown`]: SIGTERM/SIGINT as a future.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -37,6 +38,7 @@ pub mod pg;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod sla;
 pub mod tasks;
 pub mod telemetry;
 pub mod ticket_ref;

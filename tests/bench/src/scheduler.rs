@@ -108,6 +108,7 @@ pub async fn run() -> anyhow::Result<()> {
             platform_timeout: Duration::from_millis(800),
             idempotency_retention: chrono::Duration::hours(48),
             relay: None,
+            sla: helpdesk_kit::sla::SlaTargets::default(),
         },
         Arc::new(SystemClock),
     )

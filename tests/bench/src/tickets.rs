@@ -172,6 +172,7 @@ pub async fn run() -> anyhow::Result<()> {
         platform_timeout: Duration::from_millis(800),
         idempotency_retention: chrono::Duration::hours(48),
         relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
+        sla: helpdesk_kit::sla::SlaTargets::default(),
     };
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     let addr = format!("http://127.0.0.1:{}", app.port());

@@ -183,6 +183,7 @@ pub async fn tickets(standin_addr: &str, pool: u32) -> anyhow::Result<Tickets> {
             platform_timeout: Duration::from_millis(800),
             idempotency_retention: chrono::Duration::hours(48),
             relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
+            sla: helpdesk_kit::sla::SlaTargets::default(),
         },
         Arc::new(SystemClock),
     )

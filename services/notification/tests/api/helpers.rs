@@ -129,6 +129,7 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         platform_timeout: Duration::from_secs(2),
         idempotency_retention: chrono::Duration::hours(48),
         relay: Some(relay),
+        sla: helpdesk_kit::sla::SlaTargets::default(),
     };
     let ticket_app = ticket_service::startup::Application::build(ticket_config, clock.clone())
         .await

@@ -80,13 +80,7 @@ pub enum WorkError {
     NothingToDo(String),
 }
 
-/// First-response and resolution targets per priority (SLA).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SlaTargets {
-    /// (priority name, first response within, resolution within), urgent
-    /// first.
-    pub by_priority: Vec<(String, Duration, Duration)>,
-}
+pub use helpdesk_kit::sla::SlaTargets;
 
 /// The ticket-service calls the jobs make. Every method does one page and
 /// is called again with the returned checkpoint until `done`.

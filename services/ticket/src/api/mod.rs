@@ -11,4 +11,5 @@ mod convert;
 mod events;
 pub mod jobs;
 mod requests;
+pub mod stats;
 pub mod tickets;

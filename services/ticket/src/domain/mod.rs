@@ -6,6 +6,7 @@ pub mod commands;
 pub mod jobs;
 pub mod lookup;
 pub mod references;
+pub mod stats;
 pub mod status;
 pub mod ticket;
 pub mod ticket_number;

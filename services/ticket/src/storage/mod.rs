@@ -5,6 +5,7 @@
 pub mod categories;
 pub mod jobs;
 pub mod messages;
+pub mod stats;
 pub mod tickets;
 
 /// Parses a stored value back into its domain type. One that does not parse

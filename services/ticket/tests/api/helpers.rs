@@ -147,6 +147,7 @@ pub async fn spawn_with(setup: Setup) -> TestApp {
         platform_timeout: setup.platform_timeout.unwrap_or(Duration::from_millis(800)),
         idempotency_retention: chrono::Duration::hours(48),
         relay: Some(relay),
+        sla: helpdesk_kit::sla::SlaTargets::default(),
     };
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),

@@ -15,5 +15,6 @@ mod idempotency;
 mod jobs;
 mod messages;
 mod platform;
+mod stats;
 mod status_machine;
 mod tickets;
