@@ -465,6 +465,7 @@ async fn each_binary_lists_exactly_what_it_serves_and_reports_its_health_by_name
         expect(&[
             "support.v1.CategoryService",
             "support.v1.OperationsService",
+            "support.v1.StatisticsService",
             "support.v1.TicketJobsService",
             "support.v1.TicketService",
         ])
