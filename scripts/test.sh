@@ -6,7 +6,8 @@
 #   bash scripts/test.sh -E 'test(auth)'  extra arguments go to `cargo nextest run`
 #
 # Installs or starts what it needs when absent (PostgreSQL, RabbitMQ,
-# cargo-nextest, buf), so it works from a fresh clone; `.ci/run` calls it.
+# cargo-nextest, buf, kubectl, kubernetes-validate), so it works from a
+# fresh clone; `.ci/run` calls it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -108,9 +109,39 @@ sqlx_data_current() {
     fi
 }
 
+# buf breaking against the previous commit: in CI, HEAD is main's tip, so
+# HEAD~1 is main before this change (a merge's first parent). Another base:
+# BUF_BREAKING_AGAINST=<ref> (e.g. main on a branch). Nothing to compare on
+# the first commit, or before the protos had a buf.yaml.
+buf_breaking() {
+    local against=${BUF_BREAKING_AGAINST:-HEAD~1} sha
+    if ! sha=$(git rev-parse --verify -q "$against^{commit}"); then
+        if [ -n "${BUF_BREAKING_AGAINST:-}" ]; then
+            printf 'buf breaking: BUF_BREAKING_AGAINST=%s names no commit\n' "$against" >&2
+            return 1
+        elif [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then
+            printf 'buf breaking: %s is not in this shallow clone; run `git fetch --unshallow` to compare\n' "$against" >&2
+        else
+            printf 'buf breaking: no %s (the first commit): nothing to compare against\n' "$against" >&2
+        fi
+        return 0
+    fi
+    if ! git cat-file -e "$sha:buf.yaml" 2>/dev/null; then
+        printf 'buf breaking: %s has no buf.yaml: nothing to compare against\n' "$against" >&2
+        return 0
+    fi
+    printf 'buf breaking: against %s (%s)\n' "$against" "$(git log -1 --format='%h %s' "$sha")" >&2
+    buf breaking --against ".git#ref=$sha"
+}
+
 step "dependencies" dependencies
 step "cargo fmt" cargo fmt --all --check
 step "buf lint" buf lint
+step "buf breaking" buf_breaking
+# The REST contract: original endpoints served, no collision, OpenAPI current (docs/api.md).
+step "api contract" bash scripts/check-api.sh
+# Kubernetes manifests: render, schema-validate, policy (docs/deploy.md).
+step "deploy manifests" bash scripts/check-deploy.sh
 step "sqlx db" sqlx_check_db
 step "clippy" clippy_online
 step "sqlx data" sqlx_data_current

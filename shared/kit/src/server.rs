@@ -1,6 +1,8 @@
 //! The gRPC server every service runs: its routes behind the [`AuthLayer`],
 //! server reflection (open, listing only what is served), a span per call
-//! continuing the caller's trace, and a graceful stop: when `shutdown`
+//! continuing the caller's trace, gRPC-Web beside gRPC on the same port (for
+//! browsers and admin tools that cannot speak HTTP/2 gRPC), and a graceful
+//! stop: when `shutdown`
 //! completes, health turns NOT_SERVING, the listener closes, in-flight calls
 //! finish (at most 20 s), and idle connections close.
 
@@ -216,6 +218,8 @@ pub async fn serve(
     let in_flight = InFlight::default();
     let server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // gRPC-Web arrives over HTTP/1.1 as well as HTTP/2.
+        .accept_http1(true)
         .trace_fn(|request| {
             // `/support.v1.TicketService/CreateTicket` -> span name
             // `support.v1.TicketService/CreateTicket` (OpenTelemetry's RPC naming).
@@ -238,6 +242,12 @@ pub async fn serve(
             crate::telemetry::set_remote_parent(&span, header("traceparent"), header("tracestate"));
             span
         })
+        // Outermost: gRPC-Web calls are translated to gRPC (trailers out of
+        // the body, base64 text decoded) before any other layer sees them, so
+        // counting, metrics and auth treat both protocols alike. Plain gRPC
+        // passes through untouched. No CORS here: browsers reach us through
+        // the gateway, which owns the origin policy.
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(in_flight.layer())
         .layer(crate::metrics::RpcMetricsLayer::new(
             served

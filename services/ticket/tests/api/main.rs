@@ -11,6 +11,7 @@ mod categories;
 mod events;
 mod faq;
 mod faults;
+mod grpc_web;
 mod helpers;
 mod idempotency;
 mod jobs;
