@@ -13,8 +13,7 @@ use helpdesk_kit::{
 };
 use helpdesk_proto::support::v1::{
     attachment_service_server::AttachmentServiceServer,
-    category_service_server::CategoryServiceServer,
-    faq_service_server::FaqServiceServer,
+    category_service_server::CategoryServiceServer, faq_service_server::FaqServiceServer,
     operations_service_server::OperationsServiceServer,
     statistics_service_server::StatisticsServiceServer,
     ticket_jobs_service_server::TicketJobsServiceServer,

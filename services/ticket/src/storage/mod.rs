@@ -9,8 +9,8 @@ pub mod faqs;
 pub mod jobs;
 pub mod messages;
 pub mod objects;
-pub mod stats;
 pub mod search;
+pub mod stats;
 pub mod tickets;
 
 /// Parses a stored value back into its domain type. One that does not parse

@@ -17,7 +17,7 @@ mod idempotency;
 mod jobs;
 mod messages;
 mod platform;
-mod stats;
 mod search;
+mod stats;
 mod status_machine;
 mod tickets;
