@@ -86,6 +86,9 @@ pub async fn run() -> anyhow::Result<()> {
             platform_timeout: Duration::from_millis(800),
             idempotency_retention: chrono::Duration::hours(48),
             relay: None,
+            sla: helpdesk_kit::sla::SlaTargets::default(),
+            attachments_store: ticket_service::config::StoreConfig::temporary(),
+            attachment_limits: Default::default(),
         },
         Arc::new(SystemClock),
     )

@@ -50,6 +50,7 @@ async fn post(client: &mut Tickets, ticket: &pb::Ticket, body: &str, internal: b
             body: body.into(),
             internal,
             request_id: String::new(),
+            attachment_ids: Vec::new(),
         })
         .await
         .unwrap()
