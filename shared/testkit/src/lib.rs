@@ -3,6 +3,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod python_server;
 pub mod s3;
 pub mod smtp;
 

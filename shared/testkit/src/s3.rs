@@ -3,13 +3,11 @@
 //! It stops when dropped (its stdin closes, and it is killed).
 
 use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::Duration,
 };
 
-use crate::smtp::python;
+use crate::python_server::{self, Spec, python};
 
 /// The moto S3 server as a subprocess.
 pub struct S3Server {
@@ -22,47 +20,18 @@ impl S3Server {
     /// Starts the server with `buckets` created; panics with what to do
     /// when python or moto is missing.
     pub fn start(buckets: &[&str]) -> Self {
-        let python = python();
-        match Command::new(&python)
-            .args(["-c", "import moto.server, boto3"])
-            .output()
-        {
-            Ok(out) if out.status.success() => {}
-            other => panic!(
-                "these tests need python with moto[server] ({python}: {other:?}); \
-                 run `bash -c 'source scripts/lib/deps.sh && ensure_moto'` \
-                 or set HELPDESK_PYTHON to a python that has it"
-            ),
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/s3_server.py");
-        let mut command = Command::new(&python);
-        command.arg(&script).args(["--port", "0"]);
+        let mut args = vec!["--port", "0"];
         for bucket in buckets {
-            command.args(["--bucket", bucket]);
+            args.extend(["--bucket", bucket]);
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", script.display()));
-        let stdout = child.stdout.take().unwrap();
-        let (first_tx, first_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = first_tx.send(lines.next());
-            for _ in lines.map_while(Result::ok) {}
-        });
-        let first = match first_rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                panic!("the S3 server did not start: {other:?}")
-            }
+        let spec = Spec {
+            name: "S3 server",
+            script: "s3_server.py",
+            imports: "moto.server, boto3",
+            ensure: "ensure_moto",
+            startup: Duration::from_secs(60),
         };
-        let port = first
-            .strip_prefix("LISTENING ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the S3 server: {first:?}"));
+        let (child, port) = python_server::start(&spec, &args);
         Self { port, child }
     }
 

@@ -5,13 +5,15 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    ffi::OsString,
+    path::PathBuf,
+    process::{Child, Command},
     time::Duration,
 };
 
 use serde_json::json;
+
+use crate::python_server::{self, Spec};
 use uuid::Uuid;
 
 /// The aiosmtpd sink as a subprocess, writing into a directory of its own.
@@ -23,26 +25,7 @@ pub struct SmtpSink {
     child: Child,
 }
 
-/// The python that runs the sink: `HELPDESK_PYTHON`, else the tools venv's
-/// (scripts/lib/deps.sh installs aiosmtpd there), else `python3`.
-pub fn python() -> String {
-    if let Ok(python) = std::env::var("HELPDESK_PYTHON") {
-        return python;
-    }
-    let cache = std::env::var("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|_| std::env::var("HOME").map(|h| Path::new(&h).join(".cache")))
-        .unwrap_or_else(|_| PathBuf::from("/tmp"));
-    let tools = std::env::var("HELPDESK_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| cache.join("helpdesk-tools"));
-    let venv = tools.join("venv/bin/python");
-    if venv.exists() {
-        venv.display().to_string()
-    } else {
-        "python3".into()
-    }
-}
+pub use crate::python_server::python;
 
 impl SmtpSink {
     /// Starts the sink on a free port; panics with what to do when python
@@ -58,56 +41,28 @@ impl SmtpSink {
     }
 
     fn start_with(auth: Option<String>) -> Self {
-        let python = python();
-        match Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
-            .output()
-        {
-            Ok(out) if out.status.success() => {}
-            other => panic!(
-                "these tests need python with aiosmtpd ({python}: {other:?}); \
-                 run `bash -c 'source scripts/lib/deps.sh && ensure_aiosmtpd'` \
-                 or set HELPDESK_PYTHON to a python that has it"
-            ),
-        }
         let dir = std::env::temp_dir().join(format!("smtp-sink-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let control = dir.join("control.json");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/smtp_sink.py");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .args(["--host", "127.0.0.1", "--port", "0", "--dir"])
-            .arg(dir.join("mail"))
-            .arg("--control")
-            .arg(&control)
-            .args(auth.iter().flat_map(|a| ["--auth", a.as_str()]))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", script.display()));
-        // A thread reads its log: the first line says where it listens, the
-        // rest is drained so the pipe never fills (shown with TEST_LOG).
-        let stdout = child.stdout.take().unwrap();
-        let (first_tx, first_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = first_tx.send(lines.next());
-            for line in lines.map_while(Result::ok) {
-                if std::env::var_os("TEST_LOG").is_some() {
-                    eprintln!("[smtp-sink] {line}");
-                }
-            }
-        });
-        let first = match first_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                panic!("the SMTP sink did not start: {other:?}")
-            }
+        let mut args: Vec<OsString> = ["--host", "127.0.0.1", "--port", "0", "--dir"]
+            .map(OsString::from)
+            .into();
+        args.extend([
+            dir.join("mail").into(),
+            "--control".into(),
+            control.clone().into(),
+        ]);
+        if let Some(auth) = &auth {
+            args.extend(["--auth".into(), auth.into()]);
+        }
+        let spec = Spec {
+            name: "smtp-sink",
+            script: "smtp_sink.py",
+            imports: "aiosmtpd",
+            ensure: "ensure_aiosmtpd",
+            startup: Duration::from_secs(20),
         };
-        let port = first
-            .strip_prefix("LISTENING ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the sink: {first:?}"));
+        let (child, port) = python_server::start(&spec, &args);
         Self {
             port,
             dir,
