@@ -162,23 +162,70 @@ pub fn ticket_key(field: &str, raw: &str) -> ApiResult<TicketKey> {
     TicketKey::parse(raw).map_err(|why| ApiError::invalid(field, why))
 }
 
+/// The ListTickets filters, as ListTickets and SearchTickets both take them.
+pub struct FilterFields<'a> {
+    pub user_id: &'a str,
+    pub statuses: &'a [i32],
+    pub priority: i32,
+    pub category_id: &'a str,
+    pub assignee_id: &'a str,
+    pub ride_id: &'a str,
+    pub created_after: Option<&'a prost_types::Timestamp>,
+    pub created_before: Option<&'a prost_types::Timestamp>,
+    pub open: bool,
+}
+
+/// Parses the filters, recording a violation per bad field; `None` when
+/// any is bad.
+pub fn list_filter(v: &mut Violations, f: FilterFields<'_>) -> Option<ListFilter> {
+    let user_id = v.take("user_id", AccountId::parse_optional(f.user_id));
+    let statuses: Vec<Status> = f
+        .statuses
+        .iter()
+        .filter_map(|raw| v.take("statuses", status_from_pb(*raw)))
+        .collect();
+    let priority = v.take("priority", optional(f.priority, priority_from_pb));
+    let category_id = v.take("category_id", CategoryId::parse_optional(f.category_id));
+    let assignee_id = v.take("assignee_id", AccountId::parse_optional(f.assignee_id));
+    let ride_id = v.take("ride_id", optional_uuid(f.ride_id));
+    let created_after = timestamp(v, "created_after", f.created_after);
+    let created_before = timestamp(v, "created_before", f.created_before);
+    let mut filter = ListFilter {
+        user_id: user_id?,
+        statuses: Vec::new(),
+        priority: priority?,
+        category_id: category_id?,
+        assignee_id: assignee_id?,
+        ride_id: ride_id?,
+        created_after: created_after?,
+        created_before: created_before?,
+    };
+    filter.add_statuses(statuses);
+    if f.open {
+        filter.add_statuses(Status::open_group());
+    }
+    Some(filter)
+}
+
 pub fn list_tickets(
     caller: &Caller,
     req: &pb::ListTicketsRequest,
 ) -> ApiResult<(ListFilter, Page)> {
     let mut v = Violations::default();
-    let user_id = v.take("user_id", AccountId::parse_optional(&req.user_id));
-    let statuses: Vec<Status> = req
-        .statuses
-        .iter()
-        .filter_map(|raw| v.take("statuses", status_from_pb(*raw)))
-        .collect();
-    let priority = v.take("priority", optional(req.priority, priority_from_pb));
-    let category_id = v.take("category_id", CategoryId::parse_optional(&req.category_id));
-    let assignee_id = v.take("assignee_id", AccountId::parse_optional(&req.assignee_id));
-    let ride_id = v.take("ride_id", optional_uuid(&req.ride_id));
-    let created_after = timestamp(&mut v, "created_after", req.created_after.as_ref());
-    let created_before = timestamp(&mut v, "created_before", req.created_before.as_ref());
+    let filter = list_filter(
+        &mut v,
+        FilterFields {
+            user_id: &req.user_id,
+            statuses: &req.statuses,
+            priority: req.priority,
+            category_id: &req.category_id,
+            assignee_id: &req.assignee_id,
+            ride_id: &req.ride_id,
+            created_after: req.created_after.as_ref(),
+            created_before: req.created_before.as_ref(),
+            open: req.open,
+        },
+    );
     // Every field but the page's own binds the token.
     let filters = pb::ListTicketsRequest {
         page_size: 0,
@@ -193,23 +240,7 @@ pub fn list_tickets(
         &req.page_token,
         &filters,
     );
-    let command = (|| {
-        let mut filter = ListFilter {
-            user_id: user_id?,
-            statuses: Vec::new(),
-            priority: priority?,
-            category_id: category_id?,
-            assignee_id: assignee_id?,
-            ride_id: ride_id?,
-            created_after: created_after?,
-            created_before: created_before?,
-        };
-        filter.add_statuses(statuses);
-        if req.open {
-            filter.add_statuses(Status::open_group());
-        }
-        Some((filter, page?))
-    })();
+    let command = (|| Some((filter?, page?)))();
     finish(v, command)
 }
 

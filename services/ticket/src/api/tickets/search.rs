@@ -18,7 +18,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::DateTime;
 use helpdesk_kit::{
     auth::Caller,
-    clock::{from_timestamp, in_timestamp_range},
+    clock::in_timestamp_range,
     error::{ApiError, ApiResult, Violations},
     page_token::{self, PageSize},
 };
@@ -29,15 +29,12 @@ use super::TicketApi;
 use crate::{
     api::{
         access::{self, sees_internal},
-        convert::{self, optional, priority_from_pb, status_from_pb},
+        convert,
+        requests::{FilterFields, list_filter},
     },
-    domain::{
-        AccountId, CategoryId, ListFilter, Status,
-        search::{
-            Fragments, LexemeStats, Search, SearchCursor, SearchOrder, SearchText, choose_order,
-            tree_words, walk,
-        },
-        values::optional_uuid,
+    domain::search::{
+        Fragments, LexemeStats, Search, SearchCursor, SearchOrder, SearchText, choose_order,
+        tree_words, walk,
     },
     storage::search::{self, Found},
 };
@@ -72,37 +69,23 @@ fn order_to_pb(order: SearchOrder) -> pb::SearchOrder {
     }
 }
 
-fn timestamp(
-    v: &mut Violations,
-    field: &str,
-    t: Option<&prost_types::Timestamp>,
-) -> Option<Option<chrono::DateTime<chrono::Utc>>> {
-    match t {
-        None => Some(None),
-        Some(t) => v
-            .take(
-                field,
-                from_timestamp(t).ok_or_else(|| "is out of range".to_owned()),
-            )
-            .map(Some),
-    }
-}
-
 fn parse(caller: &Caller, req: &pb::SearchTicketsRequest) -> ApiResult<Request> {
     let mut v = Violations::default();
     let text = v.take("query", SearchText::parse(&req.query));
-    let user_id = v.take("user_id", AccountId::parse_optional(&req.user_id));
-    let statuses: Vec<Status> = req
-        .statuses
-        .iter()
-        .filter_map(|raw| v.take("statuses", status_from_pb(*raw)))
-        .collect();
-    let priority = v.take("priority", optional(req.priority, priority_from_pb));
-    let category_id = v.take("category_id", CategoryId::parse_optional(&req.category_id));
-    let assignee_id = v.take("assignee_id", AccountId::parse_optional(&req.assignee_id));
-    let ride_id = v.take("ride_id", optional_uuid(&req.ride_id));
-    let created_after = timestamp(&mut v, "created_after", req.created_after.as_ref());
-    let created_before = timestamp(&mut v, "created_before", req.created_before.as_ref());
+    let filter = list_filter(
+        &mut v,
+        FilterFields {
+            user_id: &req.user_id,
+            statuses: &req.statuses,
+            priority: req.priority,
+            category_id: &req.category_id,
+            assignee_id: &req.assignee_id,
+            ride_id: &req.ride_id,
+            created_after: req.created_after.as_ref(),
+            created_before: req.created_before.as_ref(),
+            open: req.open,
+        },
+    );
     let order = v.take("order", order_from_pb(req.order));
     let limit = v.take("page_size", SEARCH_PAGE.resolve(req.page_size));
     // Every field but the page's own binds the token.
@@ -119,24 +102,10 @@ fn parse(caller: &Caller, req: &pb::SearchTicketsRequest) -> ApiResult<Request> 
     let cursor = v.take("page_token", decode(&req.page_token, fingerprint));
     let notes = sees_internal(caller);
     let parsed = (|| {
-        let mut filter = ListFilter {
-            user_id: user_id?,
-            statuses: Vec::new(),
-            priority: priority?,
-            category_id: category_id?,
-            assignee_id: assignee_id?,
-            ride_id: ride_id?,
-            created_after: created_after?,
-            created_before: created_before?,
-        };
-        filter.add_statuses(statuses);
-        if req.open {
-            filter.add_statuses(Status::open_group());
-        }
         Some(Request {
             search: Search {
                 text: text?,
-                filter,
+                filter: filter?,
                 notes,
             },
             order: order?,
