@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use helpdesk_events::{amqp, consumer::ConsumerConfig};
+use helpdesk_events::consumer::ConsumerConfig;
 use helpdesk_kit::config::{CommonConfig, millis_or, string_or, var_or};
 
 use crate::{app::consumer::BINDINGS, clients::tickets::SERVICE_SUBJECT, domain::Tier};
@@ -22,18 +22,16 @@ pub struct Config {
     pub ticket_addr: String,
     /// `CALL_TIMEOUT_MS`: deadline of each call to those two (default 2000).
     pub call_timeout: Duration,
-    /// The event consumer: `AMQP_URL` and `EVENTS_EXCHANGE` (kit defaults),
-    /// `CONSUMER_QUEUE` (default `assignment.ticket-events`),
-    /// `CONSUMER_MAX_ATTEMPTS` (default 8) and `CONSUMER_RETRY_MS` (first
-    /// retry delay, doubling; default 1000). With the defaults an event is
+    /// The event consumer (`ConsumerConfig::from_env`; `CONSUMER_QUEUE`
+    /// default `assignment.ticket-events`). With the defaults an event is
     /// retried after 1, 2, 4, ..., 64 s: about two minutes of a dependency
     /// outage (only escalation calls the ticket service from a handler) pass
     /// without a dead letter.
     pub consumer: ConsumerConfig,
-    /// `CONSUMER_CONCURRENCY`: events handled side by side from the one queue
-    /// (default 4), as lanes on one broker connection: a lane handles one
-    /// event at a time and waits for its commit, so one alone falls behind
-    /// intake (two events per ticket).
+    /// `CONSUMER_CONCURRENCY`: lanes consuming side by side from the one
+    /// queue (default 4) on one broker connection; each applies what it
+    /// holds (up to `CONSUMER_BATCH`, default 32) in one transaction, so a
+    /// burst of new tickets costs one commit, not one each.
     pub consumer_concurrency: usize,
     /// `DEFAULT_CAPACITY`: open tickets a new agent may hold (default 10).
     pub default_capacity: i32,
@@ -60,18 +58,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        let mut consumer = ConsumerConfig::new(
-            &string_or("AMQP_URL", amqp::DEFAULT_URL),
-            &string_or("EVENTS_EXCHANGE", amqp::DEFAULT_EXCHANGE),
-            &string_or("CONSUMER_QUEUE", "assignment.ticket-events"),
-            &BINDINGS,
-        );
-        consumer.max_attempts = var_or("CONSUMER_MAX_ATTEMPTS", 8)?;
-        anyhow::ensure!(
-            consumer.max_attempts >= 1,
-            "CONSUMER_MAX_ATTEMPTS must be at least 1"
-        );
-        consumer.retry_delay = millis_or("CONSUMER_RETRY_MS", Duration::from_millis(1000))?;
+        let consumer = ConsumerConfig::from_env("assignment.ticket-events", &BINDINGS)?;
         let default_capacity = var_or("DEFAULT_CAPACITY", 10)?;
         anyhow::ensure!(
             crate::domain::agent::capacity(default_capacity).is_ok(),
@@ -88,12 +75,8 @@ impl Config {
             accounts_addr: string_or("ACCOUNTS_ADDR", "http://127.0.0.1:50060"),
             ticket_addr: string_or("TICKET_ADDR", "http://127.0.0.1:50051"),
             call_timeout: millis_or("CALL_TIMEOUT_MS", Duration::from_millis(2000))?,
+            consumer_concurrency: consumer.concurrency,
             consumer,
-            consumer_concurrency: {
-                let n = var_or("CONSUMER_CONCURRENCY", 4)?;
-                anyhow::ensure!(n >= 1, "CONSUMER_CONCURRENCY must be at least 1");
-                n
-            },
             default_capacity,
             roster_interval: secs("ROSTER_SYNC_SECS", 60)?,
             reconcile_interval: secs("RECONCILE_SECS", 300)?,

@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use helpdesk_events::{amqp, consumer::ConsumerConfig};
+use helpdesk_events::consumer::ConsumerConfig;
 use helpdesk_kit::config::{CommonConfig, millis_or, string_or, var_or};
 use uuid::Uuid;
 
@@ -26,9 +26,9 @@ pub struct Config {
     /// `CONTACT_TTL_SECS`: how long contacts and the staff list are cached
     /// (default 60).
     pub contact_ttl: Duration,
-    /// The event consumer: `AMQP_URL`, `EVENTS_EXCHANGE`, `CONSUMER_QUEUE`
-    /// (default `notification.ticket-events`), `CONSUMER_MAX_ATTEMPTS`
-    /// (default 8), `CONSUMER_RETRY_MS` (default 1000, doubling).
+    /// The event consumer (`ConsumerConfig::from_env`: `CONSUMER_QUEUE`
+    /// default `notification.ticket-events`, `CONSUMER_BATCH` events per
+    /// transaction, default 32).
     pub consumer: ConsumerConfig,
     /// `CONSUMER_CONCURRENCY`: events handled side by side (default 4).
     pub consumer_concurrency: usize,
@@ -59,18 +59,7 @@ impl Config {
     /// Everything but `common` from the environment (tests pass their own
     /// database, port and development keys).
     pub fn with_common(common: CommonConfig) -> anyhow::Result<Self> {
-        let mut consumer = ConsumerConfig::new(
-            &string_or("AMQP_URL", amqp::DEFAULT_URL),
-            &string_or("EVENTS_EXCHANGE", amqp::DEFAULT_EXCHANGE),
-            &string_or("CONSUMER_QUEUE", "notification.ticket-events"),
-            &BINDINGS,
-        );
-        consumer.max_attempts = var_or("CONSUMER_MAX_ATTEMPTS", 8)?;
-        anyhow::ensure!(
-            consumer.max_attempts >= 1,
-            "CONSUMER_MAX_ATTEMPTS must be at least 1"
-        );
-        consumer.retry_delay = millis_or("CONSUMER_RETRY_MS", Duration::from_millis(1000))?;
+        let consumer = ConsumerConfig::from_env("notification.ticket-events", &BINDINGS)?;
         let policy = Policy {
             default_off: Policy::parse_pairs(&string_or(
                 "PREFERENCE_DEFAULTS_OFF",
@@ -85,12 +74,8 @@ impl Config {
             accounts_addr: string_or("ACCOUNTS_ADDR", "http://127.0.0.1:50060"),
             call_timeout: millis_or("CALL_TIMEOUT_MS", Duration::from_millis(2000))?,
             contact_ttl: Duration::from_secs(var_or("CONTACT_TTL_SECS", 60)?),
+            consumer_concurrency: consumer.concurrency,
             consumer,
-            consumer_concurrency: {
-                let n = var_or("CONSUMER_CONCURRENCY", 4)?;
-                anyhow::ensure!(n >= 1, "CONSUMER_CONCURRENCY must be at least 1");
-                n
-            },
             new_ticket_audience: string_or("NEW_TICKET_AUDIENCE", "all_staff")
                 .parse()
                 .map_err(|e| anyhow::anyhow!("NEW_TICKET_AUDIENCE: {e}"))?,

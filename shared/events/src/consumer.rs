@@ -17,8 +17,17 @@
 //! `queue` (quorum) bound to the events exchange; `queue.retry.N` (one per
 //! attempt, TTL = delay N, dead-lettering back to `queue`); `queue.dead`.
 //!
+//! **Batches.** With `batch` above 1, a lane that finds several deliveries
+//! already waiting (prefetched) applies up to `batch` of them in one
+//! transaction: one begin, one dedup insert, one commit for the burst, and
+//! a handler may do the burst's work set-based ([`Handler::handle_batch`]).
+//! Nothing waits for a batch to fill, so an idle queue keeps its latency.
+//! When the batch's transaction fails, it is rolled back and each event is
+//! applied again in a transaction of its own, so one bad event still costs
+//! only itself (retried or dead-lettered alone).
+//!
 //! The loop reconnects with backoff after a broker restart or a closed
-//! channel, and on shutdown finishes the message in hand, then closes
+//! channel, and on shutdown finishes the messages in hand, then closes
 //! (unacked prefetched messages return to the queue).
 
 use std::{
@@ -66,6 +75,10 @@ pub struct ConsumerConfig {
     /// buffers; a channel costs next to nothing). Handlers must tolerate
     /// events of one queue applied in any order when this is above 1.
     pub concurrency: usize,
+    /// Most deliveries one transaction applies (see the module's
+    /// "Batches"); 1 applies each in its own. At most `prefetch` are ever
+    /// in hand.
+    pub batch: usize,
     /// Attempts before a failing event is dead-lettered.
     pub max_attempts: u32,
     /// Delay before the first retry; doubles for each following one.
@@ -87,11 +100,48 @@ impl ConsumerConfig {
             bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
             prefetch: 32,
             concurrency: 1,
+            batch: 1,
             max_attempts: 5,
             retry_delay: Duration::from_secs(1),
             quorum: true,
             dedup_retention: chrono::Duration::days(14),
         }
+    }
+
+    /// A service's consumer as the environment configures it: `AMQP_URL`,
+    /// `EVENTS_EXCHANGE`, `CONSUMER_QUEUE` (default `queue`),
+    /// `CONSUMER_MAX_ATTEMPTS` (8), `CONSUMER_RETRY_MS` (1000, doubling),
+    /// `CONSUMER_CONCURRENCY` (4 lanes), `CONSUMER_BATCH` (32 events per
+    /// transaction at most; 1 turns batching off) and `CONSUMER_PREFETCH`
+    /// (per lane; default and minimum the batch).
+    pub fn from_env(queue: &str, bindings: &[&str]) -> anyhow::Result<Self> {
+        use helpdesk_kit::config::{millis_or, string_or, var_or};
+        let at_least_one = |name: &str, default: usize| -> anyhow::Result<usize> {
+            let n = var_or(name, default)?;
+            anyhow::ensure!(n >= 1, "{name} must be at least 1");
+            Ok(n)
+        };
+        let mut config = Self::new(
+            &string_or("AMQP_URL", amqp::DEFAULT_URL),
+            &string_or("EVENTS_EXCHANGE", amqp::DEFAULT_EXCHANGE),
+            &string_or("CONSUMER_QUEUE", queue),
+            bindings,
+        );
+        config.max_attempts = var_or("CONSUMER_MAX_ATTEMPTS", 8)?;
+        anyhow::ensure!(
+            config.max_attempts >= 1,
+            "CONSUMER_MAX_ATTEMPTS must be at least 1"
+        );
+        config.retry_delay = millis_or("CONSUMER_RETRY_MS", Duration::from_millis(1000))?;
+        config.concurrency = at_least_one("CONSUMER_CONCURRENCY", 4)?;
+        config.batch = at_least_one("CONSUMER_BATCH", 32)?;
+        let prefetch = at_least_one("CONSUMER_PREFETCH", config.batch.max(32))?;
+        anyhow::ensure!(
+            prefetch >= config.batch && prefetch <= usize::from(u16::MAX),
+            "CONSUMER_PREFETCH must be between CONSUMER_BATCH and 65535"
+        );
+        config.prefetch = u16::try_from(prefetch)?;
+        Ok(config)
     }
 
     /// The queue that holds this consumer's dead letters.
@@ -177,6 +227,38 @@ pub trait Handler: Send + Sync + 'static {
         meta: &Meta,
         event: Self::Event,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Applies several events (new to this consumer, in delivery order)
+    /// inside one transaction that also records their ids. The default
+    /// applies them one by one, each in its delivery's span; override it to
+    /// do a burst's work set-based. An error rolls the whole batch back and
+    /// the kit applies each event again alone, so fail on what is wrong
+    /// with the batch rather than skipping an event.
+    fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        items: Vec<Item<Self::Event>>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        async move {
+            for item in items {
+                self.handle(tx, &item.meta, item.event)
+                    .instrument(item.span)
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One event of a batch.
+pub struct Item<E> {
+    /// What its delivery says about itself.
+    pub meta: Meta,
+    /// The decoded event.
+    pub event: E,
+    /// Its delivery's span (a child of the publisher's): run the event's
+    /// own work in it, so its trace continues through the batch.
+    pub span: tracing::Span,
 }
 
 /// Declares the consumer's queues and bindings (idempotent).
@@ -374,8 +456,21 @@ async fn lane<H: Handler>(
                 metrics::dead_letter_depth(&labels, queue.message_count());
             }
             delivery = deliveries.next() => {
-                let delivery = delivery.context("delivery stream ended")??;
-                match process(pool, config, handler, &channel, &labels, delivery).await? {
+                let mut batch = vec![delivery.context("delivery stream ended")??];
+                // Whatever else the lane already holds, without waiting.
+                while batch.len() < config.batch {
+                    match deliveries.next().now_or_never() {
+                        Some(Some(delivery)) => batch.push(delivery?),
+                        _ => break,
+                    }
+                }
+                let processed = if batch.len() == 1 {
+                    let delivery = batch.pop().context("one delivery")?;
+                    process(pool, config, handler, &channel, &labels, delivery).await?
+                } else {
+                    process_batch(pool, config, handler, &channel, &labels, batch).await?
+                };
+                match processed {
                     Processed::Settled => outage.reset(),
                     // Our own database is away: the message went back to the
                     // queue uncounted; pause instead of burning its attempts.
@@ -412,10 +507,24 @@ async fn process<H: Handler>(
     labels: &QueueLabels,
     delivery: lapin::message::Delivery,
 ) -> anyhow::Result<Processed> {
+    let span = consume_span(config, &delivery);
+    async {
+        let Some(ready) = screen(config, handler, channel, labels, delivery).await? else {
+            return Ok(Processed::Settled);
+        };
+        let outcome = apply(pool, &config.queue, handler, &ready.meta, ready.event).await;
+        finish(pool, config, channel, labels, ready.settle, outcome).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// The span of one delivery's settlement (handled, retried or
+/// dead-lettered): a child of the relay's publish span, and so of the
+/// request that made the event; handlers record the ticket
+/// ([`record_ticket`]).
+fn consume_span(config: &ConsumerConfig, delivery: &lapin::message::Delivery) -> tracing::Span {
     let headers = delivery.properties.headers().as_ref();
-    // The whole settlement (handled, retried or dead-lettered) is one span,
-    // a child of the relay's publish span (and so of the request that made
-    // the event); handlers record the ticket ([`record_ticket`]).
     let span = tracing::info_span!(
         "consume",
         otel.name = format!("{} process", config.queue),
@@ -433,19 +542,33 @@ async fn process<H: Handler>(
         amqp::header_str(headers, "traceparent").as_deref(),
         amqp::header_str(headers, "tracestate").as_deref(),
     );
-    settle(pool, config, handler, channel, labels, delivery)
-        .instrument(span)
-        .await
+    span
 }
 
-async fn settle<H: Handler>(
-    pool: &PgPool,
+/// A delivery that decoded to one of the handler's events.
+struct Ready<E> {
+    meta: Meta,
+    event: E,
+    settle: Settle,
+}
+
+/// What settling a delivery after its transaction needs.
+struct Settle {
+    delivery: lapin::message::Delivery,
+    meta: Meta,
+    started: Instant,
+}
+
+/// Reads the envelope and decodes the body. What needs no transaction is
+/// settled here (a malformed envelope, an unknown type or an undecodable
+/// body dead-lettered, a skipped event acked): then `None`.
+async fn screen<H: Handler>(
     config: &ConsumerConfig,
     handler: &H,
     channel: &Channel,
     labels: &QueueLabels,
     delivery: lapin::message::Delivery,
-) -> anyhow::Result<Processed> {
+) -> anyhow::Result<Option<Ready<H::Event>>> {
     let started = Instant::now();
     let headers = delivery.properties.headers().as_ref();
     let attempt = amqp::header_int(headers, "x-attempt").unwrap_or(1).max(1) as u32;
@@ -469,26 +592,26 @@ async fn settle<H: Handler>(
         )
         .await?;
         metrics::dead_lettered(labels, DeadReason::Malformed, started);
-        return Ok(Processed::Settled);
+        return Ok(None);
     };
     let event = match handler.decode(&message_type, &delivery.data) {
         Decoded::Event(event) => event,
         Decoded::Skip => {
             delivery.ack(BasicAckOptions::default()).await?;
             metrics::consumed(labels, started);
-            return Ok(Processed::Settled);
+            return Ok(None);
         }
         Decoded::Unknown => {
             let reason = format!("unknown event type {message_type}");
             dead_letter(config, channel, &delivery, attempt, &reason).await?;
             metrics::dead_lettered(labels, DeadReason::UnknownType, started);
-            return Ok(Processed::Settled);
+            return Ok(None);
         }
         Decoded::Invalid(why) => {
             let reason = format!("undecodable {message_type}: {why}");
             dead_letter(config, channel, &delivery, attempt, &reason).await?;
             metrics::dead_lettered(labels, DeadReason::Undecodable, started);
-            return Ok(Processed::Settled);
+            return Ok(None);
         }
     };
     let meta = Meta {
@@ -502,7 +625,33 @@ async fn settle<H: Handler>(
     span.record("event_id", tracing::field::display(meta.event_id));
     span.record("type", meta.message_type.as_str());
     span.record("attempt", attempt);
-    let outcome = apply(pool, &config.queue, handler, &meta, event).await;
+    Ok(Some(Ready {
+        meta: meta.clone(),
+        event,
+        settle: Settle {
+            delivery,
+            meta,
+            started,
+        },
+    }))
+}
+
+/// Settles a delivery by its handler's outcome: acked when applied;
+/// requeued when our own database is away; otherwise retried later or
+/// dead-lettered.
+async fn finish(
+    pool: &PgPool,
+    config: &ConsumerConfig,
+    channel: &Channel,
+    labels: &QueueLabels,
+    Settle {
+        delivery,
+        meta,
+        started,
+    }: Settle,
+    outcome: Result<(), HandlerError>,
+) -> anyhow::Result<Processed> {
+    let attempt = meta.attempt;
     if let Err(HandlerError::Transient(error)) = &outcome
         && database_down(pool).await
     {
@@ -553,6 +702,94 @@ async fn settle<H: Handler>(
     }
 }
 
+/// Handles several deliveries: screened one by one, then applied in one
+/// transaction; if that fails, each is applied and settled alone.
+async fn process_batch<H: Handler>(
+    pool: &PgPool,
+    config: &ConsumerConfig,
+    handler: &H,
+    channel: &Channel,
+    labels: &QueueLabels,
+    deliveries: Vec<lapin::message::Delivery>,
+) -> anyhow::Result<Processed> {
+    let mut items = Vec::with_capacity(deliveries.len());
+    let mut settles = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let span = consume_span(config, &delivery);
+        let screened = screen(config, handler, channel, labels, delivery)
+            .instrument(span.clone())
+            .await?;
+        if let Some(Ready {
+            meta,
+            event,
+            settle,
+        }) = screened
+        {
+            items.push(Item { meta, event, span });
+            settles.push(settle);
+        }
+    }
+    if items.is_empty() {
+        return Ok(Processed::Settled);
+    }
+    let spans: Vec<tracing::Span> = items.iter().map(|item| item.span.clone()).collect();
+    let batch_span = tracing::info_span!(
+        "consume batch",
+        otel.name = format!("{} process batch", config.queue),
+        queue = %config.queue,
+        messaging.batch.message_count = items.len(),
+    );
+    let error = match apply_batch(pool, &config.queue, handler, items)
+        .instrument(batch_span)
+        .await
+    {
+        Ok(()) => {
+            for settle in settles {
+                settle.delivery.ack(BasicAckOptions::default()).await?;
+                metrics::consumed(labels, settle.started);
+            }
+            return Ok(Processed::Settled);
+        }
+        Err(error) => error,
+    };
+    if matches!(error, HandlerError::Transient(_)) && database_down(pool).await {
+        tracing::warn!(queue = %config.queue, events = settles.len(), error = format!("{error:#}"), "database unavailable, requeueing the batch");
+        for settle in settles {
+            settle
+                .delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await?;
+            metrics::requeued(labels);
+        }
+        return Ok(Processed::Requeued);
+    }
+    tracing::warn!(queue = %config.queue, events = settles.len(), error = format!("{error:#}"), "batch failed, applying its events one by one");
+    let mut processed = Processed::Settled;
+    for (settle, span) in settles.into_iter().zip(spans) {
+        let settled = async {
+            // Decoding is deterministic: it succeeded a moment ago.
+            let outcome = match handler.decode(&settle.meta.message_type, &settle.delivery.data) {
+                Decoded::Event(event) => {
+                    apply(pool, &config.queue, handler, &settle.meta, event).await
+                }
+                _ => Err(HandlerError::Permanent(anyhow::anyhow!(
+                    "the event decoded differently the second time"
+                ))),
+            };
+            finish(pool, config, channel, labels, settle, outcome).await
+        }
+        .instrument(span)
+        .await?;
+        if let Processed::Requeued = settled {
+            processed = Processed::Requeued;
+        }
+    }
+    Ok(processed)
+}
+
 /// Whether our own database is unreachable (as opposed to the handler's
 /// dependency failing): then retrying the event counts for nothing.
 async fn database_down(pool: &PgPool) -> bool {
@@ -595,9 +832,56 @@ async fn apply<H: Handler>(
         tracing::debug!(event_id = %meta.event_id, "duplicate delivery, already processed");
         return Ok(());
     }
-    // A panicking handler is a bug in it, not a reason to stop consuming:
-    // the event is dead-lettered with the panic message.
-    let handled = std::panic::AssertUnwindSafe(handler.handle(&mut tx, meta, event))
+    caught(handler.handle(&mut tx, meta, event)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records the events' ids and runs the handler over the new ones, in one
+/// transaction. Duplicates (also two copies within the batch) are left out.
+async fn apply_batch<H: Handler>(
+    pool: &PgPool,
+    consumer: &str,
+    handler: &H,
+    items: Vec<Item<H::Event>>,
+) -> Result<(), HandlerError> {
+    let ids: Vec<Uuid> = items.iter().map(|item| item.meta.event_id).collect();
+    let mut tx = pool.begin().await?;
+    let mut fresh: std::collections::HashSet<Uuid> = sqlx::query_scalar!(
+        "INSERT INTO processed_events (consumer, event_id)
+         SELECT $1, id FROM UNNEST($2::uuid[]) AS batch(id)
+         ON CONFLICT DO NOTHING
+         RETURNING event_id",
+        consumer,
+        &ids,
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let items: Vec<_> = items
+        .into_iter()
+        .filter(|item| fresh.remove(&item.meta.event_id))
+        .collect();
+    if items.len() < ids.len() {
+        tracing::debug!(
+            duplicates = ids.len() - items.len(),
+            "duplicate deliveries, already processed"
+        );
+    }
+    if !items.is_empty() {
+        caught(handler.handle_batch(&mut tx, items)).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A panicking handler is a bug in it, not a reason to stop consuming: the
+/// event is dead-lettered with the panic message.
+async fn caught(
+    handled: impl Future<Output = Result<(), HandlerError>>,
+) -> Result<(), HandlerError> {
+    std::panic::AssertUnwindSafe(handled)
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| {
@@ -609,10 +893,7 @@ async fn apply<H: Handler>(
             Err(HandlerError::Permanent(anyhow::anyhow!(
                 "handler panicked: {message}"
             )))
-        });
-    handled?;
-    tx.commit().await?;
-    Ok(())
+        })
 }
 
 async fn dead_letter(

@@ -1,6 +1,7 @@
 //! The consumer kit against the real RabbitMQ and PostgreSQL: duplicates,
 //! poison messages, retries with backoff, dead letters, a consumer killed
-//! mid-message, a broker outage, and a graceful stop.
+//! mid-message, a broker outage, a graceful stop, and bursts applied in
+//! shared transactions.
 
 use helpdesk_kit::tasks::TaskContext;
 use std::{
@@ -102,10 +103,13 @@ impl Fixture {
         let db = TestDb::create(&Migrator::with_migrations(Vec::new()))
             .await
             .unwrap();
-        sqlx::query("CREATE TABLE effects (event_id uuid NOT NULL, subject text NOT NULL)")
-            .execute(&db.pool)
-            .await
-            .unwrap();
+        sqlx::query(
+            "CREATE TABLE effects (event_id uuid NOT NULL, subject text NOT NULL, \
+             txid bigint NOT NULL DEFAULT txid_current())",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
         let exchange = unique_exchange();
         let queue = format!("test.consumer.{}", Uuid::new_v4().simple());
         let mut config = ConsumerConfig::new(
@@ -690,6 +694,93 @@ async fn consumed_retried_and_dead_lettered_deliveries_move_their_series() {
         series(&f, "events_dead_letter_queue_messages", "")
     })
     .await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// Publishes `n` events of `subject` before the consumer starts, so its lane
+/// holds many at once.
+async fn burst(f: &Fixture, subject: &str, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(f.publish(subject).await);
+    }
+    ids
+}
+
+async fn transactions(f: &Fixture, subject: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(DISTINCT txid) FROM effects WHERE subject = $1")
+        .bind(subject)
+        .fetch_one(&f.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_burst_is_applied_in_shared_transactions_each_event_once() {
+    let mut f = Fixture::new(None).await;
+    f.config.batch = 16;
+    let ids = burst(&f, "burst", 48).await;
+    // A copy of one event inside the burst: recorded once, acked twice.
+    f.publish_with_id(ids[5], "burst").await;
+    let (stop, task) = f.start();
+    f.wait_effects("burst", 48).await;
+    let shared = transactions(&f, "burst").await;
+    assert!(
+        shared < 48,
+        "48 waiting events took {shared} transactions: none was batched"
+    );
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE event_id = ANY($1)")
+            .bind(&ids)
+            .fetch_one(&f.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 48);
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        f.effects("burst").await,
+        48,
+        "the copy had no second effect"
+    );
+    assert_eq!(
+        f.queue_depth(&f.config.queue).await,
+        0,
+        "every delivery was acked"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_event_in_a_batch_costs_only_itself() {
+    let mut f = Fixture::new(None).await;
+    f.config.batch = 16;
+    f.handler.fail_first.store(1, Ordering::SeqCst);
+    burst(&f, "before", 6).await;
+    f.publish("rejected").await;
+    f.publish("flaky").await;
+    f.publish("panics").await;
+    burst(&f, "after", 6).await;
+    let (stop, task) = f.start();
+    f.wait_effects("before", 6).await;
+    f.wait_effects("after", 6).await;
+    f.wait_effects("flaky", 1).await;
+    let mut reasons = [
+        reason(&f.dead_letter().await),
+        reason(&f.dead_letter().await),
+    ];
+    reasons.sort();
+    assert!(reasons[0].contains("handler panicked: boom"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("rejected: ticket unknown here"),
+        "{reasons:?}"
+    );
+    // The failed batch was rolled back: no event took effect twice, and
+    // the rejected one not at all.
+    assert_eq!(f.effects("before").await, 6);
+    assert_eq!(f.effects("after").await, 6);
+    assert_eq!(f.effects("rejected").await, 0);
+    assert_eq!(f.effects("flaky").await, 1);
     stop.cancel();
     task.await.unwrap();
 }

@@ -5,7 +5,9 @@
 //! creation to its `ticket.assigned` (both stamped by the ticket service),
 //! and the backlog (created but not yet assigned) sampled every 500 ms.
 //!
-//! `BENCH_RATE` paces the callers (creates per second in all).
+//! `BENCH_RATE` paces the callers (creates per second in all). The
+//! assignment replica's consumer is configured as deployed, from the
+//! environment (`CONSUMER_CONCURRENCY`, `CONSUMER_BATCH`; docs/operations.md).
 //!
 //! Run it release-built: `cargo run --release -p helpdesk-bench -- assignment`.
 
@@ -38,8 +40,6 @@ use crate::{
 const POOL: u32 = 10;
 const CONCURRENCY: usize = 32;
 const AGENTS: usize = 40;
-/// Event consumers of the assignment replica (its pool is twice `POOL`).
-const CONSUMERS: usize = 12;
 
 fn staff(n: usize) -> SeedUser {
     SeedUser {
@@ -68,13 +68,14 @@ pub async fn run() -> anyhow::Result<()> {
 
     let assignment_db = TestDb::create(&assignment_service::MIGRATOR).await?;
     let queue = format!("bench-assignment.{}", Uuid::new_v4().simple());
-    let consumer_config = ConsumerConfig::new(
-        &amqp_url(),
-        &exchange,
-        &queue,
-        &assignment_service::app::consumer::BINDINGS,
-    );
+    // As deployed (`CONSUMER_CONCURRENCY`, `CONSUMER_BATCH`, ... apply).
+    let consumer_config = ConsumerConfig {
+        amqp_url: amqp_url(),
+        exchange: exchange.clone(),
+        ..ConsumerConfig::from_env(&queue, &assignment_service::app::consumer::BINDINGS)?
+    };
     consumer::declare(&consumer_config).await?;
+    let (lanes, batch) = (consumer_config.concurrency, consumer_config.batch);
     let assignment = Assignment::build(
         assignment_service::config::Config {
             common: CommonConfig {
@@ -84,8 +85,8 @@ pub async fn run() -> anyhow::Result<()> {
             accounts_addr: standin_addr,
             ticket_addr: ticket_addr.clone(),
             call_timeout: Duration::from_secs(2),
+            consumer_concurrency: consumer_config.concurrency,
             consumer: consumer_config,
-            consumer_concurrency: CONSUMERS,
             default_capacity: 1000,
             roster_interval: Duration::from_secs(3600),
             reconcile_interval: Duration::from_secs(3600),
@@ -176,7 +177,7 @@ pub async fn run() -> anyhow::Result<()> {
     // The intake.
     println!(
         "assignment under intake: CreateTicket at {CONCURRENCY} concurrent callers for {secs} s{}, \
-         {AGENTS} agents with room, {CONSUMERS} event consumers\n",
+         {AGENTS} agents with room, {lanes} consumer lanes, batches of at most {batch}\n",
         world::pacing_label()
     );
     let started = Instant::now();

@@ -108,15 +108,16 @@ async fn start_notifications(
     audience: StaffAudience,
 ) -> anyhow::Result<Running> {
     let queue = format!("bench-notification.{}", Uuid::new_v4().simple());
-    let consumer_config = ConsumerConfig::new(
-        &amqp_url(),
-        exchange,
-        &queue,
-        &notification_service::app::intake::BINDINGS,
-    );
+    // As deployed (`CONSUMER_CONCURRENCY`, `CONSUMER_BATCH`, ... apply).
+    let consumer_config = ConsumerConfig {
+        amqp_url: amqp_url(),
+        exchange: exchange.to_owned(),
+        ..ConsumerConfig::from_env(&queue, &notification_service::app::intake::BINDINGS)?
+    };
     consumer::declare(&consumer_config).await?;
     let mut config = Config::with_common(world::common(&db.url, POOL)?)?;
     config.accounts_addr = standin_addr.to_owned();
+    config.consumer_concurrency = consumer_config.concurrency;
     config.consumer = consumer_config;
     config.new_ticket_audience = audience;
     config.triage_group = TRIAGE.iter().map(|s| s.id).collect();

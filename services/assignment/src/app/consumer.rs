@@ -31,10 +31,13 @@
 //! retries the event later.
 
 use chrono::{DateTime, Utc};
-use helpdesk_events::consumer::{Decoded, Handler, HandlerError, Meta, decode_as, record_ticket};
+use helpdesk_events::consumer::{
+    Decoded, Handler, HandlerError, Item, Meta, decode_as, record_ticket,
+};
 use helpdesk_kit::{clock::from_timestamp, error::ApiError};
 use helpdesk_proto::support::v1 as pb;
 use sqlx::PgConnection;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -184,6 +187,83 @@ impl Handler for TicketEvents {
         self.engine.wake_drainer();
         Ok(())
     }
+
+    async fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        items: Vec<Item<TicketEvent>>,
+    ) -> Result<(), HandlerError> {
+        if only_new_waiting(&items) {
+            return self.track_new_tickets(tx, &items).await;
+        }
+        // A mixed burst, event by event. The decision lock is taken
+        // exclusively first when any event needs it: two lanes holding it
+        // shared and each asking for it exclusively would deadlock.
+        if items
+            .iter()
+            .any(|item| !matches!(item.event, TicketEvent::Created(_)))
+        {
+            engine::lock(tx).await?;
+        }
+        for item in items {
+            self.handle(tx, &item.meta, item.event)
+                .instrument(item.span)
+                .await?;
+        }
+        // A new ticket's handler lets its commit skip the flush; the other
+        // events of this burst must not lose that guarantee.
+        engine::commit_with_flush(tx).await?;
+        Ok(())
+    }
+}
+
+impl TicketEvents {
+    /// A burst of new tickets, none held yet (the usual burst: intake
+    /// outruns decisions): one shared lock and one insert for all of them.
+    async fn track_new_tickets(
+        &self,
+        tx: &mut PgConnection,
+        items: &[Item<TicketEvent>],
+    ) -> Result<(), HandlerError> {
+        let mut tickets = Vec::with_capacity(items.len());
+        for item in items {
+            let TicketEvent::Created(e) = &item.event else {
+                return Err(permanent("not a new ticket".to_owned()));
+            };
+            let a = tracked(e.ticket.as_ref())?;
+            let at = occurred_at(e.header.as_ref(), item.meta.event_id)?;
+            item.span
+                .in_scope(|| record_ticket(&a.ticket_id.to_string(), &a.human_id));
+            tickets.push((a, at, item.meta.event_id));
+        }
+        // As for one new ticket (see `handle`): shared lock, no flush wait.
+        engine::lock_shared(tx).await?;
+        engine::commit_without_flush(tx).await?;
+        let stored = assignments::insert_waiting(tx, &tickets, self.engine.clock().now()).await?;
+        if stored.len() < tickets.len() {
+            tracing::debug!(
+                known = tickets.len() - stored.len(),
+                "tickets already tracked"
+            );
+        }
+        // Each waiting ticket's decision continues its own event's trace.
+        for (item, (a, ..)) in items.iter().zip(&tickets) {
+            if stored.contains(&a.ticket_id) {
+                item.span
+                    .in_scope(|| self.engine.causes().remember(a.ticket_id));
+            }
+        }
+        self.engine.wake_drainer();
+        Ok(())
+    }
+}
+
+/// Whether a burst is only new tickets that nobody holds yet.
+fn only_new_waiting(items: &[Item<TicketEvent>]) -> bool {
+    items.iter().all(|item| {
+        matches!(&item.event, TicketEvent::Created(e)
+            if e.ticket.as_ref().is_some_and(|t| t.assignee_id.is_empty()))
+    })
 }
 
 /// The ticket an event describes.

@@ -576,6 +576,14 @@ pub async fn commit_without_flush(conn: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Undoes [`commit_without_flush`] for the rest of the transaction.
+pub async fn commit_with_flush(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query_scalar!("SELECT set_config('synchronous_commit', 'on', true)")
+        .fetch_one(conn)
+        .await?;
+    Ok(())
+}
+
 /// A lock wait that timed out is "busy, retry", not a bug.
 fn busy(err: sqlx::Error) -> ApiError {
     match &err {

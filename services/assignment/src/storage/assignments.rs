@@ -68,6 +68,48 @@ pub async fn insert(
     Ok(done.rows_affected() == 1)
 }
 
+/// [`insert`] for several tickets with no holder yet, in one statement;
+/// each as of its own event (`at`, `event`). Returns the ids stored (a
+/// ticket already known is left as it is).
+pub async fn insert_waiting(
+    conn: &mut PgConnection,
+    tickets: &[(Assignment, DateTime<Utc>, Uuid)],
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = tickets.iter().map(|(a, ..)| a.ticket_id).collect();
+    let human_ids: Vec<&str> = tickets.iter().map(|(a, ..)| a.human_id.as_str()).collect();
+    let categories: Vec<&str> = tickets
+        .iter()
+        .map(|(a, ..)| a.category_id.as_str())
+        .collect();
+    let priorities: Vec<i16> = tickets.iter().map(|(a, ..)| a.priority.rank()).collect();
+    let created: Vec<DateTime<Utc>> = tickets.iter().map(|(a, ..)| a.ticket_created_at).collect();
+    let open: Vec<bool> = tickets.iter().map(|(a, ..)| a.open).collect();
+    let at: Vec<DateTime<Utc>> = tickets.iter().map(|(_, at, _)| *at).collect();
+    let events: Vec<Uuid> = tickets.iter().map(|(.., event)| *event).collect();
+    sqlx::query_scalar!(
+        "INSERT INTO assignments (ticket_id, human_id, category_id, priority, ticket_created_at,
+                                  open, updated_at, last_event_at, last_event_id)
+         SELECT t.id, t.human_id, t.category_id, t.priority, t.created, t.open, $7, t.at, t.event
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::smallint[], $5::timestamptz[],
+                     $6::boolean[], $8::timestamptz[], $9::uuid[])
+              AS t(id, human_id, category_id, priority, created, open, at, event)
+         ON CONFLICT (ticket_id) DO NOTHING
+         RETURNING ticket_id",
+        &ids,
+        &human_ids as &[&str],
+        &categories as &[&str],
+        &priorities,
+        &created,
+        &open,
+        now,
+        &at,
+        &events,
+    )
+    .fetch_all(conn)
+    .await
+}
+
 /// Sets holder and openness as an event `(at, event)` describes them, only
 /// when that event is newer than every one applied to the row so far
 /// (events are retried and may arrive out of order). `false`: stale (or no

@@ -157,6 +157,8 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
     );
     consumer_config.max_attempts = 3;
     consumer_config.retry_delay = Duration::from_millis(200);
+    // Bursts applied in shared transactions, as in production.
+    consumer_config.batch = 32;
     consumer::declare(&consumer_config)
         .await
         .expect("declare queues");
