@@ -1,6 +1,7 @@
 //! The mover: tells the ticket service of decided moves. Each replica runs
-//! one; moves are leased (`storage::moves::claim`), so replicas share the
-//! work and a crashed replica's moves are resumed once their lease lapses.
+//! [`SENDERS`] senders; moves are leased (`storage::moves::claim`), so
+//! senders and replicas share the work and a crashed replica's moves are
+//! resumed once their lease lapses.
 //!
 //! A batch of up to [`BATCH`] moves is sent in one BatchAssignTickets call
 //! (one transaction in the ticket service, each move answered on its own),
@@ -46,6 +47,13 @@ use crate::{
 /// Most moves sent at once.
 pub const BATCH: i64 = 64;
 
+/// Batches in flight at once per replica. Each batch's call and the
+/// recording of its answers take tens of milliseconds of waiting on the
+/// ticket service and the lock; a second sender overlaps them. Safe:
+/// claims are leased, and a ticket has at most one pending move (unique
+/// index), so no two batches hold moves of one ticket.
+const SENDERS: usize = 2;
+
 /// How often pending moves are looked for when nothing woke the mover
 /// (retries of failed moves come due).
 const POLL: Duration = Duration::from_millis(500);
@@ -76,6 +84,10 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
     };
     if claimed.is_empty() {
         return Ok(Vec::new());
+    }
+    if claimed.len() as i64 == BATCH {
+        // More may be due: another sender can take them meanwhile.
+        engine.wake_mover();
     }
     // The call continues the decisions' traces (one trace: its child;
     // several: linked to each), and the ticket service continues it.
@@ -217,6 +229,12 @@ async fn send(engine: &Engine, claimed: &[Move]) -> Vec<ApiResult<Outcome>> {
 /// Sends moves whenever woken and every [`POLL`], until `shutdown`; the
 /// batch in hand is finished first.
 pub async fn run(engine: Engine, shutdown: CancellationToken) {
+    join_all((0..SENDERS).map(|n| sender(&engine, &shutdown, n == 0))).await;
+}
+
+/// One sender: sends what is due whenever woken (or every [`POLL`]) until
+/// nothing is; `prunes`: also prunes answered moves now and then.
+async fn sender(engine: &Engine, shutdown: &CancellationToken, prunes: bool) {
     let mut ticks = tokio::time::interval(POLL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut passes = 0u32;
@@ -227,7 +245,7 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
             _ = ticks.tick() => {}
         }
         loop {
-            match perform(&engine, None).await {
+            match perform(engine, None).await {
                 // Stop when nothing was due, or nothing got through (the
                 // ticket service is away: the leases space the retries).
                 Ok(done) if done.iter().all(|(_, r)| *r == Moved::Pending) => break,
@@ -239,8 +257,8 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
             }
         }
         passes = passes.wrapping_add(1);
-        if passes.is_multiple_of(PRUNE_EVERY) {
-            prune(&engine).await;
+        if prunes && passes.is_multiple_of(PRUNE_EVERY) {
+            prune(engine).await;
         }
     }
 }
