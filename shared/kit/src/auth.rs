@@ -323,12 +323,23 @@ impl Verifier {
     /// verifies is checked again after re-reading the key file (at most
     /// once a second): it may be signed with a key just added.
     pub async fn verify_header(&self, value: Option<&http::HeaderValue>) -> Result<Caller, Status> {
-        let token = Self::bearer(value)?;
+        let Some(verified) = self.verify_held(value) else {
+            self.keys.reload_after_miss().await;
+            return self.caller(self.keys.current().decode(Self::bearer(value)?));
+        };
+        verified
+    }
+
+    /// Verifies with the keys held now; `None` when no key matched, so a
+    /// re-read of the key file may still verify the token.
+    fn verify_held(&self, value: Option<&http::HeaderValue>) -> Option<Result<Caller, Status>> {
+        let token = match Self::bearer(value) {
+            Ok(token) => token,
+            Err(status) => return Some(Err(status)),
+        };
         match self.keys.current().decode(token) {
-            Err(keys::Rejected::NoKey(_)) if self.keys.reload_after_miss().await => {
-                self.caller(self.keys.current().decode(token))
-            }
-            decoded => self.caller(decoded),
+            Err(keys::Rejected::NoKey(_)) => None,
+            decoded => Some(self.caller(decoded)),
         }
     }
 
@@ -471,14 +482,7 @@ where
         // The common case answers without waiting: only a token that no key
         // verifies waits, for one re-read of the key file.
         let header = request.headers().get(http::header::AUTHORIZATION);
-        let verified = match Verifier::bearer(header) {
-            Ok(token) => match self.verifier.keys.current().decode(token) {
-                Err(keys::Rejected::NoKey(_)) => None,
-                decoded => Some(self.verifier.caller(decoded)),
-            },
-            Err(status) => Some(Err(status)),
-        };
-        match verified {
+        match self.verifier.verify_held(header) {
             Some(Ok(caller)) => {
                 request.extensions_mut().insert(caller);
                 Box::pin(self.inner.call(request))

@@ -221,9 +221,9 @@ impl Keys {
         self.current.read().expect("key set lock").clone()
     }
 
-    /// Re-reads the key file after a token matched no key, unless it was
-    /// read less than [`MIN_RELOAD_GAP`] ago. Returns whether the keys may
-    /// have changed (then the token is worth checking again).
+    /// Re-reads the key file after a token matched no key, unless a miss
+    /// caused a read less than [`MIN_RELOAD_GAP`] ago. Returns whether the
+    /// keys were replaced meanwhile (by this read or another).
     pub(super) async fn reload_after_miss(&self) -> bool {
         let Some(file) = &self.file else {
             return false;
