@@ -127,10 +127,10 @@ impl KeySet {
                 Err(e) => return Err(Rejected::Invalid(e)),
             }
         }
-        Err(Rejected::NoKey(if tried {
-            "no key matches its signature".into()
-        } else {
-            format!("no {:?} key with kid {kid:?}", header.alg)
+        Err(Rejected::NoKey(match (tried, kid) {
+            (true, _) => "no key matches its signature".into(),
+            (false, Some(kid)) => format!("no {:?} key with kid {kid:?}", header.alg),
+            (false, None) => format!("no {:?} key", header.alg),
         }))
     }
 
