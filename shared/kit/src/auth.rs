@@ -372,11 +372,14 @@ impl Verifier {
     }
 }
 
-/// Signs HS256 tokens: for the dev tool, tests, and service-to-service calls
-/// in local runs.
+/// Signs tokens: HS256 for the dev tool, tests, and service-to-service
+/// calls in local runs; with a private key (RS256, EdDSA, ES256) to try a
+/// production-style verifier by hand or in tests.
 #[derive(Clone)]
 pub struct Minter {
     key: EncodingKey,
+    algorithm: Algorithm,
+    kid: Option<String>,
     issuer: String,
     audience: String,
 }
@@ -386,9 +389,36 @@ impl Minter {
     pub fn new(config: &AuthConfig) -> Self {
         Self {
             key: EncodingKey::from_secret(config.secret.as_bytes()),
+            algorithm: Algorithm::HS256,
+            kid: None,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
         }
+    }
+
+    /// A minter signing with the private key `pem` of `algorithm`, naming
+    /// `kid` in the token's header if given; `config`'s issuer and audience.
+    pub fn with_private_key(
+        config: &AuthConfig,
+        algorithm: Algorithm,
+        pem: &[u8],
+        kid: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let key = match algorithm {
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
+            Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
+            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => {
+                EncodingKey::from_rsa_pem(pem)
+            }
+            other => anyhow::bail!("{other:?} is not a private-key algorithm"),
+        }?;
+        Ok(Self {
+            key,
+            algorithm,
+            kid,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        })
     }
 
     /// A token for `sub` with `role`, valid for `ttl`.
@@ -400,8 +430,9 @@ impl Minter {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
-            .expect("HS256 signing cannot fail")
+        let mut header = Header::new(self.algorithm);
+        header.kid.clone_from(&self.kid);
+        jsonwebtoken::encode(&header, &claims, &self.key).expect("a parsed key signs any claims")
     }
 
     /// `Bearer <token>` metadata value, ready for a request.

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use tonic::Code;
 use tower::{Layer, Service};
 
@@ -42,17 +42,15 @@ const STAFF: &str = "0b000000-0000-4000-8000-000000000001";
 
 /// A staff token signed with `private`, its header naming `kid` if given.
 fn token(private: &str, kid: Option<&str>) -> String {
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = kid.map(str::to_owned);
-    let claims = Claims {
-        sub: STAFF.into(),
-        role: Role::Staff,
-        exp: (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp(),
-        iss: DEFAULT_ISSUER.into(),
-        aud: DEFAULT_AUDIENCE.into(),
-    };
-    let key = EncodingKey::from_ed_pem(private.as_bytes()).unwrap();
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    let config = AuthConfig::dev();
+    Minter::with_private_key(
+        &config,
+        Algorithm::EdDSA,
+        private.as_bytes(),
+        kid.map(Into::into),
+    )
+    .unwrap()
+    .mint(STAFF, Role::Staff, chrono::Duration::hours(1))
 }
 
 fn jwk(kid: &str, x: &str) -> String {
