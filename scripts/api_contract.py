@@ -3,8 +3,9 @@
 
     python3 scripts/api_contract.py check   IMAGE.json   every original endpoint
                                                           (docs/original-endpoints.txt)
-                                                          has exactly one rule, and
-                                                          no two rules collide
+                                                          has exactly one rule, no
+                                                          two rules collide, and every
+                                                          RPC of ours lists its errors
     python3 scripts/api_contract.py openapi IMAGE.json OUT.json
                                                           the OpenAPI 3.1 description
                                                           of every google.api.http rule
@@ -20,6 +21,10 @@ Two rules collide when a request could match both: the same verb and the same
 path once every variable is read as "one segment" ({id} and {name} alike). A
 literal segment beside a variable (/tickets/stats/ and /tickets/{id}/) is not
 a collision: gateways try literals first (google.api.http, Envoy's transcoder).
+
+Every RPC of ours (proto/support/) ends its comment with an `Errors:`
+paragraph: the gRPC codes it answers beyond the ones every RPC may (see
+docs/api.md "Errors"), each with when. The table shows it in its own column.
 """
 
 import json
@@ -30,6 +35,8 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENDPOINTS = ROOT / "docs/original-endpoints.txt"
 HTTP = "[google.api.http]"
+OURS = "support/"
+ERRORS = re.compile(r"^\s*Errors:\s*", re.MULTILINE)
 VERBS = ("get", "put", "post", "delete", "patch")
 
 
@@ -111,6 +118,35 @@ def check(image, endpoints):
     if not all_rules:
         problems.append("no google.api.http rule found: is this the right image?")
     return problems
+
+
+def split_errors(comment):
+    """(what the RPC does, its errors) from its comment; errors None when undocumented."""
+    parts = ERRORS.split(comment or "", maxsplit=1)
+    what = " ".join(parts[0].split())
+    errors = " ".join(parts[1].split()) if len(parts) == 2 else None
+    return what, errors or None
+
+
+def our_methods(image):
+    """(file, service, method) of every RPC in our protos, in file order."""
+    for file in sorted(image.get("file", []), key=lambda f: f["name"]):
+        if not file["name"].startswith(OURS):
+            continue
+        for service in file.get("service", []):
+            for method in service.get("method", []):
+                yield file, service, method
+
+
+def undocumented(image):
+    """A problem line for each RPC of ours whose comment lists no errors."""
+    types = Types(image)
+    return [
+        f"no errors documented: {file['package']}.{service['name']}/{method['name']} "
+        "(end its comment with an `Errors:` paragraph)"
+        for file, service, method in our_methods(image)
+        if split_errors(types.comments.get(id(method)))[1] is None
+    ]
 
 
 # ---------------------------------------------------------------- OpenAPI
@@ -344,23 +380,23 @@ END = "<!-- rpc-table:end -->"
 
 
 def table(image):
-    """A Markdown table of every RPC: its REST rules and what its comment says."""
+    """A Markdown table of every RPC: its REST rules, what its comment says, its errors."""
     types = Types(image)
     by_rpc = {}
     for rule in rules(image):
         by_rpc.setdefault(rule["rpc"], []).append(f"`{rule['verb']} {rule['path']}`")
-    lines = ["| RPC | REST | what it does, and who may call it where the proto says |", "|---|---|---|"]
-    for file in sorted(image.get("file", []), key=lambda f: f["name"]):
-        if not file["name"].startswith("support/"):
-            continue
-        for service in file.get("service", []):
-            for method in service.get("method", []):
-                rpc = f"{file['package']}.{service['name']}/{method['name']}"
-                rest = "<br>".join(by_rpc.get(rpc, [])) or "none (gRPC only)"
-                what = " ".join((types.comments.get(id(method)) or "").split())
-                if method.get("serverStreaming"):
-                    what = ("Server stream. " + what).strip()
-                lines.append(f"| `{service['name']}/{method['name']}` | {rest} | {what.replace('|', '/')} |")
+    lines = [
+        "| RPC | REST | what it does, and who may call it where the proto says | errors |",
+        "|---|---|---|---|",
+    ]
+    for file, service, method in our_methods(image):
+        rpc = f"{file['package']}.{service['name']}/{method['name']}"
+        rest = "<br>".join(by_rpc.get(rpc, [])) or "none (gRPC only)"
+        what, errors = split_errors(types.comments.get(id(method)))
+        if method.get("serverStreaming"):
+            what = ("Server stream. " + what).strip()
+        cells = [f"`{service['name']}/{method['name']}`", rest, what, errors or ""]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -377,14 +413,14 @@ def main(argv):
     if len(argv) >= 2 and argv[0] == "check":
         image = json.loads(pathlib.Path(argv[1]).read_text())
         endpoints = read_endpoints()
-        problems = check(image, endpoints)
+        problems = check(image, endpoints) + undocumented(image)
         for p in problems:
             print(p)
         if problems:
             return 1
         print(
             f"api contract: {len(endpoints)} original endpoints served, "
-            f"{len(rules(image))} rules, no collision",
+            f"{len(rules(image))} rules, no collision, every RPC's errors listed",
             file=sys.stderr,
         )
         return 0

@@ -120,6 +120,28 @@ class ContractTest(unittest.TestCase):
         self.assertIn("pageSize", body["properties"])
         self.assertIn("t.v1.Thing", spec["components"]["schemas"])
 
+    def test_an_rpc_without_errors_listed_fails(self):
+        def documented(comments):
+            img = image(method("GetThing", None), method("CreateThing", None))
+            file = img["file"][0]
+            file["name"] = "support/v1/t.proto"
+            file["sourceCodeInfo"] = {
+                "location": [
+                    {"path": [6, 0, 2, m], "leadingComments": text}
+                    for m, text in enumerate(comments)
+                ]
+            }
+            return img
+
+        both = documented([" Gets one.\n\n Errors: NOT_FOUND (no such thing).\n", " Errors: none.\n"])
+        self.assertEqual(api_contract.undocumented(both), [])
+        one = documented([" Gets one.\n", " Errors: none.\n"])
+        problems = api_contract.undocumented(one)
+        self.assertEqual(len(problems), 1, problems)
+        self.assertIn("t.v1.ThingService/GetThing", problems[0])
+        row = next(r for r in api_contract.table(both).splitlines() if "GetThing" in r)
+        self.assertTrue(row.endswith("| Gets one. | NOT_FOUND (no such thing). |"), row)
+
     def test_the_endpoint_list_parses(self):
         endpoints = api_contract.read_endpoints()
         self.assertIn(("POST", "/api/support/tickets/"), endpoints)

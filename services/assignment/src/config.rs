@@ -9,6 +9,9 @@ use helpdesk_kit::config::{CommonConfig, millis_or, string_or, var_or};
 
 use crate::{app::consumer::BINDINGS, clients::tickets::SERVICE_SUBJECT, domain::Tier};
 
+/// The local database when `DATABASE_URL` is unset.
+pub const DATABASE: &str = "helpdesk_assignment";
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `LISTEN_ADDR` (default `0.0.0.0:50052`), `DATABASE_URL` (default
@@ -71,7 +74,7 @@ impl Config {
             Ok(Duration::from_secs(n))
         };
         Ok(Self {
-            common: CommonConfig::from_env(50052, "helpdesk_assignment")?,
+            common: CommonConfig::from_env(50052, DATABASE)?,
             accounts_addr: string_or("ACCOUNTS_ADDR", "http://127.0.0.1:50060"),
             ticket_addr: string_or("TICKET_ADDR", "http://127.0.0.1:50051"),
             call_timeout: millis_or("CALL_TIMEOUT_MS", Duration::from_millis(2000))?,

@@ -13,6 +13,9 @@ use crate::{
     domain::{audience::StaffAudience, preferences::Policy},
 };
 
+/// The local database when `DATABASE_URL` is unset.
+pub const DATABASE: &str = "helpdesk_notification";
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `LISTEN_ADDR` (default `0.0.0.0:50053`), `DATABASE_URL` (default
@@ -53,7 +56,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::with_common(CommonConfig::from_env(50053, "helpdesk_notification")?)
+        Self::with_common(CommonConfig::from_env(50053, DATABASE)?)
     }
 
     /// Everything but `common` from the environment (tests pass their own

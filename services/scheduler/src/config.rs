@@ -13,6 +13,9 @@ use crate::{
     domain::{CatchUp, JobKind, JobSpec, Overlap, Schedule},
 };
 
+/// The local database when `DATABASE_URL` is unset.
+pub const DATABASE: &str = "helpdesk_scheduler";
+
 /// A job's defaults: schedule, overlap, catch-up, maximum lateness (hours).
 /// Schedules are read in `SCHEDULER_TIME_ZONE`, statistics in
 /// `STATS_TIME_ZONE`.
@@ -122,7 +125,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::with_common(CommonConfig::from_env(50054, "helpdesk_scheduler")?)
+        Self::with_common(CommonConfig::from_env(50054, DATABASE)?)
     }
 
     /// Everything but `common` from the environment (tests pass their own

@@ -10,6 +10,9 @@ use helpdesk_kit::{
 
 use crate::domain::attachment::Limits;
 
+/// The local database when `DATABASE_URL` is unset.
+pub const DATABASE: &str = "helpdesk_ticket";
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub common: CommonConfig,
@@ -129,6 +132,30 @@ impl StoreConfig {
 }
 
 impl Config {
+    /// The settings tests and benchmarks start an in-process service with:
+    /// `common` as given, the accounts and rides services both at
+    /// `platform_addr` (the stand-in), the events relay as given, and every
+    /// other setting at its default (attachments in a temporary directory).
+    /// Override a field with `Config { field, ..Config::for_tests(..) }`, so
+    /// a new setting is added here once, not in every harness.
+    pub fn for_tests(
+        common: CommonConfig,
+        platform_addr: &str,
+        relay: Option<RelayConfig>,
+    ) -> Self {
+        Self {
+            common,
+            accounts_addr: platform_addr.to_owned(),
+            rides_addr: platform_addr.to_owned(),
+            platform_timeout: Duration::from_millis(800),
+            idempotency_retention: chrono::Duration::hours(48),
+            relay,
+            sla: SlaTargets::default(),
+            attachments_store: StoreConfig::temporary(),
+            attachment_limits: Limits::default(),
+        }
+    }
+
     pub fn from_env() -> anyhow::Result<Self> {
         let retention_hours: i64 = var_or("IDEMPOTENCY_RETENTION_HOURS", 48)?;
         anyhow::ensure!(
@@ -136,7 +163,7 @@ impl Config {
             "IDEMPOTENCY_RETENTION_HOURS must be at least 24"
         );
         Ok(Self {
-            common: CommonConfig::from_env(50051, "helpdesk_ticket")?,
+            common: CommonConfig::from_env(50051, DATABASE)?,
             accounts_addr: string_or("ACCOUNTS_ADDR", "http://127.0.0.1:50060"),
             rides_addr: string_or("RIDES_ADDR", "http://127.0.0.1:50060"),
             platform_timeout: millis_or("PLATFORM_TIMEOUT_MS", Duration::from_millis(800))?,

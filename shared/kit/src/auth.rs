@@ -4,7 +4,13 @@
 //! Health and reflection stay open so probes and `buf curl` need no token.
 //!
 //! Local runs sign with a shared HS256 secret; production verifies RS256 or
-//! EdDSA signatures with the identity provider's public key (`JWT_PUBLIC_KEY_FILE`).
+//! EdDSA signatures with the identity provider's public keys
+//! (`JWT_PUBLIC_KEY_FILE`), several at once and re-read while running, so a
+//! key rotation needs no restart ([`keys`]).
+
+mod keys;
+#[cfg(test)]
+mod rotation_tests;
 
 use std::{
     fmt,
@@ -14,8 +20,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use anyhow::Context as _;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 use uuid::Uuid;
@@ -180,8 +185,9 @@ impl Caller {
 pub struct AuthConfig {
     /// `JWT_SECRET`: HS256 secret (local runs). Defaults to [`DEV_SECRET`].
     pub secret: String,
-    /// `JWT_PUBLIC_KEY_FILE` + `JWT_ALGORITHM` (RS256 or EdDSA): production keys.
-    pub public_key_pem: Option<(Algorithm, Vec<u8>)>,
+    /// `JWT_PUBLIC_KEY_FILE` + `JWT_ALGORITHM` (RS256 or EdDSA): the
+    /// production keys' file (PEM blocks or a JWK set), re-read while running.
+    pub public_key_file: Option<(Algorithm, std::path::PathBuf)>,
     /// `JWT_ISSUER`.
     pub issuer: String,
     /// `JWT_AUDIENCE`.
@@ -197,7 +203,7 @@ impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthConfig")
             .field("secret", &"<redacted>")
-            .field("public_key", &self.public_key_pem.as_ref().map(|(a, _)| a))
+            .field("public_key_file", &self.public_key_file)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("service_token_file", &self.service_token_file)
@@ -211,7 +217,7 @@ impl AuthConfig {
     pub fn dev() -> Self {
         Self {
             secret: DEV_SECRET.to_owned(),
-            public_key_pem: None,
+            public_key_file: None,
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
             service_token_file: None,
@@ -229,7 +235,7 @@ impl AuthConfig {
     pub fn from_env() -> anyhow::Result<Self> {
         let config = Self::from_env_allowing_dev_secret()?;
         let explicit = std::env::var_os("JWT_SECRET").is_some_and(|v| !v.is_empty());
-        if config.public_key_pem.is_none() && !explicit && !var_or("HELPDESK_DEV", false)? {
+        if config.public_key_file.is_none() && !explicit && !var_or("HELPDESK_DEV", false)? {
             anyhow::bail!(
                 "set JWT_SECRET or JWT_PUBLIC_KEY_FILE (or HELPDESK_DEV=true to accept the public development secret)"
             );
@@ -240,17 +246,16 @@ impl AuthConfig {
     /// As [`Self::from_env`], falling back to the development secret (the
     /// `mint-token` dev tool).
     pub fn from_env_allowing_dev_secret() -> anyhow::Result<Self> {
-        let public_key_pem = match std::env::var("JWT_PUBLIC_KEY_FILE") {
+        let public_key_file = match std::env::var("JWT_PUBLIC_KEY_FILE") {
             Ok(path) if !path.is_empty() => {
                 let algorithm: Algorithm = var_or("JWT_ALGORITHM", Algorithm::RS256)?;
-                let pem = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
-                Some((algorithm, pem))
+                Some((algorithm, path.into()))
             }
             _ => None,
         };
         Ok(Self {
             secret: string_or("JWT_SECRET", DEV_SECRET),
-            public_key_pem,
+            public_key_file,
             issuer: string_or("JWT_ISSUER", DEFAULT_ISSUER),
             audience: string_or("JWT_AUDIENCE", DEFAULT_AUDIENCE),
             service_token_file: std::env::var_os("SERVICE_TOKEN_FILE")
@@ -273,53 +278,83 @@ impl AuthConfig {
 
 /// Verifies bearer tokens.
 pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
+    keys: keys::Keys,
     trusted_services: Vec<String>,
 }
 
 impl Verifier {
-    /// A verifier for `config`'s keys, issuer and audience.
+    /// A verifier for `config`'s keys, issuer and audience. A key file is
+    /// read now (a bad one stops the start) and re-read while running.
     pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
-        let (algorithm, key) = match &config.public_key_pem {
-            Some((Algorithm::EdDSA, pem)) => (Algorithm::EdDSA, DecodingKey::from_ed_pem(pem)?),
-            Some((algorithm, pem)) => (*algorithm, DecodingKey::from_rsa_pem(pem)?),
-            None => (
-                Algorithm::HS256,
-                DecodingKey::from_secret(config.secret.as_bytes()),
-            ),
+        Self::with_refresh(config, keys::KEY_FILE_REFRESH)
+    }
+
+    fn with_refresh(config: &AuthConfig, every: std::time::Duration) -> anyhow::Result<Self> {
+        let mut base = Validation::new(Algorithm::HS256);
+        base.set_audience(&[&config.audience]);
+        base.set_issuer(&[&config.issuer]);
+        base.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        base.leeway = 30;
+        let keys = match &config.public_key_file {
+            Some((algorithm, path)) => keys::Keys::from_file(path, *algorithm, &base, every)?,
+            None => keys::Keys::fixed(keys::KeySet::secret(&config.secret, &base)),
         };
-        let mut validation = Validation::new(algorithm);
-        validation.set_audience(&[&config.audience]);
-        validation.set_issuer(&[&config.issuer]);
-        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-        validation.leeway = 30;
         Ok(Self {
-            key,
-            validation,
+            keys,
             trusted_services: config.trusted_services.clone(),
         })
     }
 
-    /// Verifies an `authorization` header value.
-    pub fn verify_header(&self, value: Option<&http::HeaderValue>) -> Result<Caller, Status> {
+    /// The bare token of an `authorization` header value.
+    fn bearer(value: Option<&http::HeaderValue>) -> Result<&str, Status> {
         let value = value.ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
-        let token = value
+        value
             .to_str()
             .ok()
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
-        self.verify(token.trim())
+            .map(str::trim)
+            .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))
     }
 
-    /// Verifies a bare JWT and returns the caller it names.
+    /// Verifies an `authorization` header value. A token no key we hold
+    /// verifies is checked again after re-reading the key file (at most
+    /// once a second): it may be signed with a key just added.
+    pub async fn verify_header(&self, value: Option<&http::HeaderValue>) -> Result<Caller, Status> {
+        let Some(verified) = self.verify_held(value) else {
+            self.keys.reload_after_miss().await;
+            return self.caller(self.keys.current().decode(Self::bearer(value)?));
+        };
+        verified
+    }
+
+    /// Verifies with the keys held now; `None` when no key matched, so a
+    /// re-read of the key file may still verify the token.
+    fn verify_held(&self, value: Option<&http::HeaderValue>) -> Option<Result<Caller, Status>> {
+        let token = match Self::bearer(value) {
+            Ok(token) => token,
+            Err(status) => return Some(Err(status)),
+        };
+        match self.keys.current().decode(token) {
+            Err(keys::Rejected::NoKey(_)) => None,
+            decoded => Some(self.caller(decoded)),
+        }
+    }
+
+    /// Verifies a bare JWT with the keys held now and returns the caller it names.
     pub fn verify(&self, token: &str) -> Result<Caller, Status> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
-        let claims = data.claims;
+        self.caller(self.keys.current().decode(token))
+    }
+
+    fn caller(&self, decoded: Result<Claims, keys::Rejected>) -> Result<Caller, Status> {
+        let claims = decoded.map_err(|rejected| {
+            Status::unauthenticated(match rejected {
+                keys::Rejected::NoKey(why) => format!("invalid token: {why}"),
+                keys::Rejected::Invalid(e) => format!("invalid token: {e}"),
+            })
+        })?;
         // Account roles must name an account, so ownership checks compare UUIDs.
         let account = || {
             Uuid::parse_str(&claims.sub)
@@ -337,11 +372,14 @@ impl Verifier {
     }
 }
 
-/// Signs HS256 tokens: for the dev tool, tests, and service-to-service calls
-/// in local runs.
+/// Signs tokens: HS256 for the dev tool, tests, and service-to-service
+/// calls in local runs; with a private key (RS256, EdDSA, ES256) to try a
+/// production-style verifier by hand or in tests.
 #[derive(Clone)]
 pub struct Minter {
     key: EncodingKey,
+    algorithm: Algorithm,
+    kid: Option<String>,
     issuer: String,
     audience: String,
 }
@@ -351,9 +389,36 @@ impl Minter {
     pub fn new(config: &AuthConfig) -> Self {
         Self {
             key: EncodingKey::from_secret(config.secret.as_bytes()),
+            algorithm: Algorithm::HS256,
+            kid: None,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
         }
+    }
+
+    /// A minter signing with the private key `pem` of `algorithm`, naming
+    /// `kid` in the token's header if given; `config`'s issuer and audience.
+    pub fn with_private_key(
+        config: &AuthConfig,
+        algorithm: Algorithm,
+        pem: &[u8],
+        kid: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let key = match algorithm {
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
+            Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
+            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => {
+                EncodingKey::from_rsa_pem(pem)
+            }
+            other => anyhow::bail!("{other:?} is not a private-key algorithm"),
+        }?;
+        Ok(Self {
+            key,
+            algorithm,
+            kid,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        })
     }
 
     /// A token for `sub` with `role`, valid for `ttl`.
@@ -365,8 +430,9 @@ impl Minter {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
-            .expect("HS256 signing cannot fail")
+        let mut header = Header::new(self.algorithm);
+        header.kid.clone_from(&self.kid);
+        jsonwebtoken::encode(&header, &claims, &self.key).expect("a parsed key signs any claims")
     }
 
     /// `Bearer <token>` metadata value, ready for a request.
@@ -425,8 +491,12 @@ type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
+    B: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -437,17 +507,35 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        if !is_public(request.uri().path()) {
-            match self
-                .verifier
-                .verify_header(request.headers().get(http::header::AUTHORIZATION))
-            {
-                Ok(caller) => {
-                    request.extensions_mut().insert(caller);
-                }
-                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+        if is_public(request.uri().path()) {
+            return Box::pin(self.inner.call(request));
+        }
+        // The common case answers without waiting: only a token that no key
+        // verifies waits, for one re-read of the key file.
+        let header = request.headers().get(http::header::AUTHORIZATION);
+        match self.verifier.verify_held(header) {
+            Some(Ok(caller)) => {
+                request.extensions_mut().insert(caller);
+                Box::pin(self.inner.call(request))
+            }
+            Some(Err(status)) => Box::pin(async move { Ok(status.into_http()) }),
+            None => {
+                // Calling `inner` after an await needs a ready clone of it
+                // (tower's rule: the one `poll_ready` readied is `self.inner`).
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let verifier = self.verifier.clone();
+                let header = header.cloned();
+                Box::pin(async move {
+                    match verifier.verify_header(header.as_ref()).await {
+                        Ok(caller) => {
+                            request.extensions_mut().insert(caller);
+                            inner.call(request).await
+                        }
+                        Err(status) => Ok(status.into_http()),
+                    }
+                })
             }
         }
-        Box::pin(self.inner.call(request))
     }
 }

@@ -35,6 +35,16 @@ pub fn millis_or(name: &str, default: Duration) -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(ms))
 }
 
+/// `DATABASE_URL`, or the local database `default_db`: all that a service's
+/// `migrate` subcommand reads, so the migrate Job needs no other setting
+/// (no JWT keys, broker or SMTP).
+pub fn database_url(default_db: &str) -> String {
+    string_or(
+        "DATABASE_URL",
+        &format!("postgres://postgres@127.0.0.1:5432/{default_db}"),
+    )
+}
+
 /// What every gRPC service reads the same way.
 #[derive(Clone, Debug)]
 pub struct CommonConfig {
@@ -64,10 +74,7 @@ impl CommonConfig {
         .context("LISTEN_ADDR")?;
         Ok(Self {
             listen_addr,
-            database_url: string_or(
-                "DATABASE_URL",
-                &format!("postgres://postgres@127.0.0.1:5432/{default_db}"),
-            ),
+            database_url: database_url(default_db),
             database_max_connections: var_or("DATABASE_MAX_CONNECTIONS", 10)?,
             auth: crate::auth::AuthConfig::from_env()?,
             otlp_endpoint: env::var("OTEL_EXPORTER_OTLP_ENDPOINT")

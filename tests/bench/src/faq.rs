@@ -7,7 +7,7 @@
 //!
 //! Run it release-built: `cargo run --release -p helpdesk-bench -- faq`.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use helpdesk_kit::{auth::Role, clock::SystemClock};
 use helpdesk_proto::support::v1::{self as pb, faq_service_client::FaqServiceClient};
@@ -79,17 +79,7 @@ pub async fn run() -> anyhow::Result<()> {
     // config honest.
     let (standin_addr, standin) = world::standin(Vec::new()).await?;
     let app = Application::build(
-        Config {
-            common: world::common(&db.url, POOL)?,
-            accounts_addr: standin_addr.clone(),
-            rides_addr: standin_addr,
-            platform_timeout: Duration::from_millis(800),
-            idempotency_retention: chrono::Duration::hours(48),
-            relay: None,
-            sla: helpdesk_kit::sla::SlaTargets::default(),
-            attachments_store: ticket_service::config::StoreConfig::temporary(),
-            attachment_limits: Default::default(),
-        },
+        Config::for_tests(world::common(&db.url, POOL)?, &standin_addr, None),
         Arc::new(SystemClock),
     )
     .await?;

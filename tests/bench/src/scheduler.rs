@@ -100,18 +100,8 @@ pub async fn run() -> anyhow::Result<()> {
         metrics_addr: None,
     };
     let tickets = ticket_service::startup::Application::build(
-        ticket_service::config::Config {
-            common,
-            // Not called by the batch jobs.
-            accounts_addr: "http://127.0.0.1:1".into(),
-            rides_addr: "http://127.0.0.1:1".into(),
-            platform_timeout: Duration::from_millis(800),
-            idempotency_retention: chrono::Duration::hours(48),
-            relay: None,
-            attachments_store: ticket_service::config::StoreConfig::temporary(),
-            attachment_limits: Default::default(),
-            sla: helpdesk_kit::sla::SlaTargets::default(),
-        },
+        // The platform is not called by the batch jobs.
+        ticket_service::config::Config::for_tests(common, "http://127.0.0.1:1", None),
         Arc::new(SystemClock),
     )
     .await?;

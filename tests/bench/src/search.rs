@@ -207,17 +207,7 @@ pub async fn run() -> anyhow::Result<()> {
     let url = dataset::ensure(shape).await?;
     let (standin_addr, standin) = world::standin(Vec::new()).await?;
     let app = Application::build(
-        Config {
-            common: world::common(&url, POOL)?,
-            accounts_addr: standin_addr.clone(),
-            rides_addr: standin_addr,
-            platform_timeout: Duration::from_millis(800),
-            idempotency_retention: chrono::Duration::hours(48),
-            relay: None,
-            sla: helpdesk_kit::sla::SlaTargets::default(),
-            attachments_store: ticket_service::config::StoreConfig::temporary(),
-            attachment_limits: Default::default(),
-        },
+        Config::for_tests(world::common(&url, POOL)?, &standin_addr, None),
         Arc::new(SystemClock),
     )
     .await?;

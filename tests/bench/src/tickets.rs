@@ -174,24 +174,16 @@ pub async fn run() -> anyhow::Result<()> {
         },
     ));
     let exchange = unique_exchange();
-    let config = Config {
-        common: CommonConfig {
-            listen_addr: "127.0.0.1:0".parse()?,
-            database_url: db.url.clone(),
-            database_max_connections: POOL,
-            auth: AuthConfig::dev(),
-            otlp_endpoint: None,
-            metrics_addr: None,
-        },
-        accounts_addr: standin_addr.clone(),
-        rides_addr: standin_addr,
-        platform_timeout: Duration::from_millis(800),
-        idempotency_retention: chrono::Duration::hours(48),
-        relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
-        attachments_store: ticket_service::config::StoreConfig::temporary(),
-        attachment_limits: Default::default(),
-        sla: helpdesk_kit::sla::SlaTargets::default(),
+    let common = CommonConfig {
+        listen_addr: "127.0.0.1:0".parse()?,
+        database_url: db.url.clone(),
+        database_max_connections: POOL,
+        auth: AuthConfig::dev(),
+        otlp_endpoint: None,
+        metrics_addr: None,
     };
+    let relay = RelayConfig::new(&amqp_url(), &exchange, "bench-ticket");
+    let config = Config::for_tests(common, &standin_addr, Some(relay));
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     let addr = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();

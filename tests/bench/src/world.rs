@@ -176,17 +176,11 @@ pub async fn tickets(standin_addr: &str, pool: u32) -> anyhow::Result<Tickets> {
     let exchange = unique_exchange();
     let db = TestDb::create(&ticket_service::MIGRATOR).await?;
     let app = ticket_service::startup::Application::build(
-        ticket_service::config::Config {
-            common: common(&db.url, pool)?,
-            accounts_addr: standin_addr.to_owned(),
-            rides_addr: standin_addr.to_owned(),
-            platform_timeout: Duration::from_millis(800),
-            idempotency_retention: chrono::Duration::hours(48),
-            relay: Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
-            attachments_store: ticket_service::config::StoreConfig::temporary(),
-            attachment_limits: Default::default(),
-            sla: helpdesk_kit::sla::SlaTargets::default(),
-        },
+        ticket_service::config::Config::for_tests(
+            common(&db.url, pool)?,
+            standin_addr,
+            Some(RelayConfig::new(&amqp_url(), &exchange, "bench-ticket")),
+        ),
         Arc::new(SystemClock),
     )
     .await?;

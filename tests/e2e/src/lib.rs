@@ -30,7 +30,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use uuid::Uuid;
 
 /// Where cargo put this test's sibling binaries.
-fn binary(name: &str) -> PathBuf {
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
@@ -236,7 +236,8 @@ pub struct Options {
     pub ticket_amqp_url: Option<String>,
 }
 
-async fn create_database() -> (String, String) {
+/// A new empty database: its URL and its name.
+pub async fn create_database() -> (String, String) {
     let name = format!("e2e_{}", Uuid::new_v4().simple());
     let mut conn = PgConnection::connect(&admin_url()).await.expect("postgres");
     conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))

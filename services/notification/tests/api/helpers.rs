@@ -123,15 +123,12 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         metrics_addr: None,
     };
     let ticket_config = ticket_service::config::Config {
-        common: common(&ticket_db.url),
-        accounts_addr: standin_addr.clone(),
-        rides_addr: standin_addr.clone(),
         platform_timeout: Duration::from_secs(2),
-        idempotency_retention: chrono::Duration::hours(48),
-        relay: Some(relay),
-        attachments_store: ticket_service::config::StoreConfig::temporary(),
-        attachment_limits: Default::default(),
-        sla: helpdesk_kit::sla::SlaTargets::default(),
+        ..ticket_service::config::Config::for_tests(
+            common(&ticket_db.url),
+            &standin_addr,
+            Some(relay),
+        )
     };
     let ticket_app = ticket_service::startup::Application::build(ticket_config, clock.clone())
         .await

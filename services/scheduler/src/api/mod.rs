@@ -255,9 +255,14 @@ impl SchedulerApi {
         }
         v.into_result()?;
         let (first, last) = (first.expect("validated"), last.expect("validated"));
-        let days = stats::range(&self.pool, first, last)
-            .await
-            .map_err(ApiError::internal)?;
+        // A database error keeps its meaning (an outage is UNAVAILABLE, not
+        // INTERNAL); only a snapshot that does not decode is a bug.
+        let days = stats::range(&self.pool, first, last).await.map_err(|e| {
+            match e.downcast::<sqlx::Error>() {
+                Ok(db) => ApiError::from(db),
+                Err(e) => ApiError::internal(e),
+            }
+        })?;
         Ok(pb::GetDailyStatsResponse {
             days: days.iter().map(convert::day).collect(),
         })

@@ -31,6 +31,16 @@ pub fn visible(caller: &Caller, ticket: &Ticket) -> bool {
         || caller.account_id().map(AccountId::from) == Some(ticket.user_id)
 }
 
+/// [`visible`] as a query filter: the owner a ticket must have for `caller`
+/// to see it, or `None` when they see every ticket.
+pub fn owner_filter(caller: &Caller) -> Option<AccountId> {
+    if caller.is_staff() || caller.is_service() {
+        None
+    } else {
+        caller.account_id().map(AccountId::from)
+    }
+}
+
 /// Staff, admins and our own services see internal notes; users and other
 /// teams' services never do.
 pub fn sees_internal(caller: &Caller) -> bool {

@@ -438,9 +438,16 @@ fn attachment_ids(v: &mut Violations, raw: &[String]) -> Option<Vec<Uuid>> {
     ok.then_some(ids)
 }
 
-pub fn get_message(req: &pb::GetMessageRequest) -> ApiResult<(TicketKey, Uuid)> {
+/// GetMessage: the message, within its ticket when `ticket_id` is set
+/// (`None` = by its id alone, the original's flat path).
+pub fn get_message(req: &pb::GetMessageRequest) -> ApiResult<(Option<TicketKey>, Uuid)> {
     let mut v = Violations::default();
-    let key = v.take("ticket_id", TicketKey::parse(&req.ticket_id));
+    let key = if req.ticket_id.is_empty() {
+        Some(None)
+    } else {
+        v.take("ticket_id", TicketKey::parse(&req.ticket_id))
+            .map(Some)
+    };
     let message_id = v.take("message_id", uuid(&req.message_id));
     let command = (|| Some((key?, message_id?)))();
     finish(v, command)

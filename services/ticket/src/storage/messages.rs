@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::stored;
-use crate::domain::{Message, Text, ticket::AuthorRole};
+use crate::domain::{AccountId, Message, Text, ticket::AuthorRole};
 
 struct Row {
     id: Uuid,
@@ -67,6 +67,31 @@ pub async fn get<'c>(
         ticket_id,
         id,
         include_internal,
+    )
+    .fetch_optional(db)
+    .await?
+    .map(Message::try_from)
+    .transpose()
+}
+
+/// One message by its id alone, if its ticket is `owner`'s (any ticket when
+/// `None`); internal notes only when `include_internal`.
+pub async fn find<'c>(
+    db: impl PgExecutor<'c>,
+    id: Uuid,
+    owner: Option<AccountId>,
+    include_internal: bool,
+) -> sqlx::Result<Option<Message>> {
+    sqlx::query_as!(
+        Row,
+        "SELECT m.id, m.ticket_id, m.author_id, m.author_role, m.body, m.internal, m.created_at
+         FROM ticket_messages m
+         JOIN tickets t ON t.id = m.ticket_id
+         WHERE m.id = $1 AND (NOT m.internal OR $2)
+           AND ($3::uuid IS NULL OR t.user_id = $3)",
+        id,
+        include_internal,
+        owner.map(|o| o.as_uuid()),
     )
     .fetch_optional(db)
     .await?

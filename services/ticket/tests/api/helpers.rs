@@ -159,23 +159,20 @@ pub async fn spawn_with(setup: Setup) -> TestApp {
         StoreConfig::Directory(dir) => Some(dir.clone()),
         StoreConfig::S3(_) => None,
     };
+    let common = CommonConfig {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url,
+        database_max_connections: 8,
+        auth: AuthConfig::dev(),
+        otlp_endpoint: None,
+        metrics_addr: None,
+    };
+    let defaults = Config::for_tests(common, &standin_addr, Some(relay));
     let config = Config {
-        common: CommonConfig {
-            listen_addr: "127.0.0.1:0".parse().unwrap(),
-            database_url,
-            database_max_connections: 8,
-            auth: AuthConfig::dev(),
-            otlp_endpoint: None,
-            metrics_addr: None,
-        },
-        accounts_addr: standin_addr.clone(),
-        rides_addr: standin_addr,
-        platform_timeout: setup.platform_timeout.unwrap_or(Duration::from_millis(800)),
-        idempotency_retention: chrono::Duration::hours(48),
-        relay: Some(relay),
+        platform_timeout: setup.platform_timeout.unwrap_or(defaults.platform_timeout),
         attachments_store,
         attachment_limits: setup.attachment_limits.unwrap_or_default(),
-        sla: helpdesk_kit::sla::SlaTargets::default(),
+        ..defaults
     };
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),

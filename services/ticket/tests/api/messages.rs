@@ -89,6 +89,61 @@ async fn internal_notes_are_for_staff_eyes_only() {
     );
 }
 
+/// The original's flat `GET /api/support/messages/{id}/`: GetMessage
+/// without a ticket id finds the message by its id alone, with the same
+/// rules as within its ticket.
+#[tokio::test]
+async fn a_message_is_found_by_its_id_alone_by_whoever_may_see_it() {
+    let app = spawn().await;
+    let (mut alice, mut bob, mut sam) = (app.alice(), app.bob(), app.sam());
+    let mut rides = app.as_("rides-service", helpdesk_kit::auth::Role::Service);
+    let t = app.alice_ticket().await;
+    let reply = alice
+        .tickets
+        .post_message(post(&t, "Still waiting", false))
+        .await
+        .unwrap()
+        .into_inner();
+    let note = sam
+        .tickets
+        .post_message(post(&t, "Refund approved", true))
+        .await
+        .unwrap()
+        .into_inner();
+    let by_id = |id: &str| pb::GetMessageRequest {
+        ticket_id: String::new(),
+        message_id: id.into(),
+    };
+
+    // The owner and staff read the reply; staff alone read the note.
+    for client in [&mut alice, &mut sam, &mut rides] {
+        let got = client.tickets.get_message(by_id(&reply.id)).await.unwrap();
+        assert_eq!(got.into_inner(), reply);
+    }
+    let got = sam.tickets.get_message(by_id(&note.id)).await.unwrap();
+    assert_eq!(got.into_inner(), note);
+
+    // Another user's message, a note, and a missing message answer alike:
+    // nothing tells bob (or alice, for the note) that it exists.
+    let missing = expect_code(
+        bob.tickets.get_message(by_id(UNKNOWN)).await,
+        Code::NotFound,
+    );
+    for (mut client, id) in [
+        (bob.tickets.clone(), &reply.id),
+        (bob.tickets.clone(), &note.id),
+        (alice.tickets.clone(), &note.id),
+        (rides.tickets.clone(), &note.id),
+    ] {
+        let status = expect_code(client.get_message(by_id(id)).await, Code::NotFound);
+        assert_eq!(
+            status.message(),
+            missing.message().replace(UNKNOWN, id),
+            "the same answer as for a missing message"
+        );
+    }
+}
+
 #[tokio::test]
 async fn messages_page_oldest_first() {
     let app = spawn().await;
