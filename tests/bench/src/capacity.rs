@@ -203,7 +203,7 @@ impl Gauges {
 pub async fn run() -> anyhow::Result<()> {
     let args = parse()?;
     let url = paths::data_set(args.shape, args.reuse).await?;
-    let stack = Stack::start_with(paths::stack_options(&url)).await;
+    let stack = Stack::start_with(paths::stack_options(&url)?).await;
     let f = Arc::new(Fixture::prepare(&stack.ticket.addr(), &url, 4, 4).await?);
     let gauges = Arc::new(Gauges::open(&stack).await?);
     println!(

@@ -82,8 +82,9 @@ impl Run {
 }
 
 /// `concurrency` callers, each calling `call(caller, i)` back to back
-/// (closed loop): first for `warmup` unmeasured, then for `measure`. Calls
-/// that fail are counted, not retried, and do not stop the run.
+/// (closed loop): first for `warmup` unmeasured, then for `measure` (and
+/// at least one measured call each). Calls that fail are counted, not
+/// retried, and do not stop the run.
 pub async fn timed<F, Fut>(concurrency: usize, warmup: Duration, measure: Duration, call: F) -> Run
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
@@ -100,7 +101,8 @@ where
             let (mut samples, mut errors, mut first_error) = (Vec::new(), 0, None);
             loop {
                 let t = Instant::now();
-                if t >= end {
+                // Each caller makes at least one measured call, however slow.
+                if t >= end && (samples.len() + errors) > 0 {
                     break;
                 }
                 let result = call(caller, next.fetch_add(1, Ordering::Relaxed)).await;

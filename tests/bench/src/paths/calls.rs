@@ -7,7 +7,11 @@ use helpdesk_proto::support::v1::{
     self as pb, faq_service_client::FaqServiceClient,
     statistics_service_client::StatisticsServiceClient,
 };
-use ticket_service::domain::{AccountId, ListFilter, Priority, TicketKey, stats::StatsQuery};
+use std::sync::atomic::Ordering;
+
+use ticket_service::domain::{
+    AccountId, ListFilter, Priority, TicketKey, TicketNumber, stats::StatsQuery,
+};
 use uuid::Uuid;
 
 use super::fixture::{Fixture, PAGE, staff_filter};
@@ -151,7 +155,10 @@ impl Path {
     pub async fn direct(self, f: &Fixture, i: u64) -> anyhow::Result<()> {
         let (pool, n) = (&f.direct, i as usize);
         match self {
-            Path::CreateTicket => create_directly(pool).await?,
+            Path::CreateTicket => {
+                let number = f.direct_numbers.fetch_add(1, Ordering::Relaxed);
+                create_directly(pool, number).await?;
+            }
             Path::StaffReply | Path::UserReply => {
                 let (ticket, owner, _) = &f.open[n % f.open.len()];
                 let staff: Uuid = super::fixture::STAFF.parse()?;
@@ -238,23 +245,24 @@ async fn list(
     Ok(())
 }
 
-/// A create's durable work in one statement: the ticket row (number from
-/// the same sequence) and its outbox row. The outbox row is written as
-/// already sent, so the running relay does not publish it; it lands in the
-/// same table and indexes all the same.
-async fn create_directly(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+/// A create's durable work in one statement: the ticket row (its number
+/// from a block reserved on the service's sequence) and its outbox row.
+/// The outbox row is written as already sent, so the running relay does
+/// not publish it; it lands in the same table and indexes all the same.
+async fn create_directly(pool: &sqlx::PgPool, number: i64) -> anyhow::Result<()> {
+    let human_id = TicketNumber::from_sequence(u64::try_from(number)?);
     sqlx::query(
         "WITH t AS (
            INSERT INTO tickets (id, number, human_id, user_id, ride_id, category_id, subject,
                                 description, priority, status, created_at, updated_at, version)
-           SELECT $1, s.n, 'TKT-D' || lpad(s.n::text, 9, '0'), $2, $3, 'ride_issue', 'Direct',
-                  $4, 'high', 'open', now(), now(), 1
-           FROM (SELECT nextval('ticket_number_seq') AS n) s
+           VALUES ($1, $2, $3, $4, $5, 'ride_issue', 'Direct', $6, 'high', 'open', now(), now(), 1)
            RETURNING id)
          INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload, sent_at)
-         SELECT $5, t.id, 'ticket.created', 'support.v1.TicketCreated', $6, now() FROM t",
+         SELECT $7, t.id, 'ticket.created', 'support.v1.TicketCreated', $8, now() FROM t",
     )
     .bind(Uuid::now_v7())
+    .bind(number)
+    .bind(human_id.as_str())
     .bind(Uuid::parse_str(world::ALICE)?)
     .bind(Uuid::parse_str(world::ALICE_RIDE)?)
     .bind("The trip took 40 minutes instead of 15.")

@@ -2,7 +2,7 @@
 //! tokens, samples of the data set (tickets to read and to reply on, the
 //! heaviest users, page 1,000's token) and a direct pool to its database.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::AtomicI64};
 
 use chrono::{DateTime, Utc};
 use helpdesk_kit::{auth::Role, page_token::Cursor};
@@ -43,6 +43,9 @@ pub struct Fixture {
     pub search_stats: Arc<(LexemeStats, LexemeStats)>,
     /// GetTicketStats covers the 30 days before this.
     pub stats_until: DateTime<Utc>,
+    /// The next ticket number of the direct creates: from a block reserved
+    /// on the service's own sequence, so neither side takes the other's.
+    pub direct_numbers: AtomicI64,
 }
 
 /// The staff filter: high priority (a fifth of the data set).
@@ -101,6 +104,12 @@ impl Fixture {
             .map(|u| (u, minter().mint(&u.to_string(), Role::User, hours)))
             .collect();
 
+        // A block of a million numbers for the direct creates.
+        let block: i64 = sqlx::query_scalar(
+            "SELECT setval('ticket_number_seq', nextval('ticket_number_seq') + 1000000) - 1000000",
+        )
+        .fetch_one(&direct)
+        .await?;
         let mut fixture = Self {
             channels,
             direct,
@@ -112,6 +121,7 @@ impl Fixture {
             deep: (1, String::new(), None),
             search_stats: Arc::new((LexemeStats::default(), LexemeStats::default())),
             stats_until: Utc::now(),
+            direct_numbers: AtomicI64::new(block + 1),
         };
         fixture.deep = fixture.walk_to_deep_page().await?;
         fixture.search_stats =

@@ -254,7 +254,7 @@ pub async fn run() -> anyhow::Result<()> {
             } else {
                 data_set(args.shape, args.reuse).await?
             };
-            let stack = Stack::start_with(stack_options(&url)).await;
+            let stack = Stack::start_with(stack_options(&url)?).await;
             let addr = stack.ticket.addr();
             (Some(stack), addr, url)
         }
@@ -285,16 +285,50 @@ pub async fn data_set(shape: Shape, reuse: bool) -> anyhow::Result<String> {
 }
 
 /// The stack every run starts: the e2e suite's, on the data set, logging
-/// warnings only (a log line per call would be measured too), and agents
-/// with the most room the service allows (1,000 tickets each), so
-/// assignment keeps up instead of queueing tickets for want of capacity.
-pub fn stack_options(ticket_database_url: &str) -> Options {
-    Options {
+/// warnings only (a log line per call would be measured too); the
+/// stand-in knows the data set's 200 staff besides the demo accounts, and
+/// each agent takes up to 1,000 tickets (the most the service allows), so
+/// assignment keeps up instead of queueing tickets for want of room.
+pub fn stack_options(ticket_database_url: &str) -> anyhow::Result<Options> {
+    Ok(Options {
         ticket_database_url: Some(ticket_database_url.to_owned()),
         log_filter: Some("warn".into()),
-        env: vec![("assignment", "DEFAULT_CAPACITY".into(), "1000".into())],
+        env: vec![
+            (
+                "platform-standin",
+                "STANDIN_DATA".into(),
+                standin_data()?.display().to_string(),
+            ),
+            ("assignment", "DEFAULT_CAPACITY".into(), "1000".into()),
+        ],
         ..Default::default()
+    })
+}
+
+/// The stand-in's demo data with the data set's 200 staff added, written
+/// to a file of its own.
+fn standin_data() -> anyhow::Result<std::path::PathBuf> {
+    let mut data: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../services/platform-standin/data/demo.json"
+    ))?;
+    let users = data["users"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow::anyhow!("demo.json has no users"))?;
+    for n in 0..200 {
+        users.push(json!({
+            "id": dataset::staff_id(n).to_string(),
+            "display_name": format!("Agent {n}"),
+            "email": format!("agent{n}@support.example.com"),
+            "locale": "en-GB",
+            "push_tokens": [],
+            "active": true,
+            "is_staff": true,
+            "create_time": "2024-01-01T09:00:00Z",
+        }));
     }
+    let path = std::env::temp_dir().join(format!("bench-standin-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, serde_json::to_string(&data)?)?;
+    Ok(path)
 }
 
 async fn measure(args: &Args, addr: &str, url: &str) -> anyhow::Result<()> {
