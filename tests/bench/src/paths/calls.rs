@@ -69,6 +69,17 @@ impl Path {
         )
     }
 
+    /// Connections one direct call holds at once: GetTicketStats runs
+    /// three statements on one snapshot together; SearchTickets reads the
+    /// page's rows while its transaction is open.
+    pub fn connections_per_call(self) -> usize {
+        match self {
+            Path::Stats30Days => 3,
+            Path::SearchTickets => 2,
+            _ => 1,
+        }
+    }
+
     /// Call `i` of caller `caller` through the service.
     pub async fn grpc(self, f: &Fixture, caller: usize, i: u64) -> anyhow::Result<()> {
         let mut tickets = f.tickets_client(caller);

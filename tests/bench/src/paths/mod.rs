@@ -387,13 +387,9 @@ async fn measure(args: &Args, addr: &str, url: &str) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for path in args.paths() {
         for (k, &c) in args.concurrency.iter().enumerate() {
-            // GetTicketStats takes three connections per call (one snapshot,
-            // three statements at once): the direct pool serves a third.
-            let db_c = if path == Path::Stats30Days {
-                c.min(DIRECT_POOL as usize / 3)
-            } else {
-                c
-            };
+            // A call that holds several connections at once gets that share
+            // of the direct pool's callers (more would wait on each other).
+            let db_c = c.min(DIRECT_POOL as usize / path.connections_per_call());
             let f2 = f.clone();
             let db = timed(db_c, warmup, secs, move |_, i| {
                 let f = f2.clone();
