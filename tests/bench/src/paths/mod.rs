@@ -345,10 +345,10 @@ async fn measure(args: &Args, addr: &str, url: &str) -> anyhow::Result<()> {
         load_average()
     );
     let (warmup, secs) = (args.warmup, args.measure);
+    let load_start = load_average();
 
     // The limits that do not depend on the path, at each concurrency.
-    let mut grpc = Vec::new();
-    let mut publish = Vec::new();
+    let (mut grpc, mut publish, mut limit_rows) = (Vec::new(), Vec::new(), Vec::new());
     let mut failures = Vec::new();
     for &c in &args.concurrency {
         let f2 = f.clone();
@@ -381,6 +381,13 @@ async fn measure(args: &Args, addr: &str, url: &str) -> anyhow::Result<()> {
         );
         check("broker publish", c, &run, &mut failures);
         publish.push(run.rate());
+        limit_rows.push(json!({
+            "c": c,
+            "grpc_empty_call_per_s": grpc[grpc.len() - 1],
+            "broker_publish_confirm_per_s": run.rate(),
+            "broker_p50_ms": ms(run.latencies.percentile(50.0)),
+            "broker_p99_ms": ms(run.latencies.percentile(99.0)),
+        }));
     }
 
     header();
@@ -422,7 +429,9 @@ async fn measure(args: &Args, addr: &str, url: &str) -> anyhow::Result<()> {
             "connections": args.connections,
             "warmup_s": warmup.as_secs_f64(),
             "measure_s": secs.as_secs_f64(),
+            "load_average_start": load_start,
             "load_average_end": load_average(),
+            "limits": limit_rows,
             "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
         });
         std::fs::write(file, serde_json::to_string_pretty(&doc)?)?;
