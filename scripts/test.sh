@@ -148,4 +148,8 @@ step "sqlx data" sqlx_data_current
 # The end-to-end suite (tests/e2e) runs the real binaries from target/.
 step "binaries" cargo build --workspace --bins
 step "nextest" cargo nextest run --workspace --no-fail-fast "$@"
+# The performance harness on the debug binaries above: a tiny data set, every
+# hot path for about a second; fails unless every call succeeded, asserts no
+# timing (docs/performance.md).
+step "bench smoke" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/bench" paths --smoke
 summary

@@ -111,9 +111,14 @@ fn completion_mark() -> String {
 
 /// Loads a fresh data set of `shape` into its database (dropped first).
 pub async fn load(shape: Shape) -> anyhow::Result<()> {
+    load_into(shape, &shape.database()).await.map(|_| ())
+}
+
+/// Loads a fresh data set of `shape` into database `name` (dropped
+/// first); returns its URL.
+pub async fn load_into(shape: Shape, name: &str) -> anyhow::Result<String> {
     let admin = helpdesk_testkit::admin_url();
-    let name = shape.database();
-    let url = helpdesk_testkit::with_database(&admin, &name);
+    let url = helpdesk_testkit::with_database(&admin, name);
     let mut conn = PgConnection::connect(&admin).await?;
     conn.execute(sqlx::AssertSqlSafe(format!(
         r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
@@ -173,7 +178,7 @@ pub async fn load(shape: Shape) -> anyhow::Result<()> {
         copied.as_secs_f64(),
         (started.elapsed() - copied).as_secs_f64()
     );
-    Ok(())
+    Ok(url)
 }
 
 /// Drops every index of the two big tables but their primary keys and

@@ -23,19 +23,19 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 use crate::{
+    load::{authorized, drive},
     report::{rate, row},
-    tickets::{authorized, drive},
     world,
 };
 
 const POOL: u32 = 10;
-const ENTRIES: i64 = 1_000;
+pub const ENTRIES: i64 = 1_000;
 const CONCURRENCY: usize = 8;
 const CALLS: usize = 4_000;
 const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
 
 /// What riders ask, as they type it.
-const QUERIES: [&str; 8] = [
+pub const QUERIES: [&str; 8] = [
     "refunds",
     "driver late",
     "lost phone",
@@ -49,7 +49,7 @@ const TYPOS: [&str; 4] = ["refnud", "recepit", "cancelatoin", "promocode"];
 
 /// 1,000 published English entries: topics × phrasings, so a query matches
 /// a few dozen of them and ranking has work to do.
-const SEED: &str = "
+pub const SEED: &str = "
 INSERT INTO faqs (id, question, answer, category_id, language, published, sort_order,
                   created_at, updated_at)
 SELECT gen_random_uuid(),
@@ -147,7 +147,7 @@ pub async fn run() -> anyhow::Result<()> {
 
 /// What the service does for one SearchFaqs call, minus gRPC: the full-text
 /// page, the fallback when it is empty, then the page's entries.
-async fn search_directly(pool: &sqlx::PgPool, q: &str, reader: Reader) -> anyhow::Result<()> {
+pub async fn search_directly(pool: &sqlx::PgPool, q: &str, reader: Reader) -> anyhow::Result<()> {
     let mut params = SearchQueryParams {
         query: SearchQuery::parse(q).map_err(anyhow::Error::msg)?,
         language: Language::english(),

@@ -24,12 +24,23 @@
 //! - `search`: SearchTickets over gRPC at 1, 8 and 32 concurrent callers
 //!   on that data set, next to the same SQL issued directly.
 //!
+//! - `paths`: every hot path through the real binaries at 1, 8 and 32
+//!   concurrent callers, each beside the database, gRPC and broker limits
+//!   measured in the same run (`--smoke`: the CI check that every call
+//!   succeeds; see docs/performance.md).
+//! - `capacity`: the whole system under a stepped, open-loop mixed load:
+//!   the highest rate at which every queue stays bounded and every p99
+//!   budget holds.
+//!
 //! Needs the local PostgreSQL and RabbitMQ (`TEST_DATABASE_URL`, `TEST_AMQP_URL`).
 
 mod assignment;
+mod capacity;
 mod dataset;
 mod faq;
+mod load;
 mod notification;
+mod paths;
 mod relay;
 mod report;
 mod scheduler;
@@ -48,8 +59,10 @@ async fn main() -> anyhow::Result<()> {
         Some("faq") => faq::run().await,
         Some("dataset") => dataset::run().await,
         Some("search") => search::run().await,
+        Some("paths") => paths::run().await,
+        Some("capacity") => capacity::run().await,
         _ => anyhow::bail!(
-            "usage: bench relay|tickets|assignment|notification|scheduler|faq|dataset|search"
+            "usage: bench relay|tickets|assignment|notification|scheduler|faq|dataset|search|paths|capacity"
         ),
     }
 }

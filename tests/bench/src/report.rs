@@ -11,6 +11,10 @@ impl Latencies {
         Self(samples)
     }
 
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn percentile(&self, p: f64) -> Duration {
         if self.0.is_empty() {
             return Duration::ZERO;

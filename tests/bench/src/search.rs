@@ -24,11 +24,12 @@ use ticket_service::{
     startup::Application,
     storage::search as sql,
 };
-use tonic::{Request, transport::Channel};
+use tonic::transport::Channel;
 
 use crate::{
     dataset::{self, Shape},
-    report::{Latencies, rate, row},
+    load::{authorized, drive},
+    report::{rate, row},
     world,
 };
 
@@ -37,16 +38,16 @@ const STAFF: &str = "0b000000-0000-4000-8000-000000000001";
 
 /// One kind of search: who asks what.
 #[derive(Clone)]
-struct Kind {
-    label: &'static str,
+pub struct Kind {
+    pub label: &'static str,
     /// `None`: staff; `Some(n)`: user n of the data set.
-    user: Option<u64>,
+    pub user: Option<u64>,
     /// The query of call i.
-    query: fn(u64) -> String,
-    open: bool,
+    pub query: fn(u64) -> String,
+    pub open: bool,
 }
 
-fn kinds() -> Vec<Kind> {
+pub fn kinds() -> Vec<Kind> {
     vec![
         Kind {
             label: "staff, a receipt number (1 match)",
@@ -95,7 +96,7 @@ fn kinds() -> Vec<Kind> {
     ]
 }
 
-fn request(kind: &Kind, i: u64) -> pb::SearchTicketsRequest {
+pub fn request(kind: &Kind, i: u64) -> pb::SearchTicketsRequest {
     pb::SearchTicketsRequest {
         query: (kind.query)(i),
         open: kind.open,
@@ -108,44 +109,8 @@ fn user_of(kind: &Kind, i: u64) -> Option<u64> {
     kind.user.map(|base| base + i % 10)
 }
 
-/// Runs `total` calls from `concurrency` tasks.
-async fn drive<F, Fut>(
-    concurrency: usize,
-    total: usize,
-    call: F,
-) -> anyhow::Result<(Duration, Latencies)>
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send,
-{
-    let call = Arc::new(call);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (call, next) = (call.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= total {
-                    return Ok::<_, anyhow::Error>(samples);
-                }
-                let t = std::time::Instant::now();
-                call(i as u64).await?;
-                samples.push(t.elapsed());
-            }
-        }));
-    }
-    let mut all = Vec::with_capacity(total);
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    Ok((started.elapsed(), Latencies::new(all)))
-}
-
 /// The same statements the service issues for `req` as `user` (or staff).
-async fn directly(
+pub async fn directly(
     pool: &sqlx::PgPool,
     stats: &(LexemeStats, LexemeStats),
     req: &pb::SearchTicketsRequest,
@@ -267,6 +232,7 @@ pub async fn run() -> anyhow::Result<()> {
         for concurrency in concurrencies() {
             let (k, pool, stats) = (kind.clone(), direct.clone(), stats.clone());
             let (t, l) = drive(concurrency, calls, move |i| {
+                let i = i as u64;
                 let (k, pool, stats) = (k.clone(), pool.clone(), stats.clone());
                 async move {
                     let user = user_of(&k, i).map(dataset::user_id);
@@ -281,6 +247,7 @@ pub async fn run() -> anyhow::Result<()> {
             );
             let (k, clients, tokens) = (kind.clone(), clients.clone(), tokens.clone());
             let (t, l) = drive(concurrency, calls, move |i| {
+                let i = i as u64;
                 let (k, clients, tokens) = (k.clone(), clients.clone(), tokens.clone());
                 async move {
                     let mut c = clients[i as usize % clients.len()].clone();
@@ -304,6 +271,7 @@ pub async fn run() -> anyhow::Result<()> {
     );
     let (mix, clients2, tokens2) = (Arc::new(mix), clients.clone(), tokens.clone());
     let (t, l) = drive(8, calls * 2, move |i| {
+        let i = i as u64;
         let (mix, clients, tokens) = (mix.clone(), clients2.clone(), tokens2.clone());
         async move {
             let k = &mix[i as usize % mix.len()];
@@ -323,15 +291,6 @@ pub async fn run() -> anyhow::Result<()> {
     server.stop().await;
     standin.stop().await;
     Ok(())
-}
-
-fn authorized<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii"),
-    );
-    request
 }
 
 /// The concurrencies of each row: 1 and 8 (the target's), and 32 with

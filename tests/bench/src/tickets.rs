@@ -16,10 +16,7 @@
 //! `BENCH_WITHOUT_SEARCH=1` drops the search vectors and their indexes
 //! first: the write paths as they were before search, for an A/B.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use helpdesk_events::relay::RelayConfig;
@@ -34,10 +31,13 @@ use platform_standin::{DemoData, Options};
 use sqlx::PgPool;
 use ticket_service::{MIGRATOR, config::Config, startup::Application};
 use tokio::sync::oneshot;
-use tonic::{Request, transport::Channel};
+use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::report::{Latencies, rate, row};
+use crate::{
+    load::{authorized, drive},
+    report::{rate, row},
+};
 
 const POOL: u32 = 10;
 const CREATE_CONCURRENCY: usize = 32;
@@ -46,52 +46,6 @@ const READ_CONCURRENCY: usize = 8;
 const READS: usize = 4_000;
 const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
 const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
-
-/// Runs `total` calls of `call` from `concurrency` tasks; returns the wall
-/// time and each call's latency.
-pub async fn drive<F, Fut>(
-    concurrency: usize,
-    total: usize,
-    call: F,
-) -> anyhow::Result<(Duration, Latencies)>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let call = Arc::new(call);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (call, next) = (call.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= total {
-                    return Ok::<_, anyhow::Error>(samples);
-                }
-                let t = Instant::now();
-                call(i).await?;
-                samples.push(t.elapsed());
-            }
-        }));
-    }
-    let mut all = Vec::with_capacity(total);
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    Ok((started.elapsed(), Latencies::new(all)))
-}
-
-pub fn authorized<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii"),
-    );
-    request
-}
 
 /// The CreateTicket transaction without the service around it: the same
 /// statements the service issues for a request with a `request_id`.

@@ -22,6 +22,26 @@ pub fn common(url: &str, pool: u32) -> anyhow::Result<CommonConfig> {
     })
 }
 
+/// The demo customer every CreateTicket load runs as, and her ride (the
+/// stand-in's demo data knows both).
+pub const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
+pub const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
+
+/// A CreateTicket for Alice's ride with a fresh `request_id`, as a gateway
+/// sends it.
+pub fn create_request() -> helpdesk_proto::support::v1::CreateTicketRequest {
+    use helpdesk_proto::support::v1 as pb;
+    pb::CreateTicketRequest {
+        ride_id: ALICE_RIDE.into(),
+        category_id: "ride_issue".into(),
+        subject: "Bench".into(),
+        description: "The trip took 40 minutes instead of 15.".into(),
+        priority: pb::TicketPriority::High.into(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        ..Default::default()
+    }
+}
+
 /// What an intake run did.
 pub struct Intake {
     /// How long the callers ran.
@@ -42,11 +62,9 @@ pub async fn intake(
     created: Arc<std::sync::atomic::AtomicUsize>,
 ) -> anyhow::Result<Intake> {
     use helpdesk_kit::{auth::Role, clock::from_timestamp};
-    use helpdesk_proto::support::v1::{self as pb, ticket_service_client::TicketServiceClient};
+    use helpdesk_proto::support::v1::ticket_service_client::TicketServiceClient;
     use tonic::{Request, transport::Channel};
 
-    const ALICE: &str = "0a000000-0000-4000-8000-000000000001";
-    const ALICE_RIDE: &str = "0d000000-0000-4000-8000-000000000001";
     let client = TicketServiceClient::new(
         Channel::from_shared(ticket_addr.to_owned())?
             .connect()
@@ -65,15 +83,7 @@ pub async fn intake(
                 if let Some(ticks) = ticks.as_mut() {
                     ticks.tick().await;
                 }
-                let mut request = Request::new(pb::CreateTicketRequest {
-                    ride_id: ALICE_RIDE.into(),
-                    category_id: "ride_issue".into(),
-                    subject: "Bench".into(),
-                    description: "The trip took 40 minutes instead of 15.".into(),
-                    priority: pb::TicketPriority::High.into(),
-                    request_id: uuid::Uuid::new_v4().to_string(),
-                    ..Default::default()
-                });
+                let mut request = Request::new(create_request());
                 request
                     .metadata_mut()
                     .insert("authorization", format!("Bearer {token}").parse()?);

@@ -29,18 +29,23 @@ use sqlx::{Connection, Executor, PgConnection};
 use tonic_health::pb::health_check_response::ServingStatus;
 use uuid::Uuid;
 
-/// Where cargo put this test's sibling binaries.
+/// Where cargo put the service binaries: beside the running executable (a
+/// binary such as `bench` in target/<profile>/) or one level up (a test in
+/// target/<profile>/deps/).
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the binaries first (cargo build --workspace --bins)",
-        path.display()
-    );
-    path
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("target dir");
+    let candidates = [dir.join(name), dir.parent().unwrap_or(dir).join(name)];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{} is missing: build the binaries first (cargo build --workspace --bins)",
+                candidates[1].display()
+            )
+        })
 }
 
 /// A free local port (bound, then released for the child to take).
@@ -215,8 +220,13 @@ pub struct Stack {
     /// The assignment and notification services' queues.
     pub assignment_queue: String,
     pub notification_queue: String,
+    /// The ticket and assignment services' databases.
+    pub ticket_database_url: String,
+    pub assignment_database_url: String,
+    /// The exchange every service publishes to.
+    pub exchange: String,
+    /// Dropped at the end (not a database the caller passed in).
     databases: Vec<String>,
-    exchange: String,
     queues: Vec<String>,
     /// The ticket service's attachment directory (removed at the end).
     attachments: std::path::PathBuf,
@@ -234,6 +244,25 @@ pub struct Options {
     /// The ticket service reaches RabbitMQ at this URL (a `TcpProxy` the
     /// test can cut) instead of the broker's own.
     pub ticket_amqp_url: Option<String>,
+    /// The ticket service uses this existing database (e.g. a loaded
+    /// benchmark data set) instead of a fresh one; it is kept at the end.
+    pub ticket_database_url: Option<String>,
+    /// More environment, as `(process, name, value)`: e.g.
+    /// `("assignment", "DEFAULT_CAPACITY", "100000")`.
+    pub env: Vec<(&'static str, String, String)>,
+    /// Every process's `RUST_LOG` (default `E2E_RUST_LOG`, else `info`).
+    pub log_filter: Option<String>,
+}
+
+impl Options {
+    /// `name`'s extra environment.
+    fn env_of(&self, name: &str) -> impl Iterator<Item = (String, String)> + '_ {
+        let name = name.to_owned();
+        self.env
+            .iter()
+            .filter(move |(process, _, _)| *process == name)
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+    }
 }
 
 /// A new empty database: its URL and its name.
@@ -254,7 +283,10 @@ fn common_env(port: u16, options: &Options) -> HashMap<String, String> {
         ("METRICS_ADDR".into(), format!("127.0.0.1:{}", free_port())),
         (
             "RUST_LOG".into(),
-            std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            options
+                .log_filter
+                .clone()
+                .unwrap_or_else(|| std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into())),
         ),
     ]);
     if let Some(endpoint) = &options.otlp_endpoint {
@@ -300,7 +332,13 @@ impl Stack {
         let exchange = unique_exchange();
         let queue = format!("e2e.assignment.{}", Uuid::new_v4().simple());
         let notification_queue = format!("e2e.notification.{}", Uuid::new_v4().simple());
-        let (ticket_db, ticket_name) = create_database().await;
+        let (ticket_db, ticket_name) = match &options.ticket_database_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let (url, name) = create_database().await;
+                (url, Some(name))
+            }
+        };
         let (assignment_db, assignment_name) = create_database().await;
         let (notification_db, notification_name) = create_database().await;
         let (scheduler_db, scheduler_name) = create_database().await;
@@ -309,6 +347,7 @@ impl Stack {
         let push_port = free_port();
         let mut env = common_env(standin_port, &options);
         env.insert("PUSH_LISTEN_ADDR".into(), format!("127.0.0.1:{push_port}"));
+        env.extend(options.env_of("platform-standin"));
         let standin = Process::spawn("platform-standin", env, standin_port, &logs);
         standin.wait_serving().await;
 
@@ -320,7 +359,7 @@ impl Stack {
                 "ATTACHMENTS_STORE".into(),
                 attachments.display().to_string(),
             ),
-            ("DATABASE_URL".into(), ticket_db),
+            ("DATABASE_URL".into(), ticket_db.clone()),
             ("ACCOUNTS_ADDR".into(), standin.addr()),
             ("RIDES_ADDR".into(), standin.addr()),
             (
@@ -329,13 +368,14 @@ impl Stack {
             ),
             ("EVENTS_EXCHANGE".into(), exchange.clone()),
         ]);
+        env.extend(options.env_of("ticket"));
         let ticket = Process::spawn("ticket", env, ticket_port, &logs);
         ticket.wait_serving().await;
 
         let assignment_port = free_port();
         let mut env = common_env(assignment_port, &options);
         env.extend([
-            ("DATABASE_URL".into(), assignment_db),
+            ("DATABASE_URL".into(), assignment_db.clone()),
             ("ACCOUNTS_ADDR".into(), standin.addr()),
             ("TICKET_ADDR".into(), ticket.addr()),
             ("AMQP_URL".into(), amqp_url()),
@@ -343,6 +383,7 @@ impl Stack {
             ("CONSUMER_QUEUE".into(), queue.clone()),
             ("DRAIN_SECS".into(), "1".into()),
         ]);
+        env.extend(options.env_of("assignment"));
         let assignment = Process::spawn("assignment", env, assignment_port, &logs);
         assignment.wait_serving().await;
         let mail = match &options.smtp_auth {
@@ -369,6 +410,7 @@ impl Stack {
             env.insert("SMTP_USERNAME".into(), user.clone());
             env.insert("SMTP_PASSWORD".into(), password.clone());
         }
+        env.extend(options.env_of("notification"));
         let notification = Process::spawn("notification", env, notification_port, &logs);
         notification.wait_serving().await;
 
@@ -379,6 +421,7 @@ impl Stack {
             ("TICKET_ADDR".into(), ticket.addr()),
             ("TICK_MS".into(), "200".into()),
         ]);
+        env.extend(options.env_of("scheduler"));
         let scheduler = Process::spawn("scheduler", env, scheduler_port, &logs);
         scheduler.wait_serving().await;
         // Serving gRPC comes before the consumers have declared their queues
@@ -396,12 +439,12 @@ impl Stack {
             logs,
             assignment_queue: queue.clone(),
             notification_queue: notification_queue.clone(),
-            databases: vec![
-                ticket_name,
-                assignment_name,
-                notification_name,
-                scheduler_name,
-            ],
+            ticket_database_url: ticket_db,
+            assignment_database_url: assignment_db,
+            databases: ticket_name
+                .into_iter()
+                .chain([assignment_name, notification_name, scheduler_name])
+                .collect(),
             exchange,
             queues: vec![queue, notification_queue],
             attachments,

@@ -138,6 +138,7 @@ async fn one_create_ticket_is_one_trace_and_metrics_and_logs_tell_the_same_story
         otlp_endpoint: Some(collector.endpoint.clone()),
         smtp_auth: Some(("helpdesk-mailer".into(), SMTP_PASSWORD.into())),
         ticket_amqp_url: Some(format!("{head}@{}/{vhost}", proxy.addr)),
+        ..Default::default()
     })
     .await;
     let (alice_jwt, alice_bearer) = token(ALICE, Role::User);

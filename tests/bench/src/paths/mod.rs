@@ -1,0 +1,464 @@
+//! `bench paths`: every hot path of the ticket service through the real
+//! binaries, each beside its limits measured in the same run.
+//!
+//! Starts the stand-in and the ticket, assignment, notification and
+//! scheduler binaries from the bench's own target directory (the e2e
+//! suite's `Stack`: fresh databases, a private exchange and queues), the
+//! ticket service on a loaded data set (`dataset`); or `--target` a running
+//! ticket service and `--target-db` its database. Then, for each path and
+//! each concurrency, closed-loop callers over several HTTP/2 connections
+//! run for a bounded time after a warm-up, and so do the limits:
+//! (a) the database: the same durable work or query issued straight from
+//! a pool at the same concurrency (`calls`), (b) gRPC: an empty unary call
+//! through the same server stack, (c) the broker: persistent publishes with
+//! confirms (`limits`).
+//!
+//! ```text
+//! cargo run --release -p helpdesk-bench -- paths [--tickets N] [--reuse]
+//!     [--secs S] [--warmup S] [--concurrency 1,8,32] [--connections N]
+//!     [--only create,get,...] [--json FILE] [--smoke]
+//!     [--target http://HOST:PORT --target-db postgres://...]
+//! ```
+//! `--smoke` (CI): a tiny data set in a database of its own, c = 1 and 2,
+//! 0.1 s warm-up and 0.2 s per row (about a second per path); fails unless every call succeeded. It asserts no
+//! timing.
+
+mod calls;
+mod fixture;
+mod limits;
+
+use std::{sync::Arc, time::Duration};
+
+use helpdesk_e2e::{Options, Stack};
+use serde_json::json;
+
+use crate::{
+    dataset::{self, Shape},
+    load::{Run, timed},
+    report::ms,
+};
+pub use calls::Path;
+pub use fixture::Fixture;
+
+/// The direct pool: one connection per caller at the highest concurrency.
+const DIRECT_POOL: u32 = 32;
+
+struct Args {
+    shape: Shape,
+    reuse: bool,
+    smoke: bool,
+    warmup: Duration,
+    measure: Duration,
+    concurrency: Vec<usize>,
+    connections: usize,
+    only: Option<Vec<String>>,
+    json: Option<std::path::PathBuf>,
+    target: Option<(String, String)>,
+}
+
+impl Args {
+    fn parse() -> anyhow::Result<Self> {
+        let mut args = Args {
+            shape: Shape {
+                tickets: 1_000_000,
+                messages: 5_000_000,
+                users: 100_000,
+                staff: 200,
+            },
+            reuse: false,
+            smoke: false,
+            warmup: Duration::from_secs(2),
+            measure: Duration::from_secs(8),
+            concurrency: vec![1, 8, 32],
+            connections: 4,
+            only: None,
+            json: None,
+            target: None,
+        };
+        let (mut addr, mut db, mut messages) = (None, None, None);
+        let mut it = std::env::args().skip(2);
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
+            };
+            let secs = |v: String| v.parse::<f64>().map(Duration::from_secs_f64);
+            match flag.as_str() {
+                "--tickets" => args.shape.tickets = value()?.replace('_', "").parse()?,
+                "--messages" => messages = Some(value()?.replace('_', "").parse()?),
+                "--reuse" => args.reuse = true,
+                "--smoke" => args.smoke = true,
+                "--secs" => args.measure = secs(value()?)?,
+                "--warmup" => args.warmup = secs(value()?)?,
+                "--concurrency" => {
+                    args.concurrency = value()?
+                        .split(',')
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()?
+                }
+                "--connections" => args.connections = value()?.parse()?,
+                "--only" => args.only = Some(value()?.split(',').map(str::to_owned).collect()),
+                "--json" => args.json = Some(value()?.into()),
+                "--target" => addr = Some(value()?),
+                "--target-db" => db = Some(value()?),
+                other => {
+                    anyhow::bail!("unknown flag {other} (see `bench paths` in docs/performance.md)")
+                }
+            }
+        }
+        if args.smoke {
+            args.shape.tickets = 2_000;
+            args.concurrency = vec![1, 2];
+            args.warmup = Duration::from_millis(100);
+            args.measure = Duration::from_millis(200);
+        }
+        args.shape.messages = messages.unwrap_or(args.shape.tickets * 5);
+        args.shape.users = (args.shape.tickets / 10).max(100);
+        args.target = match (addr, db) {
+            (Some(addr), Some(db)) => Some((addr, db)),
+            (None, None) => None,
+            _ => anyhow::bail!("--target needs --target-db (the ticket service's database)"),
+        };
+        anyhow::ensure!(!args.concurrency.is_empty() && args.connections > 0);
+        Ok(args)
+    }
+
+    fn paths(&self) -> Vec<Path> {
+        Path::ALL
+            .into_iter()
+            .filter(|p| {
+                self.only.as_ref().is_none_or(|only| {
+                    let name = format!("{p:?}").to_lowercase();
+                    only.iter().any(|o| name.contains(&o.to_lowercase()))
+                })
+            })
+            .collect()
+    }
+}
+
+/// One row of the report.
+struct Row {
+    path: String,
+    c: usize,
+    run: Run,
+    /// The database doing the same work, at the same concurrency.
+    db: Option<(usize, Run)>,
+    grpc: f64,
+    broker: Option<f64>,
+}
+
+impl Row {
+    fn print(&self) {
+        let l = &self.run.latencies;
+        let db = self.db.as_ref().map(|(_, r)| r.rate());
+        println!(
+            "{:<28} {:>3} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>6} | {:>9} {:>6} | {:>9.0} {:>6.0}% | {:>9}",
+            self.path,
+            self.c,
+            self.run.rate(),
+            ms(l.percentile(50.0)),
+            ms(l.percentile(99.0)),
+            ms(l.percentile(99.9)),
+            self.run.errors,
+            db.map_or("-".into(), |d| format!("{d:.0}")),
+            db.map_or("-".into(), |d| format!(
+                "{:.0}%",
+                100.0 * self.run.rate() / d
+            )),
+            self.grpc,
+            100.0 * self.run.rate() / self.grpc,
+            self.broker.map_or("-".into(), |b| format!("{b:.0}")),
+        );
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let l = &self.run.latencies;
+        let db = self.db.as_ref().map(|(c, r)| (*c, r.rate(), r.errors));
+        json!({
+            "path": self.path,
+            "c": self.c,
+            "ops_per_s": self.run.rate(),
+            "p50_ms": ms(l.percentile(50.0)),
+            "p99_ms": ms(l.percentile(99.0)),
+            "p999_ms": ms(l.percentile(99.9)),
+            "ops": self.run.ops,
+            "errors": self.run.errors,
+            "db_limit_per_s": db.map(|d| d.1),
+            "db_limit_c": db.map(|d| d.0),
+            "db_ratio": db.map(|d| self.run.rate() / d.1),
+            "grpc_limit_per_s": self.grpc,
+            "grpc_ratio": self.run.rate() / self.grpc,
+            "broker_limit_per_s": self.broker,
+        })
+    }
+
+    /// Every call of the row and of its limit succeeded.
+    fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (what, run) in [
+            ("service", Some(&self.run)),
+            ("database", self.db.as_ref().map(|d| &d.1)),
+        ] {
+            let Some(run) = run else { continue };
+            if run.errors > 0 || run.ops == 0 {
+                out.push(format!(
+                    "{} c={} {what}: {} ok, {} failed; first: {}",
+                    self.path,
+                    self.c,
+                    run.ops,
+                    run.errors,
+                    run.first_error.as_deref().unwrap_or("-")
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn header() {
+    println!(
+        "\n{:<28} {:>3} {:>9} {:>8} {:>8} {:>8} {:>6} | {:>9} {:>6} | {:>9} {:>7} | {:>9}",
+        "path",
+        "c",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9",
+        "errors",
+        "db/s",
+        "÷db",
+        "grpc/s",
+        "÷grpc",
+        "broker/s"
+    );
+}
+
+/// The machine's load average (1, 5, 15 minutes), for the report.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let args = Args::parse()?;
+    // The data set, and the stack on it (unless targeting a running one).
+    let mut smoke_db = None;
+    let (stack, addr, url) = match &args.target {
+        Some((addr, db)) => (None, addr.clone(), db.clone()),
+        None => {
+            let url = if args.smoke {
+                let name = format!("helpdesk_bench_smoke_{}", uuid::Uuid::new_v4().simple());
+                smoke_db = Some(name.clone());
+                dataset::load_into(args.shape, &name).await?
+            } else {
+                data_set(args.shape, args.reuse).await?
+            };
+            let stack = Stack::start_with(stack_options(&url)?).await;
+            let addr = stack.ticket.addr();
+            (Some(stack), addr, url)
+        }
+    };
+    let result = measure(&args, &addr, &url).await;
+    drop(stack);
+    if let Some(name) = smoke_db {
+        let mut conn =
+            <sqlx::PgConnection as sqlx::Connection>::connect(&helpdesk_testkit::admin_url())
+                .await?;
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)),
+        )
+        .await?;
+    }
+    result
+}
+
+/// The data set of `shape`, loaded afresh, or with `reuse` a complete
+/// one already loaded; its URL.
+pub async fn data_set(shape: Shape, reuse: bool) -> anyhow::Result<String> {
+    if reuse {
+        dataset::ensure(shape).await
+    } else {
+        dataset::load_into(shape, &shape.database()).await
+    }
+}
+
+/// The stack every run starts: the e2e suite's, on the data set, logging
+/// warnings only (a log line per call would be measured too); the
+/// stand-in knows the data set's 200 staff besides the demo accounts, and
+/// each agent takes up to 1,000 tickets (the most the service allows), so
+/// assignment keeps up instead of queueing tickets for want of room.
+pub fn stack_options(ticket_database_url: &str) -> anyhow::Result<Options> {
+    Ok(Options {
+        ticket_database_url: Some(ticket_database_url.to_owned()),
+        log_filter: Some("warn".into()),
+        env: vec![
+            (
+                "platform-standin",
+                "STANDIN_DATA".into(),
+                standin_data()?.display().to_string(),
+            ),
+            ("assignment", "DEFAULT_CAPACITY".into(), "1000".into()),
+        ],
+        ..Default::default()
+    })
+}
+
+/// The stand-in's demo data with the data set's 200 staff added, written
+/// to a file of its own.
+fn standin_data() -> anyhow::Result<std::path::PathBuf> {
+    let mut data: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../services/platform-standin/data/demo.json"
+    ))?;
+    let users = data["users"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow::anyhow!("demo.json has no users"))?;
+    for n in 0..200 {
+        users.push(json!({
+            "id": dataset::staff_id(n).to_string(),
+            "display_name": format!("Agent {n}"),
+            "email": format!("agent{n}@support.example.com"),
+            "locale": "en-GB",
+            "push_tokens": [],
+            "active": true,
+            "is_staff": true,
+            "create_time": "2024-01-01T09:00:00Z",
+        }));
+    }
+    let path = std::env::temp_dir().join(format!("bench-standin-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, serde_json::to_string(&data)?)?;
+    Ok(path)
+}
+
+async fn measure(args: &Args, addr: &str, url: &str) -> anyhow::Result<()> {
+    let f = Arc::new(Fixture::prepare(addr, url, args.connections, DIRECT_POOL).await?);
+    let broker = Arc::new(limits::Broker::open().await?);
+    println!(
+        "bench paths: {} tickets in the database; {} HTTP/2 connections; {:.1} s warm-up, {:.1} s per row; load average {}",
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tickets")
+            .fetch_one(&f.direct)
+            .await?,
+        args.connections,
+        args.warmup.as_secs_f64(),
+        args.measure.as_secs_f64(),
+        load_average()
+    );
+    let (warmup, secs) = (args.warmup, args.measure);
+    let load_start = load_average();
+
+    // The limits that do not depend on the path, at each concurrency.
+    let (mut grpc, mut publish, mut limit_rows) = (Vec::new(), Vec::new(), Vec::new());
+    let mut failures = Vec::new();
+    for &c in &args.concurrency {
+        let f2 = f.clone();
+        let run = timed(c, warmup, secs, move |caller, _| {
+            let f = f2.clone();
+            async move { limits::empty_call(&f, caller).await }
+        })
+        .await;
+        println!(
+            "limit gRPC empty call (Health/Check)  c={c:<3} {:>9.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+            run.rate(),
+            ms(run.latencies.percentile(50.0)),
+            ms(run.latencies.percentile(99.0)),
+            run.errors
+        );
+        check("gRPC empty call", c, &run, &mut failures);
+        grpc.push(run.rate());
+        let b = broker.clone();
+        let run = timed(c, warmup, secs, move |_, _| {
+            let b = b.clone();
+            async move { b.publish().await }
+        })
+        .await;
+        println!(
+            "limit broker publish + confirm        c={c:<3} {:>9.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+            run.rate(),
+            ms(run.latencies.percentile(50.0)),
+            ms(run.latencies.percentile(99.0)),
+            run.errors
+        );
+        check("broker publish", c, &run, &mut failures);
+        publish.push(run.rate());
+        limit_rows.push(json!({
+            "c": c,
+            "grpc_empty_call_per_s": grpc[grpc.len() - 1],
+            "broker_publish_confirm_per_s": run.rate(),
+            "broker_p50_ms": ms(run.latencies.percentile(50.0)),
+            "broker_p99_ms": ms(run.latencies.percentile(99.0)),
+        }));
+    }
+
+    header();
+    let mut rows = Vec::new();
+    for path in args.paths() {
+        for (k, &c) in args.concurrency.iter().enumerate() {
+            // A call that holds several connections at once gets that share
+            // of the direct pool's callers (more would wait on each other).
+            let db_c = c.min(DIRECT_POOL as usize / path.connections_per_call());
+            let f2 = f.clone();
+            let db = timed(db_c, warmup, secs, move |_, i| {
+                let f = f2.clone();
+                async move { path.direct(&f, i).await }
+            })
+            .await;
+            let f2 = f.clone();
+            let run = timed(c, warmup, secs, move |caller, i| {
+                let f = f2.clone();
+                async move { path.grpc(&f, caller, i).await }
+            })
+            .await;
+            let row = Row {
+                path: path.label(&f),
+                c,
+                run,
+                db: Some((db_c, db)),
+                grpc: grpc[k],
+                broker: path.writes().then_some(publish[k]),
+            };
+            row.print();
+            failures.extend(row.failures());
+            rows.push(row);
+        }
+    }
+    println!("load average at the end: {}", load_average());
+    if let Some(file) = &args.json {
+        let doc = json!({
+            "tickets": args.shape.tickets,
+            "connections": args.connections,
+            "warmup_s": warmup.as_secs_f64(),
+            "measure_s": secs.as_secs_f64(),
+            "load_average_start": load_start,
+            "load_average_end": load_average(),
+            "limits": limit_rows,
+            "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+        });
+        std::fs::write(file, serde_json::to_string_pretty(&doc)?)?;
+        println!("rows written to {}", file.display());
+    }
+    if let Ok(b) = Arc::try_unwrap(broker) {
+        b.remove();
+    }
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("FAILED {f}");
+        }
+        anyhow::bail!("{} rows had failed calls", failures.len());
+    }
+    if args.smoke {
+        println!("smoke: every call succeeded");
+    }
+    Ok(())
+}
+
+fn check(what: &str, c: usize, run: &Run, failures: &mut Vec<String>) {
+    if run.errors > 0 || run.ops == 0 {
+        failures.push(format!(
+            "{what} c={c}: {} ok, {} failed; first: {}",
+            run.ops,
+            run.errors,
+            run.first_error.as_deref().unwrap_or("-")
+        ));
+    }
+}
