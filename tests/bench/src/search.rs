@@ -10,7 +10,7 @@
 //! `cargo run --release -p helpdesk-bench -- search [--tickets N --messages M]`
 //! (`BENCH_CALLS`: calls per row, default 1,000).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use helpdesk_kit::{auth::Role, clock::SystemClock};
 use helpdesk_proto::support::v1::{self as pb, ticket_service_client::TicketServiceClient};

@@ -16,7 +16,7 @@
 //! `BENCH_WITHOUT_SEARCH=1` drops the search vectors and their indexes
 //! first: the write paths as they were before search, for an A/B.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use chrono::Utc;
 use helpdesk_events::relay::RelayConfig;
