@@ -324,8 +324,8 @@ pub fn stack_options(ticket_database_url: &str) -> anyhow::Result<Options> {
     })
 }
 
-/// The stand-in's demo data with the data set's 200 staff added, written
-/// to a file of its own.
+/// The stand-in's demo data with the data set's 200 staff added, as a
+/// file the stand-in reads.
 fn standin_data() -> anyhow::Result<std::path::PathBuf> {
     let mut data: serde_json::Value = serde_json::from_str(include_str!(
         "../../../../services/platform-standin/data/demo.json"
@@ -345,8 +345,12 @@ fn standin_data() -> anyhow::Result<std::path::PathBuf> {
             "create_time": "2024-01-01T09:00:00Z",
         }));
     }
-    let path = std::env::temp_dir().join(format!("bench-standin-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&path, serde_json::to_string(&data)?)?;
+    // One file for every run (the same content each time), replaced whole
+    // so a run starting beside another never reads half of it.
+    let path = std::env::temp_dir().join("helpdesk-bench-standin.json");
+    let partial = path.with_extension(format!("{}.part", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&partial, serde_json::to_string(&data)?)?;
+    std::fs::rename(&partial, &path)?;
     Ok(path)
 }
 
