@@ -277,11 +277,30 @@ pub async fn run() -> anyhow::Result<()> {
 /// The data set of `shape`, loaded afresh, or with `reuse` a complete
 /// one already loaded; its URL.
 pub async fn data_set(shape: Shape, reuse: bool) -> anyhow::Result<String> {
-    if reuse {
-        dataset::ensure(shape).await
-    } else {
-        dataset::load_into(shape, &shape.database()).await
+    if !reuse {
+        return dataset::load_into(shape, &shape.database()).await;
     }
+    let url = dataset::ensure(shape).await?;
+    // Events an earlier run's relay left unsent were for that run's
+    // exchange, now gone; published now, they would load this run's
+    // consumers with a backlog it did not cause.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await?;
+    sqlx::query("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL")
+        .execute(&mut conn)
+        .await?;
+    // Tickets earlier runs created are open, and assigned (if at all) in an
+    // assignment database that is gone: this run's assignment service would
+    // adopt them all at its first reconciliation, a flood this run did not
+    // cause. Closed, they stay out of its way (the data set's own are kept).
+    sqlx::query(
+        "UPDATE tickets SET status = 'closed', resolved_at = coalesce(resolved_at, now()),
+                closed_at = now(), updated_at = now(), version = version + 1
+         WHERE number > $1 AND status <> 'closed'",
+    )
+    .bind(i64::try_from(shape.tickets)?)
+    .execute(&mut conn)
+    .await?;
+    Ok(url)
 }
 
 /// The stack every run starts: the e2e suite's, on the data set, logging
@@ -305,8 +324,8 @@ pub fn stack_options(ticket_database_url: &str) -> anyhow::Result<Options> {
     })
 }
 
-/// The stand-in's demo data with the data set's 200 staff added, written
-/// to a file of its own.
+/// The stand-in's demo data with the data set's 200 staff added, as a
+/// file the stand-in reads.
 fn standin_data() -> anyhow::Result<std::path::PathBuf> {
     let mut data: serde_json::Value = serde_json::from_str(include_str!(
         "../../../../services/platform-standin/data/demo.json"
@@ -326,8 +345,12 @@ fn standin_data() -> anyhow::Result<std::path::PathBuf> {
             "create_time": "2024-01-01T09:00:00Z",
         }));
     }
-    let path = std::env::temp_dir().join(format!("bench-standin-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&path, serde_json::to_string(&data)?)?;
+    // One file for every run (the same content each time), replaced whole
+    // so a run starting beside another never reads half of it.
+    let path = std::env::temp_dir().join("helpdesk-bench-standin.json");
+    let partial = path.with_extension(format!("{}.part", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&partial, serde_json::to_string(&data)?)?;
+    std::fs::rename(&partial, &path)?;
     Ok(path)
 }
 
