@@ -9,7 +9,10 @@ use helpdesk_kit::{
     sla::SlaTargets,
 };
 use helpdesk_proto::support::v1::{self as pb, statistics_service_server::StatisticsService};
+use std::sync::Arc;
+
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -24,14 +27,23 @@ pub struct StatisticsApi {
     pool: PgPool,
     clock: SharedClock,
     targets: SlaTargets,
+    /// Dashboards computed at once. Each holds three connections together
+    /// (`storage::stats`); unbounded, ten callers on a pool of ten each took
+    /// a first connection and waited for the others until the pool timed
+    /// out (UNAVAILABLE to all), starving every other RPC meanwhile. The
+    /// rest queue here instead, and the dashboards leave at least half of
+    /// the pool to the other calls.
+    gate: Arc<Semaphore>,
 }
 
 impl StatisticsApi {
     pub fn new(pool: PgPool, clock: SharedClock, targets: SlaTargets) -> Self {
+        let at_once = (pool.options().get_max_connections() as usize / 6).max(1);
         Self {
             pool,
             clock,
             targets,
+            gate: Arc::new(Semaphore::new(at_once)),
         }
     }
 
@@ -44,6 +56,11 @@ impl StatisticsApi {
             return Err(ApiError::denied("only staff may read statistics"));
         }
         let query = parse(req, self.clock.now())?;
+        let _turn = self
+            .gate
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
         let figures = stats::figures(&self.pool, &query, &self.targets, self.clock.now()).await?;
         Ok(to_pb(&query, figures, self.clock.now()))
     }

@@ -453,3 +453,31 @@ async fn bad_input_names_every_field_and_users_are_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn many_dashboards_at_once_queue_instead_of_starving_the_pool() {
+    // Each dashboard holds three connections at once; the test pool has 8.
+    // Unbounded, a dozen at once each took one connection and waited for
+    // the rest until the pool timed out: every call failed UNAVAILABLE.
+    let app = spawn().await;
+    seed(&app).await;
+    app.clock.advance(Duration::minutes(1));
+    let calls = (0..12).map(|_| async {
+        stats(&app, ADA, Role::Admin)
+            .await
+            .get_ticket_stats(pb::GetTicketStatsRequest::default())
+            .await
+            .map(|r| r.into_inner().total)
+    });
+    let (answers, created) = tokio::join!(
+        futures_util::future::join_all(calls),
+        // Other calls still get connections meanwhile.
+        app.alice_ticket(),
+    );
+    for answer in answers {
+        // The seed, and Alice's new ticket if it was in first.
+        let total = answer.expect("every dashboard is served");
+        assert!((14..=15).contains(&total), "{total}");
+    }
+    assert!(!created.id.is_empty());
+}
