@@ -19,7 +19,7 @@ use helpdesk_kit::{
     tasks::TaskContext,
 };
 use helpdesk_proto::support::v1::scheduler_service_client::SchedulerServiceClient;
-use helpdesk_testkit::{Bearer, TestDb};
+use helpdesk_testkit::{Bearer, TcpProxy, TestDb};
 pub use helpdesk_testkit::{expect_code, violated_fields};
 use scheduler_service::{
     MIGRATOR,
@@ -231,6 +231,9 @@ pub struct Setup {
     pub replicas: usize,
     pub pages: u32,
     pub grace: Duration,
+    /// Replicas reach PostgreSQL through a [`TcpProxy`] the test can cut
+    /// ([`TestEnv::database_proxy`]).
+    pub database_proxy: bool,
 }
 
 impl Default for Setup {
@@ -241,6 +244,7 @@ impl Default for Setup {
             replicas: 1,
             pages: 1,
             grace: Duration::from_secs(60),
+            database_proxy: false,
         }
     }
 }
@@ -260,6 +264,7 @@ pub struct TestEnv {
     pub replicas: Vec<Replica>,
     jobs: Option<Vec<JobSpec>>,
     grace: Duration,
+    database_proxy: Option<TcpProxy>,
 }
 
 pub async fn spawn() -> TestEnv {
@@ -277,7 +282,15 @@ pub async fn spawn_with(setup: Setup) -> TestEnv {
         replicas: Vec::new(),
         jobs: setup.jobs,
         grace: setup.grace,
+        database_proxy: None,
     };
+    if setup.database_proxy {
+        env.database_proxy = Some(
+            TcpProxy::start(([127, 0, 0, 1], 5432).into())
+                .await
+                .expect("database proxy"),
+        );
+    }
     for i in 0..setup.replicas {
         env.start_replica(&format!("r{i}")).await;
     }
@@ -288,7 +301,13 @@ impl TestEnv {
     fn config(&self) -> Config {
         let common = CommonConfig {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: self.db.url.clone(),
+            database_url: match &self.database_proxy {
+                Some(proxy) => self
+                    .db
+                    .url
+                    .replace("127.0.0.1:5432", &proxy.addr.to_string()),
+                None => self.db.url.clone(),
+            },
             database_max_connections: 8,
             auth: AuthConfig::dev(),
             otlp_endpoint: None,
@@ -407,6 +426,13 @@ impl TestEnv {
 
     pub fn admin(&self) -> Client {
         self.as_role(ADMIN, Role::Admin)
+    }
+
+    /// The proxy between the replicas and PostgreSQL (`Setup::database_proxy`).
+    pub fn database_proxy(&self) -> &TcpProxy {
+        self.database_proxy
+            .as_ref()
+            .expect("spawned with Setup::database_proxy")
     }
 
     pub fn staff(&self) -> Client {

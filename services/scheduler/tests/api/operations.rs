@@ -331,3 +331,30 @@ async fn the_faq_job_runs_through_its_ticket_work() {
     assert_eq!(runs[0].state, "succeeded");
     assert_eq!(env.recorder.calls_of(JobKind::UpdateFaqAnalytics).len(), 1);
 }
+
+#[tokio::test]
+async fn get_daily_stats_answers_unavailable_while_the_database_is_away() {
+    let env = spawn_with(Setup {
+        database_proxy: true,
+        ..Setup::default()
+    })
+    .await;
+    let ask = || pb::GetDailyStatsRequest {
+        start_date: "2026-03-01".into(),
+        end_date: "2026-03-31".into(),
+    };
+    env.staff().get_daily_stats(ask()).await.expect("served");
+    env.database_proxy().down();
+    // An outage is "retry later", not a bug of ours (it was INTERNAL).
+    let status = env
+        .staff()
+        .get_daily_stats(ask())
+        .await
+        .expect_err("the database is away");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    env.database_proxy().up();
+    env.staff()
+        .get_daily_stats(ask())
+        .await
+        .expect("served again once it is back");
+}
