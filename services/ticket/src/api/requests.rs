@@ -457,16 +457,29 @@ pub fn list_messages(
     caller: &Caller,
     req: &pb::ListMessagesRequest,
 ) -> ApiResult<(TicketKey, Page)> {
-    let mut v = Violations::default();
-    let key = v.take("ticket_id", TicketKey::parse(&req.ticket_id));
-    let page = page(
-        &mut v,
+    ticket_page(
         caller,
         MESSAGES_PAGE,
+        &req.ticket_id,
         req.page_size,
         &req.page_token,
-        &req.ticket_id,
-    );
+    )
+}
+
+/// ListMessages and ListAttachments: which ticket, and the page of what it
+/// holds (the token bound to the ticket as sent).
+fn ticket_page(
+    caller: &Caller,
+    policy: PageSize,
+    ticket_id: &str,
+    page_size: i32,
+    page_token: &str,
+) -> ApiResult<(TicketKey, Page)> {
+    let mut v = Violations::default();
+    let key = v.take("ticket_id", TicketKey::parse(ticket_id));
+    // Bound to the id as a String message, as it always was (tokens stay valid).
+    let bound = ticket_id.to_owned();
+    let page = page(&mut v, caller, policy, page_size, page_token, &bound);
     let command = (|| Some((key?, page?)))();
     finish(v, command)
 }
@@ -508,18 +521,13 @@ pub fn list_attachments(
     caller: &Caller,
     req: &pb::ListAttachmentsRequest,
 ) -> ApiResult<(TicketKey, Page)> {
-    let mut v = Violations::default();
-    let key = v.take("ticket_id", TicketKey::parse(&req.ticket_id));
-    let page = page(
-        &mut v,
+    ticket_page(
         caller,
         ATTACHMENTS_PAGE,
+        &req.ticket_id,
         req.page_size,
         &req.page_token,
-        &req.ticket_id,
-    );
-    let command = (|| Some((key?, page?)))();
-    finish(v, command)
+    )
 }
 
 pub fn rate_ticket(caller: &Caller, req: &pb::RateTicketRequest) -> ApiResult<Parsed<NewRating>> {
