@@ -656,13 +656,7 @@ async fn finish(
         && database_down(pool).await
     {
         tracing::warn!(event_id = %meta.event_id, error = format!("{error:#}"), "database unavailable, requeueing");
-        delivery
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await?;
-        metrics::requeued(labels);
+        requeue(&delivery, labels).await?;
         return Ok(Processed::Requeued);
     }
     match outcome {
@@ -755,14 +749,7 @@ async fn process_batch<H: Handler>(
     if matches!(error, HandlerError::Transient(_)) && database_down(pool).await {
         tracing::warn!(queue = %config.queue, events = settles.len(), error = format!("{error:#}"), "database unavailable, requeueing the batch");
         for settle in settles {
-            settle
-                .delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                })
-                .await?;
-            metrics::requeued(labels);
+            requeue(&settle.delivery, labels).await?;
         }
         return Ok(Processed::Requeued);
     }
@@ -788,6 +775,19 @@ async fn process_batch<H: Handler>(
         }
     }
     Ok(processed)
+}
+
+/// Returns a delivery to the queue uncounted (our database is away: no
+/// attempt of it was spent).
+async fn requeue(delivery: &lapin::message::Delivery, labels: &QueueLabels) -> anyhow::Result<()> {
+    delivery
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        })
+        .await?;
+    metrics::requeued(labels);
+    Ok(())
 }
 
 /// Whether our own database is unreachable (as opposed to the handler's
