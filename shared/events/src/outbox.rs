@@ -157,51 +157,71 @@ impl Outgoing {
     }
 }
 
+/// Outbox rows as the columns of one statement, with the current trace: a
+/// statement that does the work itself can write its events too (`unnest`
+/// over these arrays, in order), saving a round trip per write.
+#[derive(Debug, Clone)]
+pub struct Columns<'a> {
+    /// `event_id` of each row.
+    pub event_ids: Vec<Uuid>,
+    /// `aggregate_id` of each row.
+    pub aggregate_ids: Vec<Uuid>,
+    /// `routing_key` of each row.
+    pub routing_keys: Vec<&'static str>,
+    /// `message_type` of each row.
+    pub message_types: Vec<&'a str>,
+    /// `payload` of each row.
+    pub payloads: Vec<&'a [u8]>,
+    /// The trace every row continues.
+    pub traceparent: Option<String>,
+    /// Its vendor state.
+    pub tracestate: Option<String>,
+}
+
+impl<'a> Columns<'a> {
+    /// The columns of `events`, in the order given (the relay publishes in
+    /// that order), stamped with the current trace.
+    pub fn of(events: &'a [Outgoing]) -> Self {
+        let (traceparent, tracestate) = match helpdesk_kit::telemetry::current_trace() {
+            Some(t) => (Some(t.traceparent), t.tracestate),
+            None => (None, None),
+        };
+        Self {
+            event_ids: events.iter().map(|e| e.event_id).collect(),
+            aggregate_ids: events.iter().map(|e| e.aggregate_id).collect(),
+            routing_keys: events.iter().map(|e| e.routing_key).collect(),
+            message_types: events.iter().map(|e| e.message_type.as_str()).collect(),
+            payloads: events.iter().map(|e| e.payload.as_slice()).collect(),
+            traceparent,
+            tracestate,
+        }
+    }
+}
+
 /// Inserts `events` with one statement per few kilobytes of them
 /// (`helpdesk_kit::db::bounded_chunks`), in the order given (the relay
 /// publishes in that order), all with the current trace.
 pub async fn enqueue_all(conn: &mut PgConnection, events: &[Outgoing]) -> sqlx::Result<()> {
-    let trace = helpdesk_kit::telemetry::current_trace();
-    let (traceparent, tracestate) = match trace {
-        Some(t) => (Some(t.traceparent), t.tracestate),
-        None => (None, None),
-    };
     for chunk in helpdesk_kit::db::bounded_chunks(events, |e| e.payload.len() + 100) {
-        insert_rows(
-            &mut *conn,
-            chunk,
-            traceparent.as_deref(),
-            tracestate.as_deref(),
-        )
-        .await?;
+        insert_rows(&mut *conn, &Columns::of(chunk)).await?;
     }
     Ok(())
 }
 
-async fn insert_rows(
-    conn: &mut PgConnection,
-    events: &[Outgoing],
-    traceparent: Option<&str>,
-    tracestate: Option<&str>,
-) -> sqlx::Result<()> {
-    let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-    let aggregate_ids: Vec<Uuid> = events.iter().map(|e| e.aggregate_id).collect();
-    let routing_keys: Vec<&str> = events.iter().map(|e| e.routing_key).collect();
-    let message_types: Vec<&str> = events.iter().map(|e| e.message_type.as_str()).collect();
-    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+async fn insert_rows(conn: &mut PgConnection, rows: &Columns<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload, traceparent, tracestate)
          SELECT e.event_id, e.aggregate_id, e.routing_key, e.message_type, e.payload, $6, $7
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bytea[])
               WITH ORDINALITY AS e(event_id, aggregate_id, routing_key, message_type, payload, n)
          ORDER BY e.n",
-        &event_ids,
-        &aggregate_ids,
-        &routing_keys as &[&str],
-        &message_types as &[&str],
-        &payloads as &[&[u8]],
-        traceparent,
-        tracestate,
+        &rows.event_ids,
+        &rows.aggregate_ids,
+        &rows.routing_keys as &[&str],
+        &rows.message_types as &[&str],
+        &rows.payloads as &[&[u8]],
+        rows.traceparent,
+        rows.tracestate,
     )
     .execute(conn)
     .await?;

@@ -55,6 +55,42 @@ impl Key {
     }
 }
 
+/// A finished request's `idempotency_keys` row as the parameters of one
+/// statement that claims the key *and* does the work: its data-modifying
+/// parts write only when the key's insert (`ON CONFLICT DO NOTHING`)
+/// returned a row. One round trip instead of claim, work and [`complete`].
+/// Every field is NULL (and no row is written) when the request had no key.
+/// A key already there means a replay: roll back and answer [`replayed`].
+#[derive(Debug, Default)]
+pub struct Finished<'a> {
+    /// Who made the request.
+    pub caller: Option<&'a str>,
+    /// Which method.
+    pub method: Option<&'static str>,
+    /// The caller's request id; test it for NULL to tell "no key".
+    pub request_id: Option<Uuid>,
+    /// The request's hash, to catch the key reused for another request.
+    pub request_hash: Option<&'a [u8]>,
+    /// The encoded response a retry will get.
+    pub response: Option<Vec<u8>>,
+}
+
+impl<'a> Finished<'a> {
+    /// The row for `key` answered with `response`, or all NULL without a key.
+    pub fn new(key: Option<&'a Key>, response: &impl Message) -> Self {
+        match key {
+            Some(key) => Self {
+                caller: Some(&key.caller),
+                method: Some(key.method),
+                request_id: Some(key.request_id),
+                request_hash: Some(&key.request_hash),
+                response: Some(response.encode_to_vec()),
+            },
+            None => Self::default(),
+        }
+    }
+}
+
 /// What [`claim`] found.
 #[derive(Debug)]
 pub enum Claim<R> {

@@ -54,12 +54,9 @@ impl Context<'_> {
         outbox::enqueue(conn, event_id, ticket.id, &event).await
     }
 
-    pub async fn created(&self, conn: &mut PgConnection, t: &Ticket) -> sqlx::Result<()> {
-        self.emit(conn, t, |header, ticket| pb::TicketCreated {
-            header,
-            ticket,
-        })
-        .await
+    /// The outbox row of a new ticket, for the statement that creates it.
+    pub fn created(&self, t: &Ticket) -> Outgoing {
+        self.row(t, |header, ticket| pb::TicketCreated { header, ticket })
     }
 
     /// One event per domain event, in order.
@@ -114,15 +111,15 @@ impl Context<'_> {
             .collect()
     }
 
-    pub async fn message_posted(
+    /// The outbox row of a posted message, for the statement that writes it.
+    pub fn message_posted(
         &self,
-        conn: &mut PgConnection,
         t: &Ticket,
         m: &Message,
         first_response: bool,
         attachments: &[Attachment],
-    ) -> sqlx::Result<()> {
-        self.emit(conn, t, |header, ticket| pb::MessagePosted {
+    ) -> Outgoing {
+        self.row(t, |header, ticket| pb::MessagePosted {
             header,
             ticket,
             message_id: m.id.to_string(),
@@ -138,7 +135,6 @@ impl Context<'_> {
             first_response,
             attachments: attachments.iter().map(attached_file).collect(),
         })
-        .await
     }
 
     pub async fn attachment_added(

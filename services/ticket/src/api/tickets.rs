@@ -7,12 +7,12 @@
 mod batch;
 mod search;
 
-use helpdesk_events::outbox::Waker;
+use helpdesk_events::outbox::{Columns, Waker};
 use helpdesk_kit::{
     auth::Caller,
     clock::SharedClock,
     error::{ApiError, ApiResult, Violations},
-    idempotency::{self, Key},
+    idempotency::{self, Finished, Key},
     page_token::{self, Cursor},
 };
 use helpdesk_proto::support::v1::{self as pb, ticket_service_server::TicketService};
@@ -31,9 +31,13 @@ use crate::{
     domain::{
         AccountId, Message, Ticket, TicketKey, TicketNumber,
         commands::{NewMessage, NewRating, NewTicket, Owner, TicketEdit},
-        ticket::RuleError,
+        ticket::{AuthorRole, RuleError},
     },
-    storage::{attachments, messages, tickets},
+    storage::{
+        attachments, messages,
+        numbers::Numbers,
+        tickets::{self, Created},
+    },
 };
 
 pub struct TicketApi {
@@ -42,6 +46,8 @@ pub struct TicketApi {
     clock: SharedClock,
     /// Every write enqueues events: commit through it to wake the relay.
     outbox: Waker,
+    /// CreateTicket's numbers, reserved a block at a time.
+    numbers: Numbers,
     /// SearchTickets' lexeme statistics, re-read now and then.
     search_stats: search::StatsCache,
 }
@@ -53,6 +59,7 @@ impl TicketApi {
             platform,
             clock,
             outbox,
+            numbers: Numbers::default(),
             search_stats: search::StatsCache::default(),
         }
     }
@@ -60,6 +67,19 @@ impl TicketApi {
 
 fn rule(err: RuleError) -> ApiError {
     ApiError::precondition(err.to_string())
+}
+
+/// A key taken by a request whose answer is not stored: unreachable in
+/// practice, as a key and its answer are written by one statement.
+fn in_progress() -> ApiError {
+    ApiError::Aborted("request in progress, retry".into())
+}
+
+/// What PostMessage's transaction did.
+enum Posted {
+    Yes(pb::TicketMessage),
+    /// Nothing written: the request's key was taken (a replay).
+    KeyTaken,
 }
 
 /// Cuts one extra row off `items` and returns the token of the next page
@@ -90,23 +110,36 @@ impl TicketApi {
             return self.replay_or(key.as_ref(), error).await;
         }
 
-        let now = self.clock.now();
-        let mut tx = self.pool.begin().await?;
-        if let Some(done) = idempotency::claim_opt(&mut tx, key.as_ref()).await? {
-            return Ok(done);
-        }
-        let n = tickets::next_number(&mut tx).await?;
+        let n = self.numbers.next(&self.pool).await?;
         let number = TicketNumber::from_sequence(u64::try_from(n).map_err(ApiError::internal)?);
-        let ticket = Ticket::open(Uuid::now_v7(), number, new, now);
-        if !tickets::insert(&mut tx, &ticket, n).await? {
-            return Err(ApiError::invalid("category_id", "no such active category"));
-        }
-        Context { caller, now }.created(&mut tx, &ticket).await?;
+        let ticket = Ticket::open(Uuid::now_v7(), number, new, self.clock.now());
         let response = convert::ticket(&ticket);
-        idempotency::complete_opt(&mut tx, key.as_ref(), &response).await?;
-        self.outbox.commit(tx).await?;
-        tracing::info!(ticket = %ticket.human_id, "ticket created");
-        Ok(response)
+        let event = Context {
+            caller,
+            now: ticket.created_at,
+        }
+        .created(&ticket);
+        // One statement: the ticket, its event and its idempotency record.
+        let created = tickets::create(
+            &self.pool,
+            &ticket,
+            n,
+            &Columns::of(std::slice::from_ref(&event)),
+            &Finished::new(key.as_ref(), &response),
+        )
+        .await?;
+        match created {
+            Created::Yes => {
+                self.outbox.wake();
+                tracing::info!(ticket = %ticket.human_id, "ticket created");
+                Ok(response)
+            }
+            Created::NoCategory => {
+                let error = ApiError::invalid("category_id", "no such active category");
+                self.replay_or(key.as_ref(), error).await
+            }
+            Created::KeyTaken => self.replay_or(key.as_ref(), in_progress()).await,
+        }
     }
 
     /// Validates the foreign references of a new ticket: both calls at
@@ -281,21 +314,40 @@ impl TicketApi {
     ) -> ApiResult<pb::TicketMessage> {
         let (author_id, role) = access::author(caller, req.internal)?;
         let Parsed {
-            command:
-                NewMessage {
-                    key,
-                    body,
-                    internal,
-                    attachments,
-                },
-            idempotency: idem,
+            command: new,
+            idempotency: key,
         } = requests::post_message(caller, &req)?;
-
-        let mut tx = self.pool.begin().await?;
-        if let Some(done) = idempotency::claim_opt(&mut tx, idem.as_ref()).await? {
-            return Ok(done);
+        match self
+            .post(caller, author_id, role, new, key.as_ref(), &req)
+            .await
+        {
+            // A retry finds the ticket as the first attempt left it (closed,
+            // say): answer what that attempt answered.
+            Err(error) => self.replay_or(key.as_ref(), error).await,
+            Ok(Posted::Yes(message)) => Ok(message),
+            Ok(Posted::KeyTaken) => self.replay_or(key.as_ref(), in_progress()).await,
         }
-        let mut ticket = match tickets::lock(&mut tx, &key).await? {
+    }
+
+    /// PostMessage's transaction: lock the ticket, apply the rules, then one
+    /// statement writes the message, the ticket, the events and the key.
+    async fn post(
+        &self,
+        caller: &Caller,
+        author_id: AccountId,
+        role: AuthorRole,
+        new: NewMessage,
+        key: Option<&Key>,
+        req: &pb::PostMessageRequest,
+    ) -> ApiResult<Posted> {
+        let NewMessage {
+            key: ticket_key,
+            body,
+            internal,
+            attachments,
+        } = new;
+        let mut tx = self.pool.begin().await?;
+        let mut ticket = match tickets::lock(&mut tx, &ticket_key).await? {
             Some(t) if visible(caller, &t) => t,
             _ => return Err(ApiError::not_found(format!("ticket {}", req.ticket_id))),
         };
@@ -311,7 +363,8 @@ impl TicketApi {
             internal,
             created_at: now,
         };
-        messages::insert(&mut tx, &message).await?;
+        // Linked before the message exists (its event lists them); the
+        // attachment → message reference is checked at commit.
         let linked = if attachments.is_empty() {
             Vec::new()
         } else {
@@ -342,17 +395,25 @@ impl TicketApi {
         // An internal note leaves the ticket as it was: its etag must not
         // change under the user (or abort a colleague's pending update).
         if !internal {
-            tickets::save(&mut tx, &mut ticket).await?;
+            ticket.version += 1;
         }
         let context = Context { caller, now };
-        context
-            .message_posted(&mut tx, &ticket, &message, first_response, &linked)
-            .await?;
-        context.changed(&mut tx, &ticket, &events).await?;
+        let mut rows = vec![context.message_posted(&ticket, &message, first_response, &linked)];
+        rows.extend(context.changed_rows(&ticket, &events));
         let response = convert::message(&message);
-        idempotency::complete_opt(&mut tx, idem.as_ref(), &response).await?;
+        let written = messages::post(
+            &mut tx,
+            &message,
+            (!internal).then_some(&ticket),
+            &Columns::of(&rows),
+            &Finished::new(key, &response),
+        )
+        .await?;
+        if !written {
+            return Ok(Posted::KeyTaken);
+        }
         self.outbox.commit(tx).await?;
-        Ok(response)
+        Ok(Posted::Yes(response))
     }
 
     async fn get_message(

@@ -1,12 +1,13 @@
 //! The `ticket_messages` table.
 
 use chrono::{DateTime, Utc};
-use helpdesk_kit::page_token::Cursor;
+use helpdesk_events::outbox::Columns;
+use helpdesk_kit::{idempotency::Finished, page_token::Cursor};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::stored;
-use crate::domain::{AccountId, Message, Text, ticket::AuthorRole};
+use crate::domain::{AccountId, Message, Text, Ticket, ticket::AuthorRole};
 
 struct Row {
     id: Uuid,
@@ -35,10 +36,44 @@ impl TryFrom<Row> for Message {
     }
 }
 
-pub async fn insert(conn: &mut PgConnection, m: &Message) -> sqlx::Result<()> {
-    sqlx::query!(
-        "INSERT INTO ticket_messages (id, ticket_id, author_id, author_role, body, internal, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+/// Writes a message to a ticket the caller holds locked, the ticket's new
+/// state (`ticket`, when the message changed it; its `version` already the
+/// next one), the outbox rows and (with a key) the finished idempotency
+/// record, in one statement. Returns `false`, having written nothing, when
+/// the key was taken: a replay (roll back and answer the stored response).
+pub async fn post(
+    conn: &mut PgConnection,
+    m: &Message,
+    ticket: Option<&Ticket>,
+    events: &Columns<'_>,
+    key: &Finished<'_>,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"WITH claim AS (
+             INSERT INTO idempotency_keys (caller, method, request_id, request_hash, response)
+             SELECT $15, $16, $17, $18, $19 WHERE $17::uuid IS NOT NULL
+             ON CONFLICT DO NOTHING
+             RETURNING true
+           ), go AS (
+             SELECT true WHERE $17::uuid IS NULL OR EXISTS (SELECT FROM claim)
+           ), message AS (
+             INSERT INTO ticket_messages (id, ticket_id, author_id, author_role, body, internal,
+                                          created_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7 FROM go
+           ), ticket AS (
+             UPDATE tickets SET status = $9, first_response_at = $10, resolved_at = $11,
+                                closed_at = $12, updated_at = $13, version = $14
+             WHERE $8 AND id = $2 AND EXISTS (SELECT FROM go)
+           ), events AS (
+             INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload,
+                                 traceparent, tracestate)
+             SELECT e.event_id, e.aggregate_id, e.routing_key, e.message_type, e.payload, $25, $26
+             FROM unnest($20::uuid[], $21::uuid[], $22::text[], $23::text[], $24::bytea[])
+                  WITH ORDINALITY AS e(event_id, aggregate_id, routing_key, message_type, payload, n)
+             WHERE EXISTS (SELECT FROM go)
+             ORDER BY e.n
+           )
+           SELECT EXISTS (SELECT FROM go) AS "written!""#,
         m.id,
         m.ticket_id,
         m.author_id.as_uuid(),
@@ -46,10 +81,28 @@ pub async fn insert(conn: &mut PgConnection, m: &Message) -> sqlx::Result<()> {
         m.body.as_str(),
         m.internal,
         m.created_at,
+        ticket.is_some(),
+        ticket.map(|t| t.status.as_str()),
+        ticket.and_then(|t| t.first_response_at),
+        ticket.and_then(|t| t.resolved_at),
+        ticket.and_then(|t| t.closed_at),
+        ticket.map(|t| t.updated_at),
+        ticket.map(|t| t.version),
+        key.caller,
+        key.method,
+        key.request_id,
+        key.request_hash,
+        key.response,
+        &events.event_ids,
+        &events.aggregate_ids,
+        &events.routing_keys as &[&str],
+        &events.message_types as &[&str],
+        &events.payloads as &[&[u8]],
+        events.traceparent,
+        events.tracestate,
     )
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// One message of one ticket; internal notes only when `include_internal`.

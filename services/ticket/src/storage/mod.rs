@@ -1,6 +1,7 @@
 //! Every SQL statement of the ticket service, checked at compile time
 //! against the migrations (offline data in `.sqlx/`). Functions take an
-//! executor so handlers decide what runs in which transaction. `objects`
+//! executor so handlers decide what runs in which transaction. `numbers`
+//! reserves ticket numbers a block at a time; `objects`
 //! holds attachment bytes in object storage.
 
 pub mod attachments;
@@ -8,6 +9,7 @@ pub mod categories;
 pub mod faqs;
 pub mod jobs;
 pub mod messages;
+pub mod numbers;
 pub mod objects;
 pub mod search;
 pub mod stats;

@@ -1,7 +1,8 @@
 //! The `tickets` table.
 
 use chrono::{DateTime, Utc};
-use helpdesk_kit::page_token::Cursor;
+use helpdesk_events::outbox::Columns;
+use helpdesk_kit::{idempotency::Finished, page_token::Cursor};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -82,21 +83,65 @@ fn key_parts(key: &TicketKey) -> (Option<Uuid>, Option<&str>) {
     }
 }
 
-/// The next ticket number from the sequence.
-pub async fn next_number(conn: &mut PgConnection) -> sqlx::Result<i64> {
-    sqlx::query_scalar!(r#"SELECT nextval('ticket_number_seq') AS "n!""#)
-        .fetch_one(conn)
-        .await
+/// `n` fresh ticket numbers from the sequence, in the order it gave them
+/// (`numbers::Numbers` hands them out).
+pub async fn next_numbers<'c>(db: impl PgExecutor<'c>, n: i32) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar!(
+        r#"SELECT nextval('ticket_number_seq') AS "n!" FROM generate_series(1, $1::int4)"#,
+        n
+    )
+    .fetch_all(db)
+    .await
 }
 
-/// Inserts a new ticket. Returns `false` (and inserts nothing) when its
-/// category does not exist or is inactive: one statement checks and writes.
-pub async fn insert(conn: &mut PgConnection, t: &Ticket, number: i64) -> sqlx::Result<bool> {
-    let inserted = sqlx::query!(
-        "INSERT INTO tickets (id, number, human_id, user_id, ride_id, category_id, subject,
-                              description, priority, status, created_at, updated_at, version)
-         SELECT $1, $2, $3, $4, $5, c.id, $7, $8, $9, $10, $11, $11, $12
-         FROM categories c WHERE c.id = $6 AND c.active",
+/// What [`create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The ticket, its events and its idempotency record are written.
+    Yes,
+    /// Nothing written: the category is missing or inactive.
+    NoCategory,
+    /// Nothing written: the request's key is already there (a replay).
+    KeyTaken,
+}
+
+/// Writes a new ticket, its outbox rows and (with a key) its finished
+/// idempotency record in one statement, hence one round trip and one
+/// implicit transaction: all of it, or nothing when the category is not
+/// active or the key was taken. A concurrent request with the same key waits
+/// on the key's row and then finds it taken.
+pub async fn create<'c>(
+    db: impl PgExecutor<'c>,
+    t: &Ticket,
+    number: i64,
+    events: &Columns<'_>,
+    key: &Finished<'_>,
+) -> sqlx::Result<Created> {
+    let row = sqlx::query!(
+        r#"WITH category AS (
+             SELECT id FROM categories WHERE id = $6 AND active
+           ), claim AS (
+             INSERT INTO idempotency_keys (caller, method, request_id, request_hash, response)
+             SELECT $13, $14, $15, $16, $17 FROM category WHERE $15::uuid IS NOT NULL
+             ON CONFLICT DO NOTHING
+             RETURNING true
+           ), ticket AS (
+             INSERT INTO tickets (id, number, human_id, user_id, ride_id, category_id, subject,
+                                  description, priority, status, created_at, updated_at, version)
+             SELECT $1, $2, $3, $4, $5, category.id, $7, $8, $9, $10, $11, $11, $12
+             FROM category WHERE $15::uuid IS NULL OR EXISTS (SELECT FROM claim)
+             RETURNING id
+           ), events AS (
+             INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload,
+                                 traceparent, tracestate)
+             SELECT e.event_id, e.aggregate_id, e.routing_key, e.message_type, e.payload, $23, $24
+             FROM unnest($18::uuid[], $19::uuid[], $20::text[], $21::text[], $22::bytea[])
+                  WITH ORDINALITY AS e(event_id, aggregate_id, routing_key, message_type, payload, n)
+             WHERE EXISTS (SELECT FROM ticket)
+             ORDER BY e.n
+           )
+           SELECT EXISTS (SELECT FROM category) AS "category!",
+                  EXISTS (SELECT FROM ticket) AS "created!""#,
         t.id,
         number,
         t.human_id.as_str(),
@@ -109,10 +154,26 @@ pub async fn insert(conn: &mut PgConnection, t: &Ticket, number: i64) -> sqlx::R
         t.status.as_str(),
         t.created_at,
         t.version,
+        key.caller,
+        key.method,
+        key.request_id,
+        key.request_hash,
+        key.response,
+        &events.event_ids,
+        &events.aggregate_ids,
+        &events.routing_keys as &[&str],
+        &events.message_types as &[&str],
+        &events.payloads as &[&[u8]],
+        events.traceparent,
+        events.tracestate,
     )
-    .execute(conn)
+    .fetch_one(db)
     .await?;
-    Ok(inserted.rows_affected() == 1)
+    Ok(match (row.category, row.created) {
+        (_, true) => Created::Yes,
+        (false, false) => Created::NoCategory,
+        (true, false) => Created::KeyTaken,
+    })
 }
 
 /// Finds a ticket by id or human id.

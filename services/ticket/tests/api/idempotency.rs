@@ -214,3 +214,128 @@ async fn expired_keys_are_pruned() {
         1
     );
 }
+
+/// Create claims its key in the statement that writes the ticket: a create
+/// refused for its category leaves no key behind, so the same request runs
+/// again once the category is active.
+#[tokio::test]
+async fn a_create_refused_for_its_category_keeps_no_key() {
+    let app = spawn().await;
+    let mut ada = app.ada().categories;
+    let set_active = |active: bool| pb::UpdateCategoryRequest {
+        category: Some(pb::Category {
+            id: "ride_issue".into(),
+            active: Some(active),
+            ..Default::default()
+        }),
+        update_mask: mask(&["active"]),
+        request_id: String::new(),
+    };
+    ada.update_category(set_active(false)).await.unwrap();
+    let request = new_ticket(&new_request_id());
+    expect_violation(
+        app.alice().tickets.create_ticket(request.clone()).await,
+        "category_id",
+    );
+    assert_eq!(app.count("SELECT count(*) FROM tickets").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM idempotency_keys").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE routing_key = 'ticket.created'")
+            .await,
+        0
+    );
+
+    ada.update_category(set_active(true)).await.unwrap();
+    let created = app
+        .alice()
+        .tickets
+        .create_ticket(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    // And that key now replays, also once the category is retired again.
+    ada.update_category(set_active(false)).await.unwrap();
+    let retry = app
+        .alice()
+        .tickets
+        .create_ticket(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created, retry);
+    assert_eq!(app.count("SELECT count(*) FROM tickets").await, 1);
+}
+
+/// PostMessage claims its key with the write, after the ticket's lock: eight
+/// concurrent copies of one request post once, and each is answered with
+/// that message.
+#[tokio::test]
+async fn concurrent_duplicate_messages_post_once() {
+    let app = spawn().await;
+    let t = app.alice_ticket().await;
+    let post = pb::PostMessageRequest {
+        ticket_id: t.id.clone(),
+        body: "Any news?".into(),
+        internal: false,
+        request_id: new_request_id(),
+        attachment_ids: Vec::new(),
+    };
+    let calls = (0..8).map(|_| {
+        let mut client = app.alice().tickets;
+        let post = post.clone();
+        tokio::spawn(async move { client.post_message(post).await.map(|r| r.into_inner()) })
+    });
+    let mut ids = std::collections::HashSet::new();
+    for call in calls {
+        ids.insert(call.await.unwrap().expect("every duplicate succeeds").id);
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(app.count("SELECT count(*) FROM ticket_messages").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE routing_key = 'ticket.message_posted'")
+            .await,
+        1
+    );
+}
+
+/// A retry finds the ticket as the first attempt left it: closed since, it
+/// would refuse a new message, but the retry gets the first answer.
+#[tokio::test]
+async fn a_retried_message_is_answered_after_the_ticket_closed() {
+    let app = spawn().await;
+    let (mut alice, mut sam) = (app.alice(), app.sam());
+    let t = app.alice_ticket().await;
+    let post = pb::PostMessageRequest {
+        ticket_id: t.id.clone(),
+        body: "Thanks, all sorted.".into(),
+        internal: false,
+        request_id: new_request_id(),
+        attachment_ids: Vec::new(),
+    };
+    let first = alice
+        .tickets
+        .post_message(post.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    for status in [S::Resolved, S::Closed] {
+        sam.tickets
+            .update_ticket(set_status(&t.id, status))
+            .await
+            .unwrap();
+    }
+    let retry = alice
+        .tickets
+        .post_message(post.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, retry);
+    // A new request is refused: the ticket is closed.
+    let mut new = post;
+    new.request_id = new_request_id();
+    expect_code(
+        alice.tickets.post_message(new).await,
+        Code::FailedPrecondition,
+    );
+}
