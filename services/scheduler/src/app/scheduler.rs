@@ -210,11 +210,15 @@ impl Scheduler {
     async fn tick_job(&self, spec: &JobSpec) -> sqlx::Result<Option<Claimed>> {
         let inner = &self.inner;
         let name = spec.kind.name();
-        let now = inner.clock.now();
         let mut tx = inner.pool.begin().await?;
         let Some(job) = job_rows::try_lock(&mut tx, name).await? else {
             return Ok(None);
         };
+        // Read under the job's lock, which RunJobNow also takes: a time read
+        // before it could be older than a run queued meanwhile, and a claim
+        // of that run would start with a lease already expired (taken over
+        // at the next tick, its first page done twice).
+        let now = inner.clock.now();
         let windows = spec
             .schedule
             .between(job.planned_through, now, inner.config.plan_limit);
