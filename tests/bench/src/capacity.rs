@@ -24,12 +24,11 @@
 use std::{sync::Arc, time::Duration};
 
 use helpdesk_e2e::Stack;
-use lapin::options::QueueDeclareOptions;
 use serde_json::json;
-use sqlx::PgPool;
 
 use crate::{
     dataset::Shape,
+    gauges::{Depths, Gauges},
     load::open_loop,
     paths::{self, Fixture, Path},
     report::ms,
@@ -118,88 +117,6 @@ fn parse() -> anyhow::Result<Args> {
     args.shape.messages = args.shape.tickets * 5;
     args.shape.users = (args.shape.tickets / 10).max(100);
     Ok(args)
-}
-
-/// The queues' depths at one moment.
-#[derive(Clone, Copy, Default, Debug)]
-struct Depths {
-    outbox: i64,
-    waiting: i64,
-    assignment_queue: u32,
-    notification_queue: u32,
-}
-
-impl Depths {
-    fn max(self, o: Self) -> Self {
-        Self {
-            outbox: self.outbox.max(o.outbox),
-            waiting: self.waiting.max(o.waiting),
-            assignment_queue: self.assignment_queue.max(o.assignment_queue),
-            notification_queue: self.notification_queue.max(o.notification_queue),
-        }
-    }
-
-    /// The queues in a fixed order, named.
-    fn named(self) -> [(&'static str, i64); 4] {
-        [
-            ("outbox unsent", self.outbox),
-            ("assignment waiting", self.waiting),
-            ("assignment queue", i64::from(self.assignment_queue)),
-            ("notification queue", i64::from(self.notification_queue)),
-        ]
-    }
-}
-
-/// Reads the queues' depths.
-struct Gauges {
-    ticket: PgPool,
-    assignment: PgPool,
-    channel: lapin::Channel,
-    queues: (String, String),
-}
-
-impl Gauges {
-    async fn open(stack: &Stack) -> anyhow::Result<Self> {
-        let connection =
-            helpdesk_events::amqp::connect(&helpdesk_testkit::amqp_url(), "bench-capacity").await?;
-        Ok(Self {
-            ticket: helpdesk_kit::db::connect(&stack.ticket_database_url, 2).await?,
-            assignment: helpdesk_kit::db::connect(&stack.assignment_database_url, 2).await?,
-            channel: connection.create_channel().await?,
-            queues: (
-                stack.assignment_queue.clone(),
-                stack.notification_queue.clone(),
-            ),
-        })
-    }
-
-    async fn read(&self) -> anyhow::Result<Depths> {
-        let outbox = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-            .fetch_one(&self.ticket)
-            .await?;
-        let waiting =
-            sqlx::query_scalar("SELECT count(*) FROM assignments WHERE agent_id IS NULL AND open")
-                .fetch_one(&self.assignment)
-                .await?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let mut depth = Vec::new();
-        for queue in [&self.queues.0, &self.queues.1] {
-            let q = self
-                .channel
-                .queue_declare(queue.as_str().into(), passive, Default::default())
-                .await?;
-            depth.push(q.message_count());
-        }
-        Ok(Depths {
-            outbox,
-            waiting,
-            assignment_queue: depth[0],
-            notification_queue: depth[1],
-        })
-    }
 }
 
 pub async fn run() -> anyhow::Result<()> {

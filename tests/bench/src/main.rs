@@ -38,6 +38,7 @@ mod assignment;
 mod capacity;
 mod dataset;
 mod faq;
+mod gauges;
 mod load;
 mod notification;
 mod paths;

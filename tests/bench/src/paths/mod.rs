@@ -37,6 +37,7 @@ use serde_json::json;
 
 use crate::{
     dataset::{self, Shape},
+    gauges::Gauges,
     load::{Run, timed},
     report::ms,
 };
@@ -262,7 +263,11 @@ pub async fn run() -> anyhow::Result<()> {
             (Some(stack), addr, url)
         }
     };
-    let result = measure(&args, &addr, &url).await;
+    let gauges = match &stack {
+        Some(stack) => Some(Gauges::open(stack).await?),
+        None => None,
+    };
+    let result = measure(&args, &addr, &url, gauges.as_ref()).await;
     drop(stack);
     if let Some(name) = smoke_db {
         let mut conn =
@@ -357,7 +362,12 @@ fn standin_data() -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
-async fn measure(args: &Args, addr: &str, url: &str) -> anyhow::Result<()> {
+async fn measure(
+    args: &Args,
+    addr: &str,
+    url: &str,
+    gauges: Option<&Gauges>,
+) -> anyhow::Result<()> {
     let f = Arc::new(Fixture::prepare(addr, url, args.connections, DIRECT_POOL).await?);
     let broker = Arc::new(limits::Broker::open().await?);
     println!(
@@ -418,14 +428,25 @@ async fn measure(args: &Args, addr: &str, url: &str) -> anyhow::Result<()> {
 
     header();
     let mut rows = Vec::new();
-    let mut dirty = true;
+    // Earlier runs' writes count too (`--reuse`).
+    let (mut dirty, mut wrote) = (true, false);
     for path in args.paths() {
         if dirty && !path.writes() {
+            if let Some(g) = gauges {
+                drain(g).await?;
+                wrote = false;
+            }
             settle_visibility(&f.direct).await?;
             dirty = false;
         }
         dirty |= path.writes();
         for (k, &c) in args.concurrency.iter().enumerate() {
+            // A write row leaves work downstream (relay, assignment,
+            // notifications); the next row must not share the cores with it.
+            if wrote && let Some(g) = gauges {
+                drain(g).await?;
+            }
+            wrote = path.writes();
             // A call that holds several connections at once gets that share
             // of the direct pool's callers (more would wait on each other).
             let db_c = c.min(DIRECT_POOL as usize / path.connections_per_call());
@@ -480,6 +501,20 @@ async fn measure(args: &Args, addr: &str, url: &str) -> anyhow::Result<()> {
     }
     if args.smoke {
         println!("smoke: every call succeeded");
+    }
+    Ok(())
+}
+
+/// Waits (at most two minutes) until the stack has nothing left to do.
+async fn drain(gauges: &Gauges) -> anyhow::Result<()> {
+    let (took, left) = gauges.drain(Duration::from_secs(120)).await?;
+    if left.drained() {
+        println!("(downstream drained in {:.1} s)", took.as_secs_f64());
+    } else {
+        println!(
+            "(downstream not drained after {:.0} s: {left:?})",
+            took.as_secs_f64()
+        );
     }
     Ok(())
 }
