@@ -96,13 +96,7 @@ async fn retried_messages_and_ratings_have_one_effect() {
     let (mut alice, mut sam) = (app.alice(), app.sam());
     let t = app.alice_ticket().await;
 
-    let post = pb::PostMessageRequest {
-        ticket_id: t.id.clone(),
-        body: "Any news?".into(),
-        internal: false,
-        request_id: new_request_id(),
-        attachment_ids: Vec::new(),
-    };
+    let post = keyed_reply(&t.id, "Any news?");
     let m1 = alice
         .tickets
         .post_message(post.clone())
@@ -273,13 +267,7 @@ async fn a_create_refused_for_its_category_keeps_no_key() {
 async fn concurrent_duplicate_messages_post_once() {
     let app = spawn().await;
     let t = app.alice_ticket().await;
-    let post = pb::PostMessageRequest {
-        ticket_id: t.id.clone(),
-        body: "Any news?".into(),
-        internal: false,
-        request_id: new_request_id(),
-        attachment_ids: Vec::new(),
-    };
+    let post = keyed_reply(&t.id, "Any news?");
     let calls = (0..8).map(|_| {
         let mut client = app.alice().tickets;
         let post = post.clone();
@@ -305,13 +293,7 @@ async fn a_retried_message_is_answered_after_the_ticket_closed() {
     let app = spawn().await;
     let (mut alice, mut sam) = (app.alice(), app.sam());
     let t = app.alice_ticket().await;
-    let post = pb::PostMessageRequest {
-        ticket_id: t.id.clone(),
-        body: "Thanks, all sorted.".into(),
-        internal: false,
-        request_id: new_request_id(),
-        attachment_ids: Vec::new(),
-    };
+    let post = keyed_reply(&t.id, "Thanks, all sorted.");
     let first = alice
         .tickets
         .post_message(post.clone())
@@ -338,4 +320,15 @@ async fn a_retried_message_is_answered_after_the_ticket_closed() {
         alice.tickets.post_message(new).await,
         Code::FailedPrecondition,
     );
+}
+
+/// A user's reply to `ticket_id` carrying a fresh `request_id`.
+fn keyed_reply(ticket_id: &str, body: &str) -> pb::PostMessageRequest {
+    pb::PostMessageRequest {
+        ticket_id: ticket_id.into(),
+        body: body.into(),
+        internal: false,
+        request_id: new_request_id(),
+        attachment_ids: Vec::new(),
+    }
 }
