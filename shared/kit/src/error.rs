@@ -103,6 +103,19 @@ impl Violations {
         }
     }
 
+    /// The value parsed from a request once every field was checked: the
+    /// violations if any were recorded, else `parsed`. Parsers record why
+    /// whenever they return `None`, so `None` here is a bug: INTERNAL, not
+    /// a panic.
+    pub fn into_value<T>(self, parsed: Option<T>) -> ApiResult<T> {
+        self.into_result()?;
+        parsed.ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "a request field failed to parse without a violation"
+            ))
+        })
+    }
+
     /// The fields violated, in the order recorded.
     pub fn fields(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(f, _)| f.as_str())
@@ -177,5 +190,25 @@ impl From<sqlx::Error> for ApiError {
 impl From<prost::DecodeError> for ApiError {
     fn from(err: prost::DecodeError) -> Self {
         ApiError::Internal(err.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn into_value_reports_violations_then_the_value_then_a_silent_parser_as_internal() {
+        let mut v = Violations::default();
+        v.add("job", "is required");
+        assert!(matches!(
+            v.into_value(Some(1)),
+            Err(ApiError::InvalidArgument(v)) if v.fields().eq(["job"])
+        ));
+        assert!(matches!(Violations::default().into_value(Some(1)), Ok(1)));
+        assert!(matches!(
+            Violations::default().into_value::<i32>(None),
+            Err(ApiError::Internal(_))
+        ));
     }
 }

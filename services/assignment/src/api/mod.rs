@@ -139,8 +139,7 @@ impl AssignmentApi {
                 }
             }
         }
-        v.into_result()?;
-        Ok((id.expect("validated"), change))
+        Ok((v.into_value(id)?, change))
     }
 
     async fn update_agent(
@@ -241,10 +240,7 @@ impl AssignmentApi {
         let request_id = v
             .take("request_id", parse_request_id(&req.request_id))
             .flatten();
-        v.into_result()?;
-        let (Some(ticket), Some(target)) = (ticket, target) else {
-            unreachable!("violations were empty");
-        };
+        let (ticket, target) = v.into_value(ticket.zip(target))?;
 
         let (before, move_id) = self.engine.assign(&ticket, target, request_id).await?;
         // The decision is committed; tell the ticket service now, within

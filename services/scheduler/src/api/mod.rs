@@ -175,8 +175,7 @@ impl SchedulerApi {
                 parsed
             }
         };
-        v.into_result()?;
-        let kind = kind.expect("validated");
+        let kind = v.into_value(kind)?;
         let spec = self
             .scheduler
             .spec(kind)
@@ -216,8 +215,7 @@ impl SchedulerApi {
     async fn set_paused(&self, caller: &Caller, raw: &str, paused: bool) -> ApiResult<pb::Job> {
         let mut v = Violations::default();
         let kind = job_name(&mut v, raw);
-        v.into_result()?;
-        let kind = kind.expect("validated");
+        let kind = v.into_value(kind)?;
         let mut tx = self.pool.begin().await?;
         let job = jobs::lock(&mut tx, kind.name())
             .await?
@@ -253,8 +251,7 @@ impl SchedulerApi {
                 );
             }
         }
-        v.into_result()?;
-        let (first, last) = (first.expect("validated"), last.expect("validated"));
+        let (first, last) = v.into_value(first.zip(last))?;
         // A database error keeps its meaning (an outage is UNAVAILABLE, not
         // INTERNAL); only a snapshot that does not decode is a bug.
         let days = stats::range(&self.pool, first, last).await.map_err(|e| {
