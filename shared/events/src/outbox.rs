@@ -113,28 +113,11 @@ pub async fn enqueue<E: Event>(
     aggregate_id: Uuid,
     event: &E,
 ) -> sqlx::Result<()> {
-    let trace = helpdesk_kit::telemetry::current_trace();
-    let (traceparent, tracestate) = match trace {
-        Some(t) => (Some(t.traceparent), t.tracestate),
-        None => (None, None),
-    };
-    sqlx::query!(
-        "INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload, traceparent, tracestate)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        event_id,
-        aggregate_id,
-        E::ROUTING_KEY,
-        E::full_name(),
-        event.encode_to_vec(),
-        traceparent,
-        tracestate,
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
+    let row = [Outgoing::new(event_id, aggregate_id, event)];
+    insert_rows(conn, &Columns::of(&row)).await
 }
 
-/// An event ready for the outbox, for [`enqueue_all`].
+/// An event ready for the outbox, for [`enqueue_all`] and [`Columns`].
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     event_id: Uuid,
