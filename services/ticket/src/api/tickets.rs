@@ -318,7 +318,7 @@ impl TicketApi {
             idempotency: key,
         } = requests::post_message(caller, &req)?;
         match self
-            .post(caller, author_id, role, new, key.as_ref(), &req)
+            .post(caller, author_id, role, new, key.as_ref(), &req.ticket_id)
             .await
         {
             // A retry finds the ticket as the first attempt left it (closed,
@@ -338,7 +338,7 @@ impl TicketApi {
         role: AuthorRole,
         new: NewMessage,
         key: Option<&Key>,
-        req: &pb::PostMessageRequest,
+        raw_ticket_id: &str,
     ) -> ApiResult<Posted> {
         let NewMessage {
             key: ticket_key,
@@ -349,7 +349,7 @@ impl TicketApi {
         let mut tx = self.pool.begin().await?;
         let mut ticket = match tickets::lock(&mut tx, &ticket_key).await? {
             Some(t) if visible(caller, &t) => t,
-            _ => return Err(ApiError::not_found(format!("ticket {}", req.ticket_id))),
+            _ => return Err(ApiError::not_found(format!("ticket {raw_ticket_id}"))),
         };
         // After the lock: writes to one ticket get times in the order they ran.
         let now = self.clock.now();
