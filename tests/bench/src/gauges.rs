@@ -28,6 +28,11 @@ impl Depths {
         }
     }
 
+    /// Nothing left for any service to do.
+    pub fn drained(self) -> bool {
+        self.named().iter().all(|(_, n)| *n == 0)
+    }
+
     /// The queues in a fixed order, named.
     pub fn named(self) -> [(&'static str, i64); 4] {
         [
@@ -50,7 +55,7 @@ pub struct Gauges {
 impl Gauges {
     pub async fn open(stack: &Stack) -> anyhow::Result<Self> {
         let connection =
-            helpdesk_events::amqp::connect(&helpdesk_testkit::amqp_url(), "bench-capacity").await?;
+            helpdesk_events::amqp::connect(&helpdesk_testkit::amqp_url(), "bench-gauges").await?;
         Ok(Self {
             ticket: helpdesk_kit::db::connect(&stack.ticket_database_url, 2).await?,
             assignment: helpdesk_kit::db::connect(&stack.assignment_database_url, 2).await?,
@@ -89,16 +94,7 @@ impl Gauges {
             notification_queue: depth[1],
         })
     }
-}
 
-impl Depths {
-    /// Nothing left for any service to do.
-    pub fn drained(self) -> bool {
-        self.named().iter().all(|(_, n)| *n == 0)
-    }
-}
-
-impl Gauges {
     /// Waits until every queue is empty or `limit` passed; how long it took,
     /// and the depths when it stopped.
     pub async fn drain(&self, limit: Duration) -> anyhow::Result<(Duration, Depths)> {

@@ -431,24 +431,18 @@ async fn measure(
     // Earlier runs' writes count too (`--reuse`).
     let (mut dirty, mut wrote) = (true, false);
     for path in args.paths() {
-        if dirty && !path.writes() {
-            if let Some(g) = gauges {
-                drain(g).await?;
-                wrote = false;
-            }
-            settle_visibility(&f.direct).await?;
-            dirty = false;
-        }
-        dirty |= path.writes();
         for (k, &c) in args.concurrency.iter().enumerate() {
             // A write row leaves work downstream (relay, assignment,
             // notifications); the next row must not share the cores with it.
             if wrote && let Some(g) = gauges {
                 drain(g).await?;
             }
+            if dirty && !path.writes() {
+                settle_visibility(&f.direct).await?;
+                dirty = false;
+            }
+            dirty |= path.writes();
             wrote = path.writes();
-            // A call that holds several connections at once gets that share
-            // of the direct pool's callers (more would wait on each other).
             let db_c = c.min(DIRECT_POOL as usize / path.connections_per_call());
             let f2 = f.clone();
             let db = timed(db_c, warmup, secs, move |_, i| {
