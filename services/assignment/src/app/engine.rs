@@ -21,10 +21,10 @@
 //! against candidates loaded once and updated as the batch goes, exactly
 //! as one-by-one decisions would make them.
 //!
-//! **Workload stays true.** `agents.open_tickets` is refreshed from the
-//! assignments it counts in the same transaction as every change
-//! (`storage::agents::recount`); reconciliation checks both against the
-//! ticket service, the source of truth.
+//! **Workload stays true.** `agents.open_tickets` moves with every statement
+//! that changes the assignments it counts, in the same transaction (a
+//! trigger: migration `workload_by_trigger`); reconciliation checks both
+//! against the ticket service, the source of truth.
 
 use std::sync::Arc;
 
@@ -220,9 +220,6 @@ impl Engine {
         let ids = moves::insert(conn, decided, now).await?;
         let given: Vec<Uuid> = to.iter().flatten().copied().collect();
         agents::touch_assigned(conn, &given, now).await?;
-        let mut touched = given;
-        touched.extend(decided.iter().filter_map(|m| m.from));
-        agents::recount(conn, &touched).await?;
         Ok(ids)
     }
 
@@ -382,12 +379,7 @@ impl Engine {
         if let Some(h) = holder {
             agents::ensure_known(conn, &[h], now).await?;
         }
-        if !assignments::apply_event(conn, a.ticket_id, holder, open, at, event, now).await? {
-            return Ok(false);
-        }
-        let touched: Vec<Uuid> = a.agent_id.into_iter().chain(holder).collect();
-        agents::recount(conn, &touched).await?;
-        Ok(true)
+        assignments::apply_event(conn, a.ticket_id, holder, open, at, event, now).await
     }
 
     /// Stores a ticket seen for the first time (from an event's snapshot,
@@ -407,9 +399,6 @@ impl Engine {
         if inserted && a.agent_id.is_none() {
             // Waiting: its decision continues this (the event's) trace.
             self.inner.causes.remember(a.ticket_id);
-        }
-        if inserted && let Some(h) = a.agent_id {
-            agents::recount(conn, &[h]).await?;
         }
         Ok(inserted)
     }

@@ -108,12 +108,11 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
 
     let now = engine.clock().now();
     let mut tx = engine.begin().await?;
-    let (mut finished, mut touched, mut results) = (Vec::new(), Vec::<Uuid>::new(), Vec::new());
+    let (mut finished, mut results) = (Vec::new(), Vec::new());
     // The usual answer is recorded for the whole batch in one statement
     // below: the lock is held for a handful of statements, not one per move.
     let mut answered = Vec::new();
     for (m, answer) in claimed.into_iter().zip(answers) {
-        touched.extend(m.from.into_iter().chain(m.to));
         let moved = match answer {
             Ok(Outcome::Done(answer)) => {
                 answered.push(Answered {
@@ -152,8 +151,7 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
         causes.forget(&m.ticket_id);
         results.push((m, moved));
     }
-    touched.extend(assignments::record_answers(&mut tx, &answered, now).await?);
-    agents::recount(&mut tx, &touched).await?;
+    assignments::record_answers(&mut tx, &answered, now).await?;
     moves::finish(&mut tx, &finished, now).await?;
     tx.commit().await?;
     if results.iter().any(|(_, r)| *r == Moved::AgentRejected) {

@@ -111,21 +111,6 @@ pub async fn candidates(conn: &mut PgConnection) -> sqlx::Result<Vec<Candidate>>
         .collect()
 }
 
-/// Sets each agent's workload to the count of their open assignments: the
-/// column is a cache of that count, refreshed with every change.
-pub async fn recount(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE agents a
-         SET open_tickets = (SELECT count(*) FROM assignments s
-                             WHERE s.agent_id = a.account_id AND s.open)::int
-         WHERE a.account_id = ANY ($1)",
-        ids,
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// One agent whose stored workload differed from the truth.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drift {

@@ -161,14 +161,12 @@ pub struct Answered {
 /// batch): each row takes the answer's holder and openness. Unconditional
 /// (we hold the decision lock and an answer is the ticket as of our call),
 /// but a row's event mark only moves forward, to `(at, nil)`: an event of
-/// the same instant still wins. Returns the holders the rows had before (an
-/// event may have changed one since the decision): their workloads change
-/// too.
+/// the same instant still wins. The workloads follow (trigger).
 pub async fn record_answers(
     conn: &mut PgConnection,
     answers: &[Answered],
     now: DateTime<Utc>,
-) -> sqlx::Result<Vec<Uuid>> {
+) -> sqlx::Result<()> {
     let tickets: Vec<Uuid> = answers.iter().map(|a| a.ticket).collect();
     let agents: Vec<Uuid> = answers
         .iter()
@@ -180,19 +178,8 @@ pub async fn record_answers(
         .iter()
         .map(|a| a.at.unwrap_or(DateTime::UNIX_EPOCH))
         .collect();
-    let before = sqlx::query_scalar!(
-        r#"WITH answer AS (
-               SELECT t.ticket, NULLIF(t.agent, '00000000-0000-0000-0000-000000000000'::uuid) AS agent,
-                      t.open, NULLIF(t.at, $4::timestamptz) AS at
-               FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[], $5::timestamptz[])
-                    AS t(ticket, agent, open, at)
-           ),
-           before AS (
-               SELECT s.ticket_id, s.agent_id FROM assignments s
-               JOIN answer a ON a.ticket = s.ticket_id
-               FOR UPDATE OF s
-           )
-           UPDATE assignments s
+    sqlx::query!(
+        r#"UPDATE assignments s
            SET agent_id = a.agent, open = a.open,
                assigned_at = CASE WHEN a.agent IS NULL THEN NULL
                                   WHEN s.agent_id IS NOT DISTINCT FROM a.agent THEN s.assigned_at
@@ -203,9 +190,11 @@ pub async fn record_answers(
                                     THEN '00000000-0000-0000-0000-000000000000'::uuid
                                     ELSE s.last_event_id END,
                last_event_at = GREATEST(s.last_event_at, a.at)
-           FROM answer a JOIN before b ON b.ticket_id = a.ticket
-           WHERE s.ticket_id = a.ticket
-           RETURNING b.agent_id"#,
+           FROM (SELECT t.ticket, NULLIF(t.agent, '00000000-0000-0000-0000-000000000000'::uuid) AS agent,
+                        t.open, NULLIF(t.at, $4::timestamptz) AS at
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::bool[], $5::timestamptz[])
+                      AS t(ticket, agent, open, at)) a
+           WHERE s.ticket_id = a.ticket"#,
         &tickets,
         &agents,
         &open,
@@ -213,9 +202,9 @@ pub async fn record_answers(
         &at,
         now,
     )
-    .fetch_all(conn)
+    .execute(conn)
     .await?;
-    Ok(before.into_iter().flatten().collect())
+    Ok(())
 }
 
 /// Gives decided holders to tickets (`None`: nobody; one statement for a
