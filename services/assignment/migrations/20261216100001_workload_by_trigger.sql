@@ -13,28 +13,42 @@
 -- recounts everyone against the truth and reports any drift.
 CREATE FUNCTION assignments_workload() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    ids    uuid[];
+    deltas int[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        UPDATE agents a SET open_tickets = a.open_tickets + d.delta
-        FROM (SELECT agent_id, count(*)::int AS delta FROM new_rows
-              WHERE agent_id IS NOT NULL AND open GROUP BY agent_id) d
-        WHERE a.account_id = d.agent_id;
+        SELECT array_agg(agent_id ORDER BY agent_id), array_agg(n ORDER BY agent_id)
+        INTO ids, deltas
+        FROM (SELECT agent_id, count(*)::int AS n FROM new_rows
+              WHERE agent_id IS NOT NULL AND open GROUP BY agent_id) d;
     ELSIF TG_OP = 'UPDATE' THEN
-        UPDATE agents a SET open_tickets = a.open_tickets + d.delta
-        FROM (SELECT agent_id, sum(delta)::int AS delta
-              FROM (SELECT agent_id, 1 AS delta FROM new_rows
+        SELECT array_agg(agent_id ORDER BY agent_id), array_agg(n ORDER BY agent_id)
+        INTO ids, deltas
+        FROM (SELECT agent_id, sum(n)::int AS n
+              FROM (SELECT agent_id, 1 AS n FROM new_rows
                     WHERE agent_id IS NOT NULL AND open
                     UNION ALL
                     SELECT agent_id, -1 FROM old_rows
                     WHERE agent_id IS NOT NULL AND open) c
-              GROUP BY agent_id HAVING sum(delta) <> 0) d
-        WHERE a.account_id = d.agent_id;
+              GROUP BY agent_id HAVING sum(n) <> 0) d;
     ELSE
-        UPDATE agents a SET open_tickets = a.open_tickets - d.delta
-        FROM (SELECT agent_id, count(*)::int AS delta FROM old_rows
-              WHERE agent_id IS NOT NULL AND open GROUP BY agent_id) d
-        WHERE a.account_id = d.agent_id;
+        SELECT array_agg(agent_id ORDER BY agent_id), array_agg(-n ORDER BY agent_id)
+        INTO ids, deltas
+        FROM (SELECT agent_id, count(*)::int AS n FROM old_rows
+              WHERE agent_id IS NOT NULL AND open GROUP BY agent_id) d;
     END IF;
+    IF ids IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- Rows locked in one order: writers holding the decision lock shared
+    -- (answers recorded side by side) cannot deadlock on agents. Only
+    -- agents whose count changes are locked, so answers that confirm a
+    -- decision do not wait for each other.
+    PERFORM 1 FROM agents WHERE account_id = ANY (ids) ORDER BY account_id FOR UPDATE;
+    UPDATE agents a SET open_tickets = a.open_tickets + d.n
+    FROM unnest(ids, deltas) AS d(id, n)
+    WHERE a.account_id = d.id;
     RETURN NULL;
 END
 $$;

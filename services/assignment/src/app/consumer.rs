@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::{
     api::convert::priority_from_pb,
-    app::engine::{self, Engine},
+    app::engine::{self, Engine, Hold},
     clients::tickets::counts,
     domain::Assignment,
     storage::assignments,
@@ -85,7 +85,7 @@ impl TicketEvents {
         at: DateTime<Utc>,
         event: Uuid,
     ) -> Result<(), HandlerError> {
-        engine::lock(tx).await?;
+        engine::lock(tx, Hold::Exclusive).await?;
         match assignments::get(&mut *tx, snapshot.ticket_id).await? {
             Some(a) => {
                 let (holder, open) = (snapshot.agent_id, snapshot.open);
@@ -148,8 +148,7 @@ impl Handler for TicketEvents {
                 // waits for them). A database crash can lose the last
                 // moments of them, acked: reconciliation finds those
                 // tickets in the ticket service and queues them (logged).
-                engine::lock_shared(tx).await?;
-                engine::commit_without_flush(tx).await?;
+                engine::lock_unflushed(tx, Hold::Shared).await?;
                 if !self.engine.track(tx, &a, at, id).await? {
                     tracing::debug!(ticket = %a.human_id, "ticket already tracked");
                 }
@@ -167,7 +166,7 @@ impl Handler for TicketEvents {
             TicketEvent::Escalated(e) => {
                 let at = occurred_at(e.header.as_ref(), id)?;
                 let snapshot = tracked(e.ticket.as_ref())?;
-                engine::lock(tx).await?;
+                engine::lock(tx, Hold::Exclusive).await?;
                 self.engine.track(tx, &snapshot, at, id).await?;
                 let a = assignments::get(&mut *tx, snapshot.ticket_id)
                     .await?
@@ -203,7 +202,7 @@ impl Handler for TicketEvents {
             .iter()
             .any(|item| !matches!(item.event, TicketEvent::Created(_)))
         {
-            engine::lock(tx).await?;
+            engine::lock(tx, Hold::Exclusive).await?;
         }
         for item in items {
             self.handle(tx, &item.meta, item.event)
@@ -237,8 +236,7 @@ impl TicketEvents {
             tickets.push((a, at, item.meta.event_id));
         }
         // As for one new ticket (see `handle`): shared lock, no flush wait.
-        engine::lock_shared(tx).await?;
-        engine::commit_without_flush(tx).await?;
+        engine::lock_unflushed(tx, Hold::Shared).await?;
         let stored = assignments::insert_waiting(tx, &tickets, self.engine.clock().now()).await?;
         if stored.len() < tickets.len() {
             tracing::debug!(

@@ -182,7 +182,7 @@ impl Engine {
         self.inner.operations_wanted.notified().await;
     }
 
-    /// A transaction holding the decision lock (UNAVAILABLE when it could
+    /// A transaction holding the decision lock exclusively (UNAVAILABLE when it could
     /// not be had within [`LOCK_TIMEOUT`]).
     ///
     /// Its commit does not wait for the disk (`synchronous_commit = off`),
@@ -195,9 +195,13 @@ impl Engine {
     /// sent (they are made again) or of answers recorded (the moves are
     /// resent with the same request ids and replayed).
     pub async fn begin(&self) -> ApiResult<Transaction<'static, Postgres>> {
+        self.begin_holding(Hold::Exclusive).await
+    }
+
+    /// [`Self::begin`], holding the lock as `hold` says.
+    pub async fn begin_holding(&self, hold: Hold) -> ApiResult<Transaction<'static, Postgres>> {
         let mut tx = self.inner.pool.begin().await?;
-        lock(&mut tx).await.map_err(busy)?;
-        commit_without_flush(&mut tx).await?;
+        lock_unflushed(&mut tx, hold).await.map_err(busy)?;
         Ok(tx)
     }
 
@@ -215,12 +219,7 @@ impl Engine {
         for ticket in &tickets {
             self.inner.causes.remember(*ticket);
         }
-        let to: Vec<Option<Uuid>> = decided.iter().map(|m| m.to).collect();
-        assignments::set_holders(conn, &tickets, &to, now).await?;
-        let ids = moves::insert(conn, decided, now).await?;
-        let given: Vec<Uuid> = to.iter().flatten().copied().collect();
-        agents::touch_assigned(conn, &given, now).await?;
-        Ok(ids)
+        moves::decide(conn, decided, now).await
     }
 
     /// Decides for up to [`DRAIN_BATCH`] waiting tickets, most urgent and
@@ -524,48 +523,59 @@ impl Engine {
     }
 }
 
+/// How a transaction holds [`DECISION_LOCK`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Decisions, and changes of what they read made from outside (events,
+    /// the roster): one at a time, after every transaction in progress.
+    Exclusive,
+    /// Writes that decide nothing (a new ticket joining the queue, the
+    /// ticket service's answers to moves): side by side with each other,
+    /// never during a decision. A decision waits for every one in
+    /// progress, so it sees their rows and a reconciliation mark still
+    /// covers them.
+    Shared,
+}
+
 /// Takes the decision lock for the rest of the transaction, waiting at
-/// most [`LOCK_TIMEOUT`] (`SET LOCAL`: this transaction only).
-pub async fn lock(conn: &mut PgConnection) -> sqlx::Result<()> {
-    bound_lock_waits(conn).await?;
-    sqlx::query!("SELECT pg_advisory_xact_lock($1)", DECISION_LOCK)
-        .execute(conn)
-        .await?;
+/// most [`LOCK_TIMEOUT`]; the commit flushes as configured.
+pub async fn lock(conn: &mut PgConnection, hold: Hold) -> sqlx::Result<()> {
+    take(conn, hold, None).await
+}
+
+/// [`lock`], and lets this transaction's commit return before its log
+/// reaches the disk (`synchronous_commit = off`, this transaction only):
+/// the lock is released sooner; a database crash may lose the transaction
+/// (see [`Engine::begin`]).
+pub async fn lock_unflushed(conn: &mut PgConnection, hold: Hold) -> sqlx::Result<()> {
+    take(conn, hold, Some("off")).await
+}
+
+/// The settings and the lock in one statement (its expressions run in
+/// order, so the timeout bounds the wait): every locked transaction starts
+/// with it, and under load each round trip is a wait for a core.
+async fn take(
+    conn: &mut PgConnection,
+    hold: Hold,
+    synchronous_commit: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT set_config('lock_timeout', $1, true) AS lock_timeout,
+                set_config('synchronous_commit',
+                           COALESCE($2, current_setting('synchronous_commit')), true) AS commit,
+                CASE WHEN $3 THEN pg_advisory_xact_lock_shared($4)
+                     ELSE pg_advisory_xact_lock($4) END AS locked",
+        LOCK_TIMEOUT,
+        synchronous_commit,
+        hold == Hold::Shared,
+        DECISION_LOCK,
+    )
+    .fetch_one(conn)
+    .await?;
     Ok(())
 }
 
-/// Makes every lock wait of this transaction give up after [`LOCK_TIMEOUT`].
-async fn bound_lock_waits(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query_scalar!("SELECT set_config('lock_timeout', $1, true)", LOCK_TIMEOUT)
-        .fetch_one(conn)
-        .await?;
-    Ok(())
-}
-
-/// Takes the decision lock in shared mode: for writes that add to what
-/// decisions read without deciding anything (a new ticket joining the
-/// queue). Such transactions run and commit side by side; a decision still
-/// waits for every one in progress, so it sees their rows and a
-/// reconciliation mark still covers them.
-pub async fn lock_shared(conn: &mut PgConnection) -> sqlx::Result<()> {
-    bound_lock_waits(conn).await?;
-    sqlx::query!("SELECT pg_advisory_xact_lock_shared($1)", DECISION_LOCK)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Lets this transaction's commit return before its log reaches the disk
-/// (`synchronous_commit = off`, this transaction only): the locks it holds
-/// are released sooner; a database crash may lose it (see [`Engine::begin`]).
-pub async fn commit_without_flush(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query_scalar!("SELECT set_config('synchronous_commit', 'off', true)")
-        .fetch_one(conn)
-        .await?;
-    Ok(())
-}
-
-/// Undoes [`commit_without_flush`] for the rest of the transaction.
+/// Undoes [`lock_unflushed`]'s commit setting for the rest of the transaction.
 pub async fn commit_with_flush(conn: &mut PgConnection) -> sqlx::Result<()> {
     sqlx::query_scalar!("SELECT set_config('synchronous_commit', 'on', true)")
         .fetch_one(conn)

@@ -5,8 +5,8 @@
 //!
 //! A batch of up to [`BATCH`] moves is sent in one BatchAssignTickets call
 //! (one transaction in the ticket service, each move answered on its own),
-//! outside any lock; the answers are then recorded in one transaction under
-//! the decision lock. Every attempt of a move sends the
+//! outside any lock; the answers are then recorded in one transaction
+//! holding the decision lock shared (decisions wait for it). Every attempt of a move sends the
 //! request id fixed when it was decided, so the ticket service applies it
 //! once however often it is retried (a timeout after the ticket service
 //! committed, a restart, two replicas). What the ticket service answers:
@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::engine::Engine;
+use super::engine::{Engine, Hold};
 use crate::{
     clients::tickets::{Outcome, batch_refused},
     domain::Move,
@@ -107,7 +107,9 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
     let answers = send(engine, &claimed).instrument(span).await;
 
     let now = engine.clock().now();
-    let mut tx = engine.begin().await?;
+    // Shared: answers decide nothing, so the batches of both senders and
+    // new tickets are recorded side by side; decisions wait for them.
+    let mut tx = engine.begin_holding(Hold::Shared).await?;
     let (mut finished, mut results) = (Vec::new(), Vec::new());
     // The usual answer is recorded for the whole batch in one statement
     // below: the lock is held for a handful of statements, not one per move.

@@ -143,22 +143,6 @@ pub async fn recount_all(conn: &mut PgConnection, now: DateTime<Utc>) -> sqlx::R
         .collect())
 }
 
-/// Records that `ids` were just given a ticket (fairness tie-break).
-pub async fn touch_assigned(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-    at: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE agents SET last_assigned_at = $2 WHERE account_id = ANY ($1)",
-        ids,
-        at
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Makes sure rows exist for `ids` (a ticket held by someone the roster has
 /// not synced yet): inactive placeholders until the roster confirms them.
 pub async fn ensure_known(

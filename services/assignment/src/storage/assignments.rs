@@ -207,33 +207,6 @@ pub async fn record_answers(
     Ok(())
 }
 
-/// Gives decided holders to tickets (`None`: nobody; one statement for a
-/// batch of decisions). Moves record the same decisions for the ticket
-/// service.
-pub async fn set_holders(
-    conn: &mut PgConnection,
-    tickets: &[Uuid],
-    agents: &[Option<Uuid>],
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    let agents: Vec<Uuid> = agents.iter().map(|a| a.unwrap_or(Uuid::nil())).collect();
-    sqlx::query!(
-        "UPDATE assignments s
-         SET agent_id = NULLIF(d.agent, '00000000-0000-0000-0000-000000000000'::uuid),
-             assigned_at = CASE WHEN d.agent = '00000000-0000-0000-0000-000000000000'::uuid
-                                THEN NULL ELSE $3::timestamptz END,
-             updated_at = $3, revision = nextval('assignment_revision')
-         FROM UNNEST($1::uuid[], $2::uuid[]) AS d(ticket, agent)
-         WHERE s.ticket_id = d.ticket",
-        tickets,
-        &agents,
-        now,
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Puts `back` as holder again where a move to `to` was refused, unless
 /// something newer changed the row meanwhile.
 pub async fn revert_holder(

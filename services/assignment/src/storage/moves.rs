@@ -18,8 +18,12 @@ pub struct NewMove {
     pub operation: Option<Uuid>,
 }
 
-/// Records decided moves (one statement for a batch); returns their ids.
-pub async fn insert(
+/// Records decisions (one statement for a batch): each ticket takes its
+/// new holder, each move is stored pending, and the agents given a ticket
+/// are stamped (fairness tie-break); workloads follow (trigger). Returns
+/// the moves' ids in order. One statement because it runs under the
+/// exclusive decision lock, which every new ticket waits for.
+pub async fn decide(
     conn: &mut PgConnection,
     moves: &[NewMove],
     now: DateTime<Utc>,
@@ -31,12 +35,26 @@ pub async fn insert(
     let requests: Vec<Uuid> = moves.iter().map(|m| m.request_id).collect();
     let operations: Vec<Uuid> = moves.iter().map(|m| nil(m.operation)).collect();
     sqlx::query_scalar!(
-        "INSERT INTO moves (ticket_id, from_agent, to_agent, request_id, operation_id, created_at)
-         SELECT t, NULLIF(f, '00000000-0000-0000-0000-000000000000'::uuid),
-                NULLIF(a, '00000000-0000-0000-0000-000000000000'::uuid), r,
-                NULLIF(o, '00000000-0000-0000-0000-000000000000'::uuid), $6
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[])
-              WITH ORDINALITY AS m(t, f, a, r, o, n)
+        "WITH d AS (
+             SELECT t, NULLIF(f, '00000000-0000-0000-0000-000000000000'::uuid) AS f,
+                    NULLIF(a, '00000000-0000-0000-0000-000000000000'::uuid) AS a, r,
+                    NULLIF(o, '00000000-0000-0000-0000-000000000000'::uuid) AS o, n
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[])
+                  WITH ORDINALITY AS d(t, f, a, r, o, n)
+         ),
+         holders AS (
+             UPDATE assignments s
+             SET agent_id = d.a,
+                 assigned_at = CASE WHEN d.a IS NULL THEN NULL ELSE $6::timestamptz END,
+                 updated_at = $6, revision = nextval('assignment_revision')
+             FROM d WHERE s.ticket_id = d.t
+         ),
+         given AS (
+             UPDATE agents g SET last_assigned_at = $6
+             WHERE g.account_id IN (SELECT a FROM d WHERE a IS NOT NULL)
+         )
+         INSERT INTO moves (ticket_id, from_agent, to_agent, request_id, operation_id, created_at)
+         SELECT t, f, a, r, o, $6 FROM d
          ORDER BY n
          RETURNING id",
         &tickets,
