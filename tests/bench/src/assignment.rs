@@ -3,7 +3,11 @@
 //! service and one assignment replica in-process on the same machine.
 //! Printed in the same run: the create rate, the time from a ticket's
 //! creation to its `ticket.assigned` (both stamped by the ticket service),
-//! and the backlog (created but not yet assigned) sampled every 500 ms.
+//! split at each ticket's decision (the assignment service's `moves`):
+//! creation → decided is the relay, the broker, the consumer and the
+//! drainer; decided → assigned is the mover and the ticket service's
+//! BatchAssignTickets. And the backlog (created but not yet assigned)
+//! sampled every 500 ms.
 //!
 //! `BENCH_RATE` paces the callers (creates per second in all). The
 //! assignment replica's consumer is configured as deployed, from the
@@ -129,12 +133,18 @@ pub async fn run() -> anyhow::Result<()> {
                     .and_then(from_timestamp);
                 let created = e
                     .ticket
-                    .and_then(|t| t.create_time)
                     .as_ref()
+                    .and_then(|t| t.create_time.as_ref())
                     .and_then(from_timestamp);
-                if let (Some(at), Some(created)) = (at, created) {
-                    let took = (at - created).to_std().unwrap_or_default();
-                    to_assignment.lock().expect("not poisoned").push(took);
+                let ticket = e
+                    .ticket
+                    .as_ref()
+                    .and_then(|t| Uuid::parse_str(&t.ticket_id).ok());
+                if let (Some(at), Some(created), Some(ticket)) = (at, created, ticket) {
+                    to_assignment
+                        .lock()
+                        .expect("not poisoned")
+                        .push((ticket, created, at));
                 }
                 assigned.fetch_add(1, Ordering::Relaxed);
             }
@@ -202,13 +212,50 @@ pub async fn run() -> anyhow::Result<()> {
             create.summary()
         ),
     );
-    let taken = Latencies::new(to_assignment.lock().expect("not poisoned").clone());
+    let timeline = to_assignment.lock().expect("not poisoned").clone();
+    let taken = Latencies::new(
+        timeline
+            .iter()
+            .map(|(_, created, at)| (*at - *created).to_std().unwrap_or_default())
+            .collect(),
+    );
     row(
         "creation → ticket.assigned",
         format!(
             "{:>8.0} assigned/s {}",
             assigned.load(Ordering::Relaxed) as f64 / (load_time + drained_after).as_secs_f64(),
             taken.summary()
+        ),
+    );
+    // Where the time went: each ticket's decision time, from the moves the
+    // assignment service recorded, splits its time to assignment in two.
+    let decided: std::collections::HashMap<Uuid, chrono::DateTime<Utc>> =
+        sqlx::query_as::<_, (Uuid, chrono::DateTime<Utc>)>(
+            "SELECT ticket_id, min(created_at) FROM moves GROUP BY ticket_id",
+        )
+        .fetch_all(&waiting_pool)
+        .await?
+        .into_iter()
+        .collect();
+    let (mut to_decision, mut to_assigned) = (Vec::new(), Vec::new());
+    for (ticket, created, at) in &timeline {
+        if let Some(decided) = decided.get(ticket) {
+            to_decision.push((*decided - *created).to_std().unwrap_or_default());
+            to_assigned.push((*at - *decided).to_std().unwrap_or_default());
+        }
+    }
+    row(
+        "  of which creation → decided",
+        format!(
+            "relay, consumer, drainer  {}",
+            Latencies::new(to_decision).summary()
+        ),
+    );
+    row(
+        "  and decided → ticket.assigned",
+        format!(
+            "mover, BatchAssignTickets {}",
+            Latencies::new(to_assigned).summary()
         ),
     );
     let mut backlogs: Vec<usize> = samples.iter().map(|s| s.2).collect();
