@@ -143,12 +143,19 @@ impl Handler for TicketEvents {
             TicketEvent::Created(e) => {
                 let a = tracked(e.ticket.as_ref())?;
                 let at = occurred_at(e.header.as_ref(), id)?;
-                // Only adds to the queue: new tickets go in side by side,
-                // and their commits do not wait for the disk (a decision
-                // waits for them). A database crash can lose the last
-                // moments of them, acked: reconciliation finds those
-                // tickets in the ticket service and queues them (logged).
-                engine::lock_unflushed(tx, Hold::Shared).await?;
+                // An unheld ticket only joins the queue: such tickets go in
+                // side by side, and their commits do not wait for the disk
+                // (a decision waits for them). A database crash can lose
+                // the last moments of them, acked: reconciliation finds
+                // those tickets in the ticket service and queues them
+                // (logged). A ticket created with a holder moves a
+                // workload: exclusively, as other events that do.
+                let hold = if a.agent_id.is_some() {
+                    Hold::Exclusive
+                } else {
+                    Hold::Shared
+                };
+                engine::lock_unflushed(tx, hold).await?;
                 if !self.engine.track(tx, &a, at, id).await? {
                     tracing::debug!(ticket = %a.human_id, "ticket already tracked");
                 }
@@ -195,15 +202,10 @@ impl Handler for TicketEvents {
         if only_new_waiting(&items) {
             return self.track_new_tickets(tx, &items).await;
         }
-        // A mixed burst, event by event. The decision lock is taken
-        // exclusively first when any event needs it: two lanes holding it
-        // shared and each asking for it exclusively would deadlock.
-        if items
-            .iter()
-            .any(|item| !matches!(item.event, TicketEvent::Created(_)))
-        {
-            engine::lock(tx, Hold::Exclusive).await?;
-        }
+        // A mixed burst, event by event, under the decision lock taken
+        // exclusively first: some event needs it (two lanes holding it
+        // shared and each asking for it exclusively would deadlock).
+        engine::lock(tx, Hold::Exclusive).await?;
         for item in items {
             self.handle(tx, &item.meta, item.event)
                 .instrument(item.span)

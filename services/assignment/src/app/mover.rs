@@ -107,9 +107,18 @@ pub async fn perform(engine: &Engine, only: Option<i64>) -> ApiResult<Vec<(Move,
     let answers = send(engine, &claimed).instrument(span).await;
 
     let now = engine.clock().now();
-    // Shared: answers decide nothing, so the batches of both senders and
-    // new tickets are recorded side by side; decisions wait for them.
-    let mut tx = engine.begin_holding(Hold::Shared).await?;
+    // Shared when every move is done as decided: one statement records the
+    // batch (the workloads it moves are locked in one order), so the
+    // batches of both senders and new tickets are recorded side by side,
+    // and decisions wait for them. Any other answer takes several
+    // statements (and may deactivate an agent): exclusively, so no two
+    // such transactions lock agents in different orders.
+    let hold = if answers.iter().all(|a| matches!(a, Ok(Outcome::Done(_)))) {
+        Hold::Shared
+    } else {
+        Hold::Exclusive
+    };
+    let mut tx = engine.begin_holding(hold).await?;
     let (mut finished, mut results) = (Vec::new(), Vec::new());
     // The usual answer is recorded for the whole batch in one statement
     // below: the lock is held for a handful of statements, not one per move.
