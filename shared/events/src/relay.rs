@@ -112,6 +112,23 @@ pub async fn run(pool: PgPool, config: RelayConfig, waker: outbox::Waker, ctx: T
     tracing::info!("outbox relay stopped");
 }
 
+/// The relay's own connection (its leader lock, reads and marks).
+///
+/// It makes no bitmap scans: a bitmap scan of `outbox_unsent` visits the
+/// heap of every sent row still in the index on every read (10,000 entries
+/// and 680 pages a read under 700 creates a second, until a vacuum), while
+/// a plain index scan marks their entries dead once and later reads skip
+/// them (66 pages, 0.14 ms). The planner picks the bitmap whenever it
+/// expects many unsent rows.
+pub async fn connect(pool: &PgPool) -> sqlx::Result<PgConnection> {
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .options([("enable_bitmapscan", "off")]);
+    PgConnection::connect_with(&options).await
+}
+
 /// Waits for the lead, then publishes until shutdown or an error.
 async fn lead(
     pool: &PgPool,
@@ -122,9 +139,7 @@ async fn lead(
     sampler: &mut BacklogSampler,
 ) -> anyhow::Result<()> {
     let shutdown = ctx.stop();
-    let mut conn = PgConnection::connect_with(&pool.connect_options())
-        .await
-        .context("relay database connection")?;
+    let mut conn = connect(pool).await.context("relay database connection")?;
     loop {
         ctx.beat();
         let leader: bool = sqlx::query_scalar!(

@@ -186,3 +186,40 @@ async fn events_committed_while_the_relay_is_down_are_published_when_it_starts()
     task.await.unwrap();
     delete_broker_objects(Some(exchange), Vec::new());
 }
+
+/// The relay reads unsent rows with a plain index scan even when the
+/// planner expects fewer than a batch (then it prefers a bitmap scan and a
+/// sort): a bitmap scan visits the heap of every sent row still in
+/// `outbox_unsent` on every read, and never marks their entries dead.
+#[tokio::test]
+async fn the_relay_reads_unsent_rows_by_a_plain_index_scan() {
+    let db = TestDb::create(&Migrator::with_migrations(Vec::new()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload)
+         SELECT gen_random_uuid(), gen_random_uuid(), 'ticket.created', 'x', '\\x00'
+         FROM generate_series(1, 20000)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // As under load on a young table: fewer unsent rows than a batch,
+    // behind many sent ones whose index entries wait for a vacuum, and no
+    // ANALYZE yet (the planner then expects about a hundred matches).
+    sqlx::query("UPDATE outbox SET sent_at = now() WHERE id <= 19900")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let explain =
+        "EXPLAIN SELECT id, payload FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT 500";
+
+    let mut relay = relay::connect(&db.pool).await.unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(explain)
+        .fetch_all(&mut relay)
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("Index Scan using outbox_unsent"), "{plan}");
+    assert!(!plan.contains("Bitmap"), "{plan}");
+}
