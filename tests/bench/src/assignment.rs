@@ -216,7 +216,7 @@ pub async fn run() -> anyhow::Result<()> {
     let taken = Latencies::new(
         timeline
             .iter()
-            .map(|(_, created, at)| (*at - *created).to_std().unwrap_or_default())
+            .map(|(_, created, at)| between(*created, *at))
             .collect(),
     );
     row(
@@ -240,8 +240,8 @@ pub async fn run() -> anyhow::Result<()> {
     let (mut to_decision, mut to_assigned) = (Vec::new(), Vec::new());
     for (ticket, created, at) in &timeline {
         if let Some(decided) = decided.get(ticket) {
-            to_decision.push((*decided - *created).to_std().unwrap_or_default());
-            to_assigned.push((*at - *decided).to_std().unwrap_or_default());
+            to_decision.push(between(*created, *decided));
+            to_assigned.push(between(*decided, *at));
         }
     }
     row(
@@ -314,4 +314,9 @@ pub async fn run() -> anyhow::Result<()> {
     queues.extend((1..8).map(|n| format!("{queue}.retry.{n}")));
     delete_broker_objects(Some(exchange), queues);
     Ok(())
+}
+
+/// From one timestamp to a later one (zero if the clocks disagree).
+fn between(from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>) -> Duration {
+    (to - from).to_std().unwrap_or_default()
 }

@@ -182,8 +182,8 @@ impl Engine {
         self.inner.operations_wanted.notified().await;
     }
 
-    /// A transaction holding the decision lock exclusively (UNAVAILABLE when it could
-    /// not be had within [`LOCK_TIMEOUT`]).
+    /// A transaction holding the decision lock exclusively (UNAVAILABLE
+    /// when it could not be had within [`LOCK_TIMEOUT`]).
     ///
     /// Its commit does not wait for the disk (`synchronous_commit = off`),
     /// so the lock is held for the work, not for a flush: every decision
@@ -214,10 +214,9 @@ impl Engine {
         decided: &[NewMove],
     ) -> sqlx::Result<Vec<i64>> {
         let now = self.inner.clock.now();
-        let tickets: Vec<Uuid> = decided.iter().map(|m| m.ticket_id).collect();
         // The mover's call continues the decision's trace.
-        for ticket in &tickets {
-            self.inner.causes.remember(*ticket);
+        for m in decided {
+            self.inner.causes.remember(m.ticket_id);
         }
         moves::decide(conn, decided, now).await
     }
@@ -529,11 +528,12 @@ pub enum Hold {
     /// Decisions, and changes of what they read made from outside (events,
     /// the roster): one at a time, after every transaction in progress.
     Exclusive,
-    /// Writes that decide nothing (a new ticket joining the queue, the
-    /// ticket service's answers to moves): side by side with each other,
-    /// never during a decision. A decision waits for every one in
-    /// progress, so it sees their rows and a reconciliation mark still
-    /// covers them.
+    /// Writes that decide nothing, each in one statement (new unheld
+    /// tickets joining the queue, answers confirming the decided moves),
+    /// so their workload changes lock agents in one order: side by side
+    /// with each other, never during a decision. A decision waits for
+    /// every one in progress, so it sees their rows and a reconciliation
+    /// mark still covers them.
     Shared,
 }
 

@@ -6,8 +6,9 @@
 //! A batch of up to [`BATCH`] moves is sent in one BatchAssignTickets call
 //! (one transaction in the ticket service, each move answered on its own),
 //! outside any lock; the answers are then recorded in one transaction
-//! holding the decision lock shared (decisions wait for it). Every attempt of a move sends the
-//! request id fixed when it was decided, so the ticket service applies it
+//! under the decision lock (shared when every move was done as decided,
+//! see [`perform`]). Every attempt of a move sends the request id fixed
+//! when it was decided, so the ticket service applies it
 //! once however often it is retried (a timeout after the ticket service
 //! committed, a restart, two replicas). What the ticket service answers:
 //!
