@@ -46,9 +46,20 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
 /// filters as `($n IS NULL OR col = $n)`, which keeps them compile-time
 /// checked; a custom plan folds the absent filters away and picks the index
 /// that matches the present ones, where a generic plan would not.
+///
+/// `jit=off` and `max_parallel_workers_per_gather=0`: every statement of ours
+/// reads a few thousand rows at most, and the planner's high guesses (a
+/// search word outside its statistics) would otherwise make it compile the
+/// plan (10-30 ms) or start workers that take cores from concurrent calls.
+/// The one wide read, the statistics dashboard, spreads over connections
+/// of its own.
 fn options(url: &str) -> anyhow::Result<PgConnectOptions> {
     let options: PgConnectOptions = url.parse()?;
-    Ok(options.options([("plan_cache_mode", "force_custom_plan")]))
+    Ok(options.options([
+        ("plan_cache_mode", "force_custom_plan"),
+        ("jit", "off"),
+        ("max_parallel_workers_per_gather", "0"),
+    ]))
 }
 
 /// The kit's migrations followed by the service's, as one migrator.

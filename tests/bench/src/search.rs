@@ -128,8 +128,8 @@ pub async fn directly(
         filter,
         notes: user.is_none(),
     };
-    let mut tx = sql::begin(pool).await?;
-    let parsed = sql::parse(&mut *tx, &search.text).await?;
+    let mut conn = pool.acquire().await?;
+    let parsed = sql::parse(&mut *conn, &search.text).await?;
     let (words, any_of) = tree_words(&parsed.tree);
     let (in_tickets, in_messages) = (
         stats.0.estimate(&words, any_of),
@@ -137,14 +137,14 @@ pub async fn directly(
     );
     let order = choose_order(None, user.is_none().then_some(in_tickets + in_messages));
     let ids: Vec<uuid::Uuid> = match order {
-        SearchOrder::Relevance => sql::relevance_page(&mut *tx, &search, None, 21)
+        SearchOrder::Relevance => sql::relevance_page(&mut *conn, &search, None, 21)
             .await?
             .into_iter()
             .map(|r| r.0)
             .take(20)
             .collect(),
         SearchOrder::Newest => sql::newest_page(
-            &mut *tx,
+            &mut *conn,
             &search,
             None,
             21,
@@ -157,7 +157,7 @@ pub async fn directly(
         .take(20)
         .collect(),
     };
-    Ok(sql::found(pool, &search.text, search.notes, &ids)
+    Ok(sql::found(&mut *conn, &search.text, search.notes, &ids)
         .await?
         .len())
 }

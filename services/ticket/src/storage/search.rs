@@ -317,25 +317,6 @@ pub async fn newest_page<'c>(
     Ok(rows.into_iter().map(|r| (r.id, r.created_at)).collect())
 }
 
-/// Starts the read-only transaction a search runs in, without parallel
-/// workers and without JIT: a search reads a few thousand rows at most,
-/// and starting workers or compiling the plan (10-30 ms, triggered by the
-/// planner's high guesses for words outside its statistics) costs more
-/// than that; workers would also take cores from concurrent searches.
-pub async fn begin(
-    pool: &sqlx::PgPool,
-) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    let mut tx = pool.begin().await?;
-    sqlx::query!(
-        "SELECT set_config('max_parallel_workers_per_gather', '0', true) AS workers, \
-                set_config('jit', 'off', true) AS jit, \
-                set_config('transaction_read_only', 'on', true) AS read_only"
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(tx)
-}
-
 /// A ticket found, with its highlighted subject and snippet.
 pub struct Found {
     pub ticket: Ticket,

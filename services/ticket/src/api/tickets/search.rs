@@ -221,8 +221,11 @@ impl TicketApi {
             search.filter.user_id = Some(own);
         }
         let stats = self.search_stats.get(&self.pool).await?;
-        let mut tx = search::begin(&self.pool).await?;
-        let parsed = search::parse(&mut *tx, &search.text).await?;
+        // One connection, no transaction: a page and its rows need not be
+        // one snapshot (a ticket changed in between is shown as it is now),
+        // and BEGIN and COMMIT would be two more round trips.
+        let mut conn = self.pool.acquire().await?;
+        let parsed = search::parse(&mut *conn, &search.text).await?;
         let (words, any_of) = tree_words(&parsed.tree);
         let (in_tickets, in_messages) = (
             stats.0.estimate(&words, any_of),
@@ -259,7 +262,7 @@ impl TicketApi {
                     Some(SearchCursor::Relevance { rank, id }) => Some((rank, id)),
                     _ => None,
                 };
-                let mut rows = search::relevance_page(&mut *tx, &search, after, limit + 1).await?;
+                let mut rows = search::relevance_page(&mut *conn, &search, after, limit + 1).await?;
                 let next =
                     cut(&mut rows, limit).map(|&(id, rank)| SearchCursor::Relevance { rank, id });
                 (rows, next)
@@ -270,7 +273,7 @@ impl TicketApi {
                     _ => None,
                 };
                 let rows = search::newest_page(
-                    &mut *tx,
+                    &mut *conn,
                     &search,
                     after,
                     limit + 1,
@@ -292,8 +295,8 @@ impl TicketApi {
             }
         };
         let page: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
-        let found = search::found(&mut *tx, &search.text, search.notes, &page).await?;
-        tx.commit().await?;
+        let found = search::found(&mut *conn, &search.text, search.notes, &page).await?;
+        drop(conn);
         let results = found
             .into_iter()
             .zip(ids)
