@@ -34,7 +34,12 @@ pub struct Config {
     pub attachments_store: StoreConfig,
     /// `ATTACHMENT_MAX_BYTES`, `ATTACHMENTS_PER_TICKET`.
     pub attachment_limits: Limits,
+    /// `FAQ_SEARCH_CACHE`: SearchFaqs pages each replica keeps (0: none).
+    pub faq_search_cache: usize,
 }
+
+/// SearchFaqs pages kept by default: a few MB.
+pub const FAQ_SEARCH_CACHE: usize = 1_000;
 
 /// Where attachment bytes are kept (docs/attachments.md).
 #[derive(Clone, Debug, PartialEq)]
@@ -153,6 +158,7 @@ impl Config {
             sla: SlaTargets::default(),
             attachments_store: StoreConfig::temporary(),
             attachment_limits: Limits::default(),
+            faq_search_cache: FAQ_SEARCH_CACHE,
         }
     }
 
@@ -191,6 +197,7 @@ impl Config {
                     per_ticket,
                 }
             },
+            faq_search_cache: var_or("FAQ_SEARCH_CACHE", FAQ_SEARCH_CACHE)?,
             sla: SlaTargets::parse(&string_or("SLA_TARGETS", sla::DEFAULT))
                 .map_err(|e| anyhow::anyhow!("SLA_TARGETS: {e}"))?,
         })

@@ -120,6 +120,7 @@ impl Application {
                 pool.clone(),
                 self.clock.clone(),
                 waker.clone(),
+                self.config.faq_search_cache,
             )))
             .grpc(OperationsServiceServer::new(Operations::new(pool.clone())))
             .task(prune_idempotency_keys(

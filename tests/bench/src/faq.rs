@@ -1,5 +1,7 @@
 //! SearchFaqs over gRPC on 1,000 published entries at 8 concurrent callers,
-//! next to the same two statements (the ranked, highlighted page, then its
+//! with and without the service's page cache (the queries repeat, as riders'
+//! do, so with it every search after the first of each query is a kept
+//! page), next to the same two statements (the ranked, highlighted page, then its
 //! entries with their counts) issued straight from a pool of the same size
 //! through the service's own storage functions. Full-text queries (the
 //! target: p99 ≤ 5 ms) and misspelt ones (the trigram fallback, which runs
@@ -78,17 +80,26 @@ pub async fn run() -> anyhow::Result<()> {
     // The platform is never called by FaqService; the stand-in keeps the
     // config honest.
     let (standin_addr, standin) = world::standin(Vec::new()).await?;
-    let app = Application::build(
-        Config::for_tests(world::common(&db.url, POOL)?, &standin_addr, None),
-        Arc::new(SystemClock),
-    )
-    .await?;
-    let addr = format!("http://127.0.0.1:{}", app.port());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async move {
-        let _ = stopped.await;
-    }));
-    let client = FaqServiceClient::new(Channel::from_shared(addr)?.connect().await?);
+    // Two instances of the service on the same database: one keeps search
+    // pages (as deployed), the other ranks every search afresh.
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    for pages in [0, ticket_service::config::FAQ_SEARCH_CACHE] {
+        let config = Config {
+            faq_search_cache: pages,
+            ..Config::for_tests(world::common(&db.url, POOL)?, &standin_addr, None)
+        };
+        let app = Application::build(config, Arc::new(SystemClock)).await?;
+        let addr = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        servers.push((
+            stop,
+            tokio::spawn(app.run(async move {
+                let _ = stopped.await;
+            })),
+        ));
+        clients.push(FaqServiceClient::new(Channel::from_shared(addr)?.connect().await?));
+    }
     let alice = minter().mint(ALICE, Role::User, chrono::Duration::hours(2));
     let reader = Reader {
         account: Some(ALICE.parse()?),
@@ -116,6 +127,10 @@ pub async fn run() -> anyhow::Result<()> {
             "database only (same statements)",
             format!("{:>8.0} q/s     {}", rate(CALLS, t), l.summary()),
         );
+        for (client, label) in clients.iter().zip([
+            "SearchFaqs over gRPC, every search ranked (FAQ_SEARCH_CACHE=0)",
+            "SearchFaqs over gRPC, pages kept (the default)",
+        ]) {
         let (c, token, qs) = (client.clone(), alice.clone(), queries.clone());
         let (t, l) = drive(CONCURRENCY, CALLS, move |i| {
             let (mut c, token, q) = (c.clone(), token.clone(), qs[i % qs.len()]);
@@ -134,13 +149,16 @@ pub async fn run() -> anyhow::Result<()> {
         })
         .await?;
         row(
-            "SearchFaqs over gRPC",
+            label,
             format!("{:>8.0} calls/s {}", rate(CALLS, t), l.summary()),
         );
+        }
     }
 
-    let _ = stop.send(());
-    server.await??;
+    for (stop, server) in servers {
+        let _ = stop.send(());
+        server.await??;
+    }
     standin.stop().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! with its event, in its transaction) and see drafts and analytics. An
 //! entry a caller may not see is NOT_FOUND, never PERMISSION_DENIED.
 
+mod cache;
 mod convert;
 mod requests;
 
@@ -19,7 +20,10 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use self::convert::Change;
+use self::{
+    cache::{Kept, Page, SearchCache},
+    convert::Change,
+};
 use crate::{
     domain::faq::{Faq, FaqKey, Vote},
     storage::faqs::{self, Hit, Reader},
@@ -29,14 +33,17 @@ pub struct FaqApi {
     pool: PgPool,
     clock: SharedClock,
     outbox: Waker,
+    search_cache: SearchCache,
 }
 
 impl FaqApi {
-    pub fn new(pool: PgPool, clock: SharedClock, outbox: Waker) -> Self {
+    /// `search_cache`: SearchFaqs pages kept (`FAQ_SEARCH_CACHE`; 0: none).
+    pub fn new(pool: PgPool, clock: SharedClock, outbox: Waker, search_cache: usize) -> Self {
         Self {
             pool,
             clock,
             outbox,
+            search_cache: SearchCache::new(search_cache),
         }
     }
 }
@@ -106,26 +113,31 @@ impl FaqApi {
         let (mut params, fingerprints) = requests::search_faqs(caller, &req)?;
         let limit = params.limit;
         params.limit += 1;
-        // Full text first; the similarity fallback only when it finds
-        // nothing at all (a later page stays in the mode of the first).
-        let fuzzy = params.fuzzy;
-        let mut hits = if fuzzy {
-            faqs::search_similar(&self.pool, &params).await?
-        } else {
-            let hits = faqs::search_text(&self.pool, &params).await?;
-            if hits.is_empty() && params.after.is_none() {
-                params.fuzzy = true;
-                faqs::search_similar(&self.pool, &params).await?
-            } else {
-                hits
+        let reader = reader(caller);
+        let served = match self.search_cache.get(&params) {
+            Some(kept) => self.serve_kept(kept, limit, reader).await?,
+            None => None,
+        };
+        self.search_cache.count(served.is_some());
+        let (Page { mut hits, fuzzy }, mut entries) = match served {
+            Some(served) => served,
+            None => {
+                let generation = match self.search_cache.enabled() {
+                    true => Some(faqs::search_generation(&self.pool).await?),
+                    false => None,
+                };
+                let page = self.search_page(params.clone()).await?;
+                if let Some(g) = generation {
+                    self.search_cache.put(&params, g, page.clone());
+                }
+                let entries = faqs::get_many(&self.pool, &page.shown(limit), reader).await?;
+                (page, entries)
             }
         };
-        let fingerprint = fingerprints.of(params.fuzzy);
+        let fingerprint = fingerprints.of(fuzzy);
         let next_page_token = next_page(&mut hits, limit, fingerprint, |h: &Hit| {
             requests::search_cursor(h.score, h.id)
         });
-        let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
-        let mut entries = faqs::get_many(&self.pool, &ids, reader(caller)).await?;
         let results = hits
             .into_iter()
             .filter_map(|h| {
@@ -143,8 +155,44 @@ impl FaqApi {
         Ok(pb::SearchFaqsResponse {
             results,
             next_page_token,
-            fuzzy: params.fuzzy,
+            fuzzy,
         })
+    }
+
+    /// A kept page and its entries, if the search generation is still the
+    /// one it was computed at: for a page with hits that is checked by the
+    /// statement reading their entries, so a hit is one statement.
+    async fn serve_kept(
+        &self,
+        kept: Kept,
+        limit: i64,
+        reader: Reader,
+    ) -> ApiResult<Option<(Page, Vec<Faq>)>> {
+        let Kept { generation, page } = kept;
+        if page.hits.is_empty() {
+            let current = faqs::search_generation(&self.pool).await?;
+            return Ok((current == generation).then_some((page, Vec::new())));
+        }
+        let entries = faqs::get_many_at(&self.pool, &page.shown(limit), reader, generation).await?;
+        // Nothing: an edit since (a current page's entries are all visible).
+        Ok((!entries.is_empty()).then_some((page, entries)))
+    }
+
+    /// The hits of `params` (one more than a page): full text first, the
+    /// similarity fallback only when it finds nothing at all (a later page
+    /// stays in the mode of the first).
+    async fn search_page(&self, mut params: faqs::SearchQueryParams) -> ApiResult<Page> {
+        if params.fuzzy {
+            let hits = faqs::search_similar(&self.pool, &params).await?;
+            return Ok(Page { hits, fuzzy: true });
+        }
+        let hits = faqs::search_text(&self.pool, &params).await?;
+        if hits.is_empty() && params.after.is_none() {
+            params.fuzzy = true;
+            let hits = faqs::search_similar(&self.pool, &params).await?;
+            return Ok(Page { hits, fuzzy: true });
+        }
+        Ok(Page { hits, fuzzy: false })
     }
 
     async fn get(&self, caller: &Caller, req: pb::GetFaqRequest) -> ApiResult<pb::Faq> {

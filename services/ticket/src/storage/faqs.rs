@@ -184,6 +184,30 @@ pub async fn get_many<'c>(
     .collect()
 }
 
+/// [`get_many`], but only while the search generation is still
+/// `generation` (a kept search page's, api/faqs/cache.rs): nothing when an
+/// edit has raised it since.
+pub async fn get_many_at<'c>(
+    db: impl PgExecutor<'c>,
+    ids: &[Uuid],
+    reader: Reader,
+    generation: i64,
+) -> sqlx::Result<Vec<Faq>> {
+    select_faqs!(
+        "WHERE f.id = ANY($3) AND (f.published OR $2)
+           AND (SELECT generation FROM faq_search_generation) = $4",
+        reader.account,
+        reader.admin,
+        ids,
+        generation,
+    )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(Faq::try_from)
+    .collect()
+}
+
 /// Counts one view of the entry `k` names on `day`, if it is visible
 /// (published, or `drafts`); its id, or `None` when there is no such entry.
 /// Run on its own (autocommit) so the shard's row lock is held for this one
@@ -272,6 +296,14 @@ pub struct Hit {
     pub score: f32,
     pub question_snippet: String,
     pub answer_snippet: String,
+}
+
+/// The FAQ's search generation: raised by every change to what a search
+/// can return (migration `20261217000001`; api/faqs/cache.rs).
+pub async fn search_generation<'c>(db: impl PgExecutor<'c>) -> sqlx::Result<i64> {
+    sqlx::query_scalar!("SELECT generation FROM faq_search_generation")
+        .fetch_one(db)
+        .await
 }
 
 /// Full text: the query parsed as web search in the language's

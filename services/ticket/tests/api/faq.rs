@@ -164,6 +164,61 @@ async fn search_stems_ranks_highlights_and_falls_back_to_similar_questions() {
     assert!(!found.fuzzy, "Portuguese stemming: reembolsos → reembols");
 }
 
+/// A repeated search is a kept page (api/faqs/cache.rs), and every change
+/// to what a search can return is seen by the next search, also one made
+/// by another replica (here: straight in the database), while counts and
+/// the reader's own vote are always current.
+#[tokio::test]
+async fn kept_search_pages_never_outlive_an_edit_and_counts_stay_current() {
+    let app = spawn().await;
+    let f = published(&app, "How do I get a refund?", "Tap Request refund.").await;
+    let mut alice = app.alice().faqs;
+    let snippet = |r: &pb::SearchFaqsResponse| r.results[0].question_snippet.clone();
+    let first = alice.search_faqs(search("refund")).await.unwrap().into_inner();
+    assert_eq!(snippet(&first), "How do I get a <b>refund</b>?");
+
+    // The page is kept: a change made behind the generation's back (its
+    // trigger off) is not seen.
+    let pool = &app.db.pool;
+    let behind_its_back = [
+        "ALTER TABLE faqs DISABLE TRIGGER faqs_search_changed",
+        "UPDATE faqs SET question = 'How do I get my refund back?'",
+        "ALTER TABLE faqs ENABLE TRIGGER faqs_search_changed",
+    ];
+    for sql in behind_its_back {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    }
+    let kept = alice.search_faqs(search("refund")).await.unwrap().into_inner();
+    assert_eq!(snippet(&kept), "How do I get a <b>refund</b>?");
+
+    // Votes and views are read for every answer, kept page or not.
+    alice
+        .mark_faq_helpful(pb::MarkFaqHelpfulRequest { id: f.id.clone() })
+        .await
+        .unwrap();
+    let counted = alice.search_faqs(search("refund")).await.unwrap().into_inner();
+    let entry = counted.results[0].faq.as_ref().unwrap();
+    assert_eq!((entry.helpful_count, entry.my_vote), (1, FaqVote::Helpful as i32));
+
+    // Another replica's edit, committed: the next search here sees it.
+    sqlx::query("UPDATE faqs SET question = 'How do I get my money back?'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let edited = alice.search_faqs(search("refund")).await.unwrap().into_inner();
+    assert_eq!(snippet(&edited), "How do I get my money back?");
+    assert!(!edited.results[0].answer_snippet.is_empty());
+
+    // Unpublished through the API: gone from the next search.
+    app.ada()
+        .faqs
+        .unpublish_faq(pb::UnpublishFaqRequest { id: f.id.clone() })
+        .await
+        .unwrap();
+    let gone = alice.search_faqs(search("refund")).await.unwrap().into_inner();
+    assert!(gone.results.is_empty(), "{gone:?}");
+}
+
 #[tokio::test]
 async fn users_and_staff_never_see_drafts_and_only_admins_write() {
     let app = spawn().await;
