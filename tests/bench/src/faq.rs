@@ -98,7 +98,9 @@ pub async fn run() -> anyhow::Result<()> {
                 let _ = stopped.await;
             })),
         ));
-        clients.push(FaqServiceClient::new(Channel::from_shared(addr)?.connect().await?));
+        clients.push(FaqServiceClient::new(
+            Channel::from_shared(addr)?.connect().await?,
+        ));
     }
     let alice = minter().mint(ALICE, Role::User, chrono::Duration::hours(2));
     let reader = Reader {
@@ -131,27 +133,27 @@ pub async fn run() -> anyhow::Result<()> {
             "SearchFaqs over gRPC, every search ranked (FAQ_SEARCH_CACHE=0)",
             "SearchFaqs over gRPC, pages kept (the default)",
         ]) {
-        let (c, token, qs) = (client.clone(), alice.clone(), queries.clone());
-        let (t, l) = drive(CONCURRENCY, CALLS, move |i| {
-            let (mut c, token, q) = (c.clone(), token.clone(), qs[i % qs.len()]);
-            async move {
-                let request = pb::SearchFaqsRequest {
-                    query: q.into(),
-                    ..Default::default()
-                };
-                let found = c
-                    .search_faqs(authorized(request, &token))
-                    .await?
-                    .into_inner();
-                anyhow::ensure!(!found.results.is_empty(), "{q:?} found nothing");
-                Ok(())
-            }
-        })
-        .await?;
-        row(
-            label,
-            format!("{:>8.0} calls/s {}", rate(CALLS, t), l.summary()),
-        );
+            let (c, token, qs) = (client.clone(), alice.clone(), queries.clone());
+            let (t, l) = drive(CONCURRENCY, CALLS, move |i| {
+                let (mut c, token, q) = (c.clone(), token.clone(), qs[i % qs.len()]);
+                async move {
+                    let request = pb::SearchFaqsRequest {
+                        query: q.into(),
+                        ..Default::default()
+                    };
+                    let found = c
+                        .search_faqs(authorized(request, &token))
+                        .await?
+                        .into_inner();
+                    anyhow::ensure!(!found.results.is_empty(), "{q:?} found nothing");
+                    Ok(())
+                }
+            })
+            .await?;
+            row(
+                label,
+                format!("{:>8.0} calls/s {}", rate(CALLS, t), l.summary()),
+            );
         }
     }
 

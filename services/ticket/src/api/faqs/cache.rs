@@ -142,7 +142,12 @@ impl SearchCache {
             return;
         }
         let mut maps = self.maps.lock().unwrap_or_else(|e| e.into_inner());
-        Self::insert(&mut maps, self.half, Key::of(params), Kept { generation, page });
+        Self::insert(
+            &mut maps,
+            self.half,
+            Key::of(params),
+            Kept { generation, page },
+        );
     }
 
     /// Counts a search answered from a kept page (`hit`) or computed.

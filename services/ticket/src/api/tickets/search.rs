@@ -262,7 +262,8 @@ impl TicketApi {
                     Some(SearchCursor::Relevance { rank, id }) => Some((rank, id)),
                     _ => None,
                 };
-                let mut rows = search::relevance_page(&mut *conn, &search, after, limit + 1).await?;
+                let mut rows =
+                    search::relevance_page(&mut *conn, &search, after, limit + 1).await?;
                 let next =
                     cut(&mut rows, limit).map(|&(id, rank)| SearchCursor::Relevance { rank, id });
                 (rows, next)
