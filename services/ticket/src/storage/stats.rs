@@ -86,6 +86,10 @@ fn target_seconds(
 
 type Totals = (i64, DurationFigures, DurationFigures, Option<f64>, [i64; 5]);
 
+/// The spans and targets are computed once per ticket in the subquery,
+/// which `OFFSET 0` keeps from being flattened into the aggregates: flattened,
+/// each is recomputed wherever an aggregate names it (up to four times a
+/// ticket), which took 79 ms instead of 53 for 80,000 tickets.
 async fn totals(
     tx: &mut Transaction<'static, Postgres>,
     query: &StatsQuery,
@@ -124,7 +128,8 @@ async fn totals(
                  FROM tickets
                  WHERE created_at >= $1 AND created_at < $2
                    AND ($3::text IS NULL OR category_id = $3)
-                   AND ($4::uuid IS NULL OR assignee_id = $4)) t"#,
+                   AND ($4::uuid IS NULL OR assignee_id = $4)
+                 OFFSET 0) t"#,
         query.from,
         query.until,
         query.category.as_ref().map(|c| c.as_str()),

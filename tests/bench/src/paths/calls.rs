@@ -70,12 +70,10 @@ impl Path {
     }
 
     /// Connections one direct call holds at once: GetTicketStats runs
-    /// three statements on one snapshot together; SearchTickets reads the
-    /// page's rows while its transaction is open.
+    /// three statements on one snapshot together.
     pub fn connections_per_call(self) -> usize {
         match self {
             Path::Stats30Days => 3,
-            Path::SearchTickets => 2,
             _ => 1,
         }
     }
