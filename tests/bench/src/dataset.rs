@@ -16,7 +16,10 @@
 //! bulk of it. Everything is generated from a fixed seed: two loads of the
 //! same size hold the same text.
 
-use std::time::Instant;
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -153,18 +156,40 @@ pub async fn load_into(shape: Shape, name: &str) -> anyhow::Result<String> {
         messages += task.await??;
     }
     let copied = started.elapsed();
-    for def in &indexes {
-        sqlx::query(sqlx::AssertSqlSafe(def.clone()))
-            .execute(&pool)
-            .await?;
+    // Two builders side by side: GIN builds use one core each, so the two
+    // full-text indexes go first, one per builder, while the B-trees (built
+    // with parallel workers) fill in after them.
+    let mut queue = indexes;
+    queue.sort_by_key(|def| !def.contains("USING gin"));
+    queue.reverse();
+    let queue = Arc::new(Mutex::new(queue));
+    let mut builders = Vec::new();
+    for _ in 0..2 {
+        let (url, queue) = (url.clone(), queue.clone());
+        builders.push(tokio::spawn(async move {
+            let mut conn = PgConnection::connect(&url).await?;
+            conn.execute("SET maintenance_work_mem = '512MB'").await?;
+            loop {
+                let next = queue.lock().expect("not poisoned").pop();
+                let Some(def) = next else { break };
+                conn.execute(sqlx::AssertSqlSafe(def)).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for builder in builders {
+        builder.await??;
     }
     sqlx::query("SELECT setval('ticket_number_seq', $1)")
         .bind(i64::try_from(shape.tickets)?)
         .execute(&pool)
         .await?;
-    sqlx::query("VACUUM (ANALYZE) tickets, ticket_messages")
-        .execute(&pool)
-        .await?;
+    let (a, b) = tokio::join!(
+        sqlx::query("VACUUM (ANALYZE) tickets").execute(&pool),
+        sqlx::query("VACUUM (ANALYZE) ticket_messages").execute(&pool),
+    );
+    a?;
+    b?;
     pool.close().await;
     conn.execute(sqlx::AssertSqlSafe(format!(
         r#"COMMENT ON DATABASE "{name}" IS '{}'"#,
