@@ -51,6 +51,19 @@ mod world;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Interrupted (Ctrl-C, SIGTERM), the benchmark is dropped rather than
+    // the process ended where it stands, so the services it started and the
+    // databases it created go with it instead of lingering.
+    tokio::select! {
+        result = bench() => result,
+        () = helpdesk_kit::shutdown::signal() => {
+            eprintln!("interrupted: the services and databases of this run are removed");
+            std::process::exit(130)
+        }
+    }
+}
+
+async fn bench() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("relay") => relay::run().await,
         Some("tickets") => tickets::run().await,
