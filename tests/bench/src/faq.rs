@@ -168,15 +168,8 @@ pub async fn run() -> anyhow::Result<()> {
 /// What the service does for one SearchFaqs call, minus gRPC: the full-text
 /// page, the fallback when it is empty, then the page's entries.
 pub async fn search_directly(pool: &sqlx::PgPool, q: &str, reader: Reader) -> anyhow::Result<()> {
-    let mut params = SearchQueryParams {
-        query: SearchQuery::parse(q).map_err(anyhow::Error::msg)?,
-        language: Language::english(),
-        category: None,
-        drafts: false,
-        fuzzy: false,
-        after: None,
-        limit: 11,
-    };
+    let query = SearchQuery::parse(q).map_err(anyhow::Error::msg)?;
+    let mut params = SearchQueryParams::first_page(query, Language::english(), 11);
     let mut hits = faqs::search_text(pool, &params).await?;
     if hits.is_empty() {
         params.fuzzy = true;

@@ -289,6 +289,21 @@ pub struct SearchQueryParams {
     pub limit: i64,
 }
 
+impl SearchQueryParams {
+    /// The first page of `query` over published entries in `language`.
+    pub fn first_page(query: SearchQuery, language: Language, limit: i64) -> Self {
+        Self {
+            query,
+            language,
+            category: None,
+            drafts: false,
+            fuzzy: false,
+            after: None,
+            limit,
+        }
+    }
+}
+
 /// One search hit: the entry's id, score and highlighted snippets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hit {

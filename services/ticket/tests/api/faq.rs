@@ -173,12 +173,15 @@ async fn kept_search_pages_never_outlive_an_edit_and_counts_stay_current() {
     let app = spawn().await;
     let f = published(&app, "How do I get a refund?", "Tap Request refund.").await;
     let mut alice = app.alice().faqs;
+    async fn refund(alice: &mut Faqs) -> pb::SearchFaqsResponse {
+        alice
+            .search_faqs(search("refund"))
+            .await
+            .unwrap()
+            .into_inner()
+    }
     let snippet = |r: &pb::SearchFaqsResponse| r.results[0].question_snippet.clone();
-    let first = alice
-        .search_faqs(search("refund"))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = refund(&mut alice).await;
     assert_eq!(snippet(&first), "How do I get a <b>refund</b>?");
 
     // The page is kept: a change made behind the generation's back (its
@@ -192,11 +195,7 @@ async fn kept_search_pages_never_outlive_an_edit_and_counts_stay_current() {
     for sql in behind_its_back {
         sqlx::query(sql).execute(pool).await.unwrap();
     }
-    let kept = alice
-        .search_faqs(search("refund"))
-        .await
-        .unwrap()
-        .into_inner();
+    let kept = refund(&mut alice).await;
     assert_eq!(snippet(&kept), "How do I get a <b>refund</b>?");
 
     // Votes and views are read for every answer, kept page or not.
@@ -204,11 +203,7 @@ async fn kept_search_pages_never_outlive_an_edit_and_counts_stay_current() {
         .mark_faq_helpful(pb::MarkFaqHelpfulRequest { id: f.id.clone() })
         .await
         .unwrap();
-    let counted = alice
-        .search_faqs(search("refund"))
-        .await
-        .unwrap()
-        .into_inner();
+    let counted = refund(&mut alice).await;
     let entry = counted.results[0].faq.as_ref().unwrap();
     assert_eq!(
         (entry.helpful_count, entry.my_vote),
@@ -220,11 +215,7 @@ async fn kept_search_pages_never_outlive_an_edit_and_counts_stay_current() {
         .execute(pool)
         .await
         .unwrap();
-    let edited = alice
-        .search_faqs(search("refund"))
-        .await
-        .unwrap()
-        .into_inner();
+    let edited = refund(&mut alice).await;
     assert_eq!(snippet(&edited), "How do I get my money back?");
     assert!(!edited.results[0].answer_snippet.is_empty());
 
@@ -234,11 +225,7 @@ async fn kept_search_pages_never_outlive_an_edit_and_counts_stay_current() {
         .unpublish_faq(pb::UnpublishFaqRequest { id: f.id.clone() })
         .await
         .unwrap();
-    let gone = alice
-        .search_faqs(search("refund"))
-        .await
-        .unwrap()
-        .into_inner();
+    let gone = refund(&mut alice).await;
     assert!(gone.results.is_empty(), "{gone:?}");
 }
 

@@ -176,15 +176,7 @@ mod tests {
     use crate::domain::faq::{Language, SearchQuery};
 
     fn params(query: &str) -> SearchQueryParams {
-        SearchQueryParams {
-            query: SearchQuery::parse(query).unwrap(),
-            language: Language::english(),
-            category: None,
-            drafts: false,
-            fuzzy: false,
-            after: None,
-            limit: 11,
-        }
+        SearchQueryParams::first_page(SearchQuery::parse(query).unwrap(), Language::english(), 11)
     }
 
     fn page(n: u128) -> Page {
