@@ -43,6 +43,10 @@ pub struct Application {
     objects: Objects,
 }
 
+/// Connections of the generic-plan pool for hot lookups (FAQ search hits),
+/// opened as needed, beside `DATABASE_MAX_CONNECTIONS`.
+const LOOKUP_CONNECTIONS: u32 = 4;
+
 impl Application {
     /// Connects, migrates and binds; nothing is served until [`Self::run`].
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
@@ -118,6 +122,10 @@ impl Application {
             )))
             .grpc(FaqServiceServer::new(FaqApi::new(
                 pool.clone(),
+                helpdesk_kit::db::connect_lazy_generic(
+                    &self.config.common.database_url,
+                    LOOKUP_CONNECTIONS,
+                )?,
                 self.clock.clone(),
                 waker.clone(),
                 self.config.faq_search_cache,

@@ -40,6 +40,20 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
         .connect_lazy_with(options))
 }
 
+/// Opens a pool, without connecting yet, whose connections plan each prepared
+/// statement once and keep that (generic) plan: for hot statements whose plan
+/// does not depend on their parameters, such as a lookup by ids, where the
+/// default custom plan is made again on every call and making it costs more
+/// than running it (a FAQ search page's entries: 10,800 calls/s with custom
+/// plans, 41,400 with a generic one, pgbench at 8 clients here).
+pub fn connect_lazy_generic(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = options(url)?.options([("plan_cache_mode", "force_generic_plan")]);
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options))
+}
+
 /// Connection options shared by every service.
 ///
 /// `plan_cache_mode=force_custom_plan`: our list queries take optional

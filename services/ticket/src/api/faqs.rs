@@ -31,16 +31,27 @@ use crate::{
 
 pub struct FaqApi {
     pool: PgPool,
+    /// Generic plans (`db::connect_lazy_generic`): a kept search page's
+    /// entries, read on every hit, plan in more time than they take to read.
+    lookups: PgPool,
     clock: SharedClock,
     outbox: Waker,
     search_cache: SearchCache,
 }
 
 impl FaqApi {
+    /// `lookups`: a pool with generic plans on the same database;
     /// `search_cache`: SearchFaqs pages kept (`FAQ_SEARCH_CACHE`; 0: none).
-    pub fn new(pool: PgPool, clock: SharedClock, outbox: Waker, search_cache: usize) -> Self {
+    pub fn new(
+        pool: PgPool,
+        lookups: PgPool,
+        clock: SharedClock,
+        outbox: Waker,
+        search_cache: usize,
+    ) -> Self {
         Self {
             pool,
+            lookups,
             clock,
             outbox,
             search_cache: SearchCache::new(search_cache),
@@ -130,7 +141,7 @@ impl FaqApi {
                 if let Some(g) = generation {
                     self.search_cache.put(&params, g, page.clone());
                 }
-                let entries = faqs::get_many(&self.pool, &page.shown(limit), reader).await?;
+                let entries = faqs::get_many(&self.lookups, &page.shown(limit), reader).await?;
                 (page, entries)
             }
         };
@@ -173,7 +184,8 @@ impl FaqApi {
             let current = faqs::search_generation(&self.pool).await?;
             return Ok((current == generation).then_some((page, Vec::new())));
         }
-        let entries = faqs::get_many_at(&self.pool, &page.shown(limit), reader, generation).await?;
+        let entries =
+            faqs::get_many_at(&self.lookups, &page.shown(limit), reader, generation).await?;
         // Nothing: an edit since (a current page's entries are all visible).
         Ok((!entries.is_empty()).then_some((page, entries)))
     }
