@@ -43,8 +43,8 @@ pub struct Application {
     objects: Objects,
 }
 
-/// Connections of the generic-plan pool for hot lookups (FAQ search hits),
-/// opened as needed, beside `DATABASE_MAX_CONNECTIONS`.
+/// Connections of the generic-plan pool for hot lookups (riders' own lists,
+/// FAQ search hits), opened as needed, beside `DATABASE_MAX_CONNECTIONS`.
 const LOOKUP_CONNECTIONS: u32 = 4;
 
 impl Application {
@@ -94,8 +94,13 @@ impl Application {
     fn service(&self) -> anyhow::Result<Service> {
         let waker = Waker::new();
         let pool = self.pool.clone();
+        let lookups = helpdesk_kit::db::connect_lazy_generic(
+            &self.config.common.database_url,
+            LOOKUP_CONNECTIONS,
+        )?;
         let tickets = TicketApi::new(
             pool.clone(),
+            lookups.clone(),
             self.platform.clone(),
             self.clock.clone(),
             waker.clone(),
@@ -122,10 +127,7 @@ impl Application {
             )))
             .grpc(FaqServiceServer::new(FaqApi::new(
                 pool.clone(),
-                helpdesk_kit::db::connect_lazy_generic(
-                    &self.config.common.database_url,
-                    LOOKUP_CONNECTIONS,
-                )?,
+                lookups,
                 self.clock.clone(),
                 waker.clone(),
                 self.config.faq_search_cache,

@@ -42,6 +42,9 @@ use crate::{
 
 pub struct TicketApi {
     pool: PgPool,
+    /// Generic plans (`db::connect_lazy_generic`): a rider's own list, whose
+    /// plan never depends on the values.
+    lookups: PgPool,
     platform: Platform,
     clock: SharedClock,
     /// Every write enqueues events: commit through it to wake the relay.
@@ -53,9 +56,17 @@ pub struct TicketApi {
 }
 
 impl TicketApi {
-    pub fn new(pool: PgPool, platform: Platform, clock: SharedClock, outbox: Waker) -> Self {
+    /// `lookups`: a pool with generic plans on the same database.
+    pub fn new(
+        pool: PgPool,
+        lookups: PgPool,
+        platform: Platform,
+        clock: SharedClock,
+        outbox: Waker,
+    ) -> Self {
         Self {
             pool,
+            lookups,
             platform,
             clock,
             outbox,
@@ -226,7 +237,11 @@ impl TicketApi {
             }
             filter.user_id = Some(own);
         }
-        let mut rows = tickets::list(&self.pool, &filter, page.cursor, page.limit + 1).await?;
+        let db = match filter.only_user() {
+            Some(_) => &self.lookups,
+            None => &self.pool,
+        };
+        let mut rows = tickets::list(db, &filter, page.cursor, page.limit + 1).await?;
         let next_page_token = next_page(&mut rows, &page, |t| Cursor {
             at: t.created_at,
             id: t.id,
