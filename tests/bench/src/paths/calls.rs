@@ -187,7 +187,7 @@ impl Path {
                     user_id: Some(AccountId::from(f.heavy[n % f.heavy.len()].0)),
                     ..Default::default()
                 };
-                list(pool, &filter, None).await?;
+                list(&f.direct_kept, &filter, None).await?;
             }
             Path::ListStaff | Path::ListStaffDeep => {
                 let filter = ListFilter {

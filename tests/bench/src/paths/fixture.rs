@@ -28,6 +28,9 @@ pub struct Fixture {
     pub channels: Vec<Channel>,
     /// The ticket service's database, straight (the limits' side).
     pub direct: PgPool,
+    /// The same with generic plans, for the statements the service runs on
+    /// its generic-plan pool (a rider's own list).
+    pub direct_kept: PgPool,
     pub staff: String,
     pub alice: String,
     /// Tickets to read (any status).
@@ -69,6 +72,7 @@ impl Fixture {
             channels.push(Channel::from_shared(addr.to_owned())?.connect().await?);
         }
         let direct = helpdesk_kit::db::connect(database_url, pool).await?;
+        let direct_kept = helpdesk_kit::db::connect_lazy_generic(database_url, pool)?;
         let hours = chrono::Duration::hours(4);
         let staff = minter().mint(STAFF, Role::Staff, hours);
         let alice = minter().mint(world::ALICE, Role::User, hours);
@@ -113,6 +117,7 @@ impl Fixture {
         let mut fixture = Self {
             channels,
             direct,
+            direct_kept,
             staff,
             alice,
             tickets,
