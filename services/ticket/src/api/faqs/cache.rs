@@ -54,14 +54,25 @@ struct Key {
 
 impl Key {
     fn of(p: &SearchQueryParams) -> Self {
+        // Taken apart whole, so a parameter added later cannot be left out
+        // of the key (two searches would then share a page).
+        let SearchQueryParams {
+            query,
+            language,
+            category,
+            drafts,
+            fuzzy,
+            after,
+            limit,
+        } = p;
         Self {
-            query: p.query.as_str().to_owned(),
-            language: p.language.as_str().to_owned(),
-            category: p.category.as_ref().map(|c| c.as_str().to_owned()),
-            drafts: p.drafts,
-            fuzzy: p.fuzzy,
-            after: p.after.map(|(score, id)| (score.to_bits(), id)),
-            limit: p.limit,
+            query: query.as_str().to_owned(),
+            language: language.as_str().to_owned(),
+            category: category.as_ref().map(|c| c.as_str().to_owned()),
+            drafts: *drafts,
+            fuzzy: *fuzzy,
+            after: after.map(|(score, id)| (score.to_bits(), id)),
+            limit: *limit,
         }
     }
 }
