@@ -43,8 +43,9 @@ pub struct Application {
     objects: Objects,
 }
 
-/// Connections of the generic-plan pool for hot lookups (riders' own lists,
-/// FAQ search hits), opened as needed, beside `DATABASE_MAX_CONNECTIONS`.
+/// Connections of the generic-plan pool for hot lookups (GetTicket, riders'
+/// own lists, FAQ search hits), opened as needed, beside
+/// `DATABASE_MAX_CONNECTIONS`.
 const LOOKUP_CONNECTIONS: u32 = 4;
 
 impl Application {

@@ -42,8 +42,8 @@ use crate::{
 
 pub struct TicketApi {
     pool: PgPool,
-    /// Generic plans (`db::connect_lazy_generic`): a rider's own list, whose
-    /// plan never depends on the values.
+    /// Generic plans (`db::connect_lazy_generic`): GetTicket's lookup and a
+    /// rider's own list, whose plans never depend on the values.
     lookups: PgPool,
     platform: Platform,
     clock: SharedClock,
@@ -205,14 +205,15 @@ impl TicketApi {
     }
 
     /// The ticket `key` names, if `caller` may see it (else NOT_FOUND, `raw`
-    /// being how the caller named it).
+    /// being how the caller named it). Read on the generic-plan pool: the
+    /// lookup's plan (either key's unique index) never depends on the values.
     async fn visible_ticket(
         &self,
         caller: &Caller,
         key: &TicketKey,
         raw: &str,
     ) -> ApiResult<Ticket> {
-        match tickets::find(&self.pool, key).await? {
+        match tickets::find(&self.lookups, key).await? {
             Some(t) if visible(caller, &t) => Ok(t),
             _ => Err(ApiError::not_found(format!("ticket {raw}"))),
         }

@@ -180,7 +180,7 @@ impl Path {
             }
             Path::GetTicket => {
                 let key = TicketKey::Id(f.tickets[n % f.tickets.len()]);
-                ticket_service::storage::tickets::find(pool, &key).await?;
+                ticket_service::storage::tickets::find(&f.direct_kept, &key).await?;
             }
             Path::ListOwn => {
                 let filter = ListFilter {
