@@ -20,12 +20,9 @@ pub static KIT_MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Opens a pool. Acquiring waits at most `acquire_timeout`, so a database
 /// outage surfaces as UNAVAILABLE instead of hanging callers.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options = options(url)?;
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
+    let pool = pool_options(max_connections)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_with(options)
+        .connect_with(options(url, Plans::Custom)?)
         .await?;
     Ok(pool)
 }
@@ -33,11 +30,7 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
 /// Opens a pool without connecting yet: the service starts even when the
 /// database is briefly down, and readiness reflects it.
 pub fn connect_lazy(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options = options(url)?;
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options))
+    Ok(pool_options(max_connections).connect_lazy_with(options(url, Plans::Custom)?))
 }
 
 /// Opens a pool, without connecting yet, whose connections plan each prepared
@@ -47,19 +40,31 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
 /// than running it (a FAQ search page's entries: 10,800 calls/s with custom
 /// plans, 41,400 with a generic one, pgbench at 8 clients here).
 pub fn connect_lazy_generic(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options = options(url)?.options([("plan_cache_mode", "force_generic_plan")]);
-    Ok(PgPoolOptions::new()
+    Ok(pool_options(max_connections).connect_lazy_with(options(url, Plans::Generic)?))
+}
+
+/// What every pool shares: its size and the bounded wait for a connection.
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options))
+}
+
+/// How a pool's connections plan prepared statements (`plan_cache_mode`).
+#[derive(Clone, Copy)]
+enum Plans {
+    /// Planned on every call with its values (`force_custom_plan`).
+    Custom,
+    /// Planned once per connection (`force_generic_plan`).
+    Generic,
 }
 
 /// Connection options shared by every service.
 ///
-/// `plan_cache_mode=force_custom_plan`: our list queries take optional
-/// filters as `($n IS NULL OR col = $n)`, which keeps them compile-time
-/// checked; a custom plan folds the absent filters away and picks the index
-/// that matches the present ones, where a generic plan would not.
+/// Custom plans by default: our list queries take optional filters as
+/// `($n IS NULL OR col = $n)`, which keeps them compile-time checked; a
+/// custom plan folds the absent filters away and picks the index that
+/// matches the present ones, where a generic plan would not.
 ///
 /// `jit=off` and `max_parallel_workers_per_gather=0`: every statement of ours
 /// reads a few thousand rows at most, and the planner's high guesses (a
@@ -67,10 +72,14 @@ pub fn connect_lazy_generic(url: &str, max_connections: u32) -> anyhow::Result<P
 /// plan (10-30 ms) or start workers that take cores from concurrent calls.
 /// The one wide read, the statistics dashboard, spreads over connections
 /// of its own.
-fn options(url: &str) -> anyhow::Result<PgConnectOptions> {
+fn options(url: &str, plans: Plans) -> anyhow::Result<PgConnectOptions> {
     let options: PgConnectOptions = url.parse()?;
+    let plan_cache_mode = match plans {
+        Plans::Custom => "force_custom_plan",
+        Plans::Generic => "force_generic_plan",
+    };
     Ok(options.options([
-        ("plan_cache_mode", "force_custom_plan"),
+        ("plan_cache_mode", plan_cache_mode),
         ("jit", "off"),
         ("max_parallel_workers_per_gather", "0"),
     ]))
