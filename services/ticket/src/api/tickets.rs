@@ -238,11 +238,11 @@ impl TicketApi {
             }
             filter.user_id = Some(own);
         }
-        let db = match filter.only_user() {
-            Some(_) => &self.lookups,
-            None => &self.pool,
+        let (cursor, limit) = (page.cursor, page.limit + 1);
+        let mut rows = match filter.only_user() {
+            Some(user) => tickets::list_own(&self.lookups, user, cursor, limit).await?,
+            None => tickets::list(&self.pool, &filter, cursor, limit).await?,
         };
-        let mut rows = tickets::list(db, &filter, page.cursor, page.limit + 1).await?;
         let next_page_token = next_page(&mut rows, &page, |t| Cursor {
             at: t.created_at,
             id: t.id,

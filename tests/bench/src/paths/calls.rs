@@ -183,11 +183,10 @@ impl Path {
                 ticket_service::storage::tickets::find(&f.direct_kept, &key).await?;
             }
             Path::ListOwn => {
-                let filter = ListFilter {
-                    user_id: Some(AccountId::from(f.heavy[n % f.heavy.len()].0)),
-                    ..Default::default()
-                };
-                list(&f.direct_kept, &filter, None).await?;
+                let user = AccountId::from(f.heavy[n % f.heavy.len()].0);
+                let limit = i64::from(PAGE) + 1;
+                ticket_service::storage::tickets::list_own(&f.direct_kept, user, None, limit)
+                    .await?;
             }
             Path::ListStaff | Path::ListStaffDeep => {
                 let filter = ListFilter {
