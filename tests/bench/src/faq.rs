@@ -178,6 +178,6 @@ pub async fn search_directly(pool: &sqlx::PgPool, q: &str, reader: Reader) -> an
     anyhow::ensure!(!hits.is_empty(), "{q:?} found nothing");
     hits.truncate(10);
     let ids: Vec<_> = hits.iter().map(|h| h.id).collect();
-    faqs::get_many(pool, &ids, reader).await?;
+    faqs::get_many(pool, &ids, reader, None).await?;
     Ok(())
 }

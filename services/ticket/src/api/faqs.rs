@@ -141,7 +141,8 @@ impl FaqApi {
                 if let Some(g) = generation {
                     self.search_cache.put(&params, g, page.clone());
                 }
-                let entries = faqs::get_many(&self.lookups, &page.shown(limit), reader).await?;
+                let entries =
+                    faqs::get_many(&self.lookups, &page.shown(limit), reader, None).await?;
                 (page, entries)
             }
         };
@@ -185,7 +186,7 @@ impl FaqApi {
             return Ok((current == generation).then_some((page, Vec::new())));
         }
         let entries =
-            faqs::get_many_at(&self.lookups, &page.shown(limit), reader, generation).await?;
+            faqs::get_many(&self.lookups, &page.shown(limit), reader, Some(generation)).await?;
         // Nothing: an edit since (a current page's entries are all visible).
         Ok((!entries.is_empty()).then_some((page, entries)))
     }

@@ -166,36 +166,18 @@ pub async fn get<'c>(
 }
 
 /// Entries by id, in no particular order (search pages read their rows so).
+/// With `generation` (a kept search page's, api/faqs/cache.rs), only while
+/// the search generation is still that: nothing when an edit has raised it
+/// since.
 pub async fn get_many<'c>(
     db: impl PgExecutor<'c>,
     ids: &[Uuid],
     reader: Reader,
-) -> sqlx::Result<Vec<Faq>> {
-    select_faqs!(
-        "WHERE f.id = ANY($3) AND (f.published OR $2)",
-        reader.account,
-        reader.admin,
-        ids,
-    )
-    .fetch_all(db)
-    .await?
-    .into_iter()
-    .map(Faq::try_from)
-    .collect()
-}
-
-/// [`get_many`], but only while the search generation is still
-/// `generation` (a kept search page's, api/faqs/cache.rs): nothing when an
-/// edit has raised it since.
-pub async fn get_many_at<'c>(
-    db: impl PgExecutor<'c>,
-    ids: &[Uuid],
-    reader: Reader,
-    generation: i64,
+    generation: Option<i64>,
 ) -> sqlx::Result<Vec<Faq>> {
     select_faqs!(
         "WHERE f.id = ANY($3) AND (f.published OR $2)
-           AND (SELECT generation FROM faq_search_generation) = $4",
+           AND ($4::bigint IS NULL OR (SELECT generation FROM faq_search_generation) = $4)",
         reader.account,
         reader.admin,
         ids,

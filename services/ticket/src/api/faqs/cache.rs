@@ -8,7 +8,7 @@
 //! every change to what a search can return raises in its own transaction
 //! (migration `20261217000001`). A kept page is served only if the
 //! generation is still the one it was computed at, checked in the same
-//! statement that reads the page's entries (`faqs::get_many_at`), so an edit
+//! statement that reads the page's entries (`faqs::get_many`), so an edit
 //! on any replica is seen by the next search on every replica. View counts
 //! and the reader's vote are never kept: they are read for every answer.
 //!
