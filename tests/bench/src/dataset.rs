@@ -160,8 +160,8 @@ pub async fn load_into(shape: Shape, name: &str) -> anyhow::Result<String> {
     // full-text indexes go first, one per builder, while the B-trees (built
     // with parallel workers) fill in after them.
     let mut queue = indexes;
-    queue.sort_by_key(|def| !def.contains("USING gin"));
-    queue.reverse();
+    // Builders pop from the end: the GIN indexes last in the queue.
+    queue.sort_by_key(|def| def.contains("USING gin"));
     let queue = Arc::new(Mutex::new(queue));
     let mut builders = Vec::new();
     for _ in 0..2 {
