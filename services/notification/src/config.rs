@@ -44,8 +44,9 @@ pub struct Config {
     /// `ESCALATION_GROUP`: comma-separated staff account ids told of overdue
     /// and escalated tickets besides the assignee.
     pub escalation_group: Vec<Uuid>,
-    /// `PREFERENCE_DEFAULTS_OFF` (default `new_ticket:email`: staff are not
-    /// mailed every new ticket unless they opt in) and `MANDATORY_CHANNELS`
+    /// `PREFERENCE_DEFAULTS_OFF` (default `new_ticket:email,new_ticket:push`:
+    /// staff see every new ticket in-app, and are mailed or buzzed for each
+    /// only if they opt in) and `MANDATORY_CHANNELS`
     /// (default none): `kind:channel` lists.
     pub policy: Policy,
     /// `TEMPLATES_DIR` (default: this crate's `templates/`).
@@ -66,7 +67,7 @@ impl Config {
         let policy = Policy {
             default_off: Policy::parse_pairs(&string_or(
                 "PREFERENCE_DEFAULTS_OFF",
-                "new_ticket:email",
+                "new_ticket:email,new_ticket:push",
             ))
             .map_err(|e| anyhow::anyhow!("PREFERENCE_DEFAULTS_OFF: {e}"))?,
             mandatory: Policy::parse_pairs(&string_or("MANDATORY_CHANNELS", ""))

@@ -284,7 +284,6 @@ impl World {
             .map(|c| NewDelivery {
                 notification_id,
                 channel: c.as_str(),
-                skipped: None,
             })
             .collect();
         notifications::store(
@@ -303,6 +302,7 @@ impl World {
                 kind: kind.as_str(),
                 title: "title".into(),
                 body: "body".into(),
+                declined: 0,
             }],
             &wanted,
         )

@@ -322,23 +322,28 @@ impl Handler for Intake {
                 kind: kind.as_str(),
                 title: text.title,
                 body: text.body,
+                declined: 0,
             });
         }
 
         // Everyone's own choices, one read, before the feed lock is taken.
         let choices = preferences::for_recipients(&mut *tx, &recipients).await?;
 
-        // Deliveries: queued where the recipient's preferences allow.
+        // Deliveries queued where the recipient's preferences allow; the
+        // channels they turn off are marked on the notification instead.
         let mut outgoing = Vec::with_capacity(items.len() * 2);
         let none = HashMap::new();
-        for (item, (recipient, kind)) in items.iter().zip(&recipients) {
+        for (item, (recipient, kind)) in items.iter_mut().zip(&recipients) {
             let own = choices.get(recipient).unwrap_or(&none);
             for channel in Channel::ALL {
-                outgoing.push(NewDelivery {
-                    notification_id: item.id,
-                    channel: channel.as_str(),
-                    skipped: (!self.policy.enabled((*kind, channel), own)).then_some("preference"),
-                });
+                if self.policy.enabled((*kind, channel), own) {
+                    outgoing.push(NewDelivery {
+                        notification_id: item.id,
+                        channel: channel.as_str(),
+                    });
+                } else {
+                    item.declined |= channel.bit();
+                }
             }
         }
         let stored = notifications::store(

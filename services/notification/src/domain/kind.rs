@@ -88,6 +88,14 @@ impl Channel {
             Channel::Push => "push",
         }
     }
+
+    /// The channel's bit in a notification's `declined` set (storage).
+    pub fn bit(self) -> i16 {
+        match self {
+            Channel::Email => 1,
+            Channel::Push => 2,
+        }
+    }
 }
 
 impl FromStr for Channel {

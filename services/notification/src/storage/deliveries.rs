@@ -7,13 +7,12 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-/// A delivery to create: queued, or skipped with a reason.
+/// A delivery to create, queued. A channel the recipient's preferences
+/// turn off gets no row: the notification's `declined` bits say so.
 #[derive(Clone, Debug)]
 pub struct NewDelivery {
     pub notification_id: Uuid,
     pub channel: &'static str,
-    /// `None`: queued; `Some(reason)`: skipped.
-    pub skipped: Option<&'static str>,
 }
 
 /// One notification of a ticket with one of its deliveries (none for a
@@ -36,7 +35,8 @@ pub struct TicketDelivery {
 }
 
 /// A page of a ticket's notifications after the notification `after`,
-/// oldest first, each with its deliveries.
+/// oldest first, each with its deliveries: the rows, and a `skipped` one
+/// with reason `preference` for each channel the notification declined.
 pub async fn by_ticket<'c>(
     db: impl PgExecutor<'c>,
     ticket_id: Uuid,
@@ -46,7 +46,7 @@ pub async fn by_ticket<'c>(
     sqlx::query_as!(
         TicketDelivery,
         r#"WITH page AS (
-               SELECT seq, id, recipient_id, kind, create_time, read_time
+               SELECT seq, id, recipient_id, kind, create_time, read_time, declined
                FROM notifications
                WHERE ticket_id = $1
                  AND seq > coalesce((SELECT seq FROM notifications WHERE id = $2), 0)
@@ -57,7 +57,14 @@ pub async fn by_ticket<'c>(
                   p.create_time AS notified_at, p.read_time,
                   d.channel AS "channel?", d.state AS "state?", d.reason, d.attempts AS "attempts?",
                   d.last_error, d.sent_time, d.next_attempt_at
-           FROM page p LEFT JOIN deliveries d ON d.notification_id = p.id
+           FROM page p LEFT JOIN LATERAL (
+               SELECT channel, state, reason, attempts, last_error, sent_time, next_attempt_at
+               FROM deliveries WHERE notification_id = p.id
+               UNION ALL
+               SELECT c.channel, 'skipped', 'preference', 0, NULL, NULL, NULL
+               FROM (VALUES ('email', 1), ('push', 2)) AS c(channel, bit)
+               WHERE p.declined & c.bit <> 0
+           ) d ON true
            ORDER BY p.seq, d.channel"#,
         ticket_id,
         after,

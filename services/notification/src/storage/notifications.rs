@@ -47,6 +47,9 @@ pub struct NewNotification {
     pub kind: &'static str,
     pub title: String,
     pub body: String,
+    /// The channels the recipient's preferences turn off
+    /// ([`crate::domain::Channel::bit`]s).
+    pub declined: i16,
 }
 
 /// A stored notification.
@@ -84,10 +87,10 @@ pub async fn store(
     let kinds: Vec<&str> = items.iter().map(|n| n.kind).collect();
     let titles: Vec<&str> = items.iter().map(|n| n.title.as_str()).collect();
     let bodies: Vec<&str> = items.iter().map(|n| n.body.as_str()).collect();
+    let declined: Vec<i16> = items.iter().map(|n| n.declined).collect();
     let delivery_ids: Vec<Uuid> = deliveries.iter().map(|_| Uuid::now_v7()).collect();
     let of: Vec<Uuid> = deliveries.iter().map(|d| d.notification_id).collect();
     let channels: Vec<&str> = deliveries.iter().map(|d| d.channel).collect();
-    let reasons: Vec<&str> = deliveries.iter().map(|d| d.skipped.unwrap_or("")).collect();
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", FEED_LOCK)
         .execute(&mut *conn)
         .await?;
@@ -95,27 +98,25 @@ pub async fn store(
         r#"WITH n AS (
                INSERT INTO notifications
                    (id, event_id, recipient_id, kind, ticket_id, human_id, title, body, link,
-                    params, create_time)
-               SELECT n.id, $6, n.recipient, n.kind, $7, $8, n.title, n.body, $9, $10, $11
-               FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])
-                    WITH ORDINALITY AS n(id, recipient, kind, title, body, ord)
+                    params, create_time, declined)
+               SELECT n.id, $6, n.recipient, n.kind, $7, $8, n.title, n.body, $9, $10, $11,
+                      n.declined
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                           $12::smallint[])
+                    WITH ORDINALITY AS n(id, recipient, kind, title, body, declined, ord)
                WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE event_id = $6)
                ORDER BY n.ord
                RETURNING id
            ), d AS (
                INSERT INTO deliveries
-                   (id, notification_id, channel, state, reason, create_time, next_attempt_at)
-               SELECT d.id, d.notification, d.channel,
-                      CASE WHEN d.reason = '' THEN 'queued' ELSE 'skipped' END,
-                      NULLIF(d.reason, ''), $11,
-                      CASE WHEN d.reason = '' THEN $11 END
-               FROM UNNEST($12::uuid[], $13::uuid[], $14::text[], $15::text[])
-                    AS d(id, notification, channel, reason)
+                   (id, notification_id, channel, state, create_time, next_attempt_at)
+               SELECT d.id, d.notification, d.channel, 'queued', $11, $11
+               FROM UNNEST($13::uuid[], $14::uuid[], $15::text[]) AS d(id, notification, channel)
                WHERE d.notification IN (SELECT id FROM n)
-               RETURNING state
+               RETURNING 1
            )
            SELECT (SELECT count(*) FROM n) AS "stored!",
-                  (SELECT count(*) FROM d WHERE state = 'queued') AS "queued!",
+                  (SELECT count(*) FROM d) AS "queued!",
                   CASE WHEN EXISTS (SELECT 1 FROM n) THEN pg_notify($16, $17) END AS announced"#,
         &ids,
         &recipients,
@@ -128,10 +129,10 @@ pub async fn store(
         event.link,
         event.params,
         event.create_time,
+        &declined,
         &delivery_ids,
         &of,
         &channels as &[&str],
-        &reasons as &[&str],
         CHANNEL,
         announcement(&recipients),
     )

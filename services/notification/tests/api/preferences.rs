@@ -52,7 +52,7 @@ async fn opt_outs_skip_a_channel_and_mandatory_kinds_ignore_them() {
         enabled(&defaults, K::TicketResolved, Channel::Email),
         (true, true)
     );
-    // Staff are not mailed every new ticket unless they opt in.
+    // Staff are not mailed or buzzed for every new ticket unless they opt in.
     let sam = env
         .staff(SAM)
         .get_preferences(pb::GetPreferencesRequest {})
@@ -60,6 +60,8 @@ async fn opt_outs_skip_a_channel_and_mandatory_kinds_ignore_them() {
         .unwrap()
         .into_inner();
     assert_eq!(enabled(&sam, K::NewTicket, Channel::Email), (false, false));
+    assert_eq!(enabled(&sam, K::NewTicket, Channel::Push), (false, false));
+    assert_eq!(enabled(&sam, K::UserReply, Channel::Push), (true, false));
 
     // A mandatory pair cannot be turned off; in-app has no setting.
     let status = alice
@@ -158,4 +160,12 @@ async fn opt_outs_skip_a_channel_and_mandatory_kinds_ignore_them() {
         })
         .expect("Sam's new-ticket email record");
     assert_eq!(sam_email.reason, "preference");
+    // Declined channels are marked on the notification, not stored as
+    // delivery rows (a new ticket told to every staff member wrote one each).
+    let skipped_rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'skipped'")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(skipped_rows, 0);
 }
