@@ -92,6 +92,8 @@ pub struct Config {
     /// - `AUTO_CLOSE_AFTER_HOURS` (default 168 = 7 days);
     /// - `ESCALATE_AFTER_HOURS` (default 48);
     /// - `RATING_REQUEST_AFTER_HOURS` (default 48);
+    /// - `RATING_REQUEST_WITHIN_HOURS` (default 336 = 14 days): tickets
+    ///   resolved longer ago are never asked; must exceed the previous;
     /// - `RATING_REMINDER_AFTER_HOURS` (default 72);
     /// - `RATING_REMINDERS_MAX` (default 2);
     /// - `SLA_TARGETS`: `priority=first_response_hours/resolution_hours,...`
@@ -164,6 +166,7 @@ impl Config {
             auto_close_after: hours("AUTO_CLOSE_AFTER_HOURS", 168)?,
             escalate_after: hours("ESCALATE_AFTER_HOURS", 48)?,
             rating_request_after: hours("RATING_REQUEST_AFTER_HOURS", 48)?,
+            rating_request_within: hours("RATING_REQUEST_WITHIN_HOURS", 336)?,
             reminder_after: hours("RATING_REMINDER_AFTER_HOURS", 72)?,
             max_reminders: var_or("RATING_REMINDERS_MAX", 2)?,
             sla: SlaTargets::parse(&string_or("SLA_TARGETS", helpdesk_kit::sla::DEFAULT))
@@ -172,6 +175,11 @@ impl Config {
                 anyhow::anyhow!("STATS_TIME_ZONE: {stats_zone:?} is not an IANA time zone")
             })?,
         };
+        anyhow::ensure!(
+            thresholds.rating_request_within > thresholds.rating_request_after,
+            "RATING_REQUEST_WITHIN_HOURS must exceed RATING_REQUEST_AFTER_HOURS \
+             (tickets are asked between the two)"
+        );
         let lease = Duration::from_secs(var_or("LEASE_SECS", 60)?);
         let scheduler = SchedulerConfig {
             tick: millis_or("TICK_MS", Duration::from_secs(1))?,

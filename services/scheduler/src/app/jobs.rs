@@ -24,6 +24,9 @@ pub struct Thresholds {
     pub escalate_after: Duration,
     /// Resolved this long ago, unrated → a rating request.
     pub rating_request_after: Duration,
+    /// Resolved longer ago than this → never asked (a backlog after
+    /// downtime, or tickets imported from another desk, is not surveyed).
+    pub rating_request_within: Duration,
     /// Asked this long ago, still unrated → a reminder.
     pub reminder_after: Duration,
     /// Reminders per ticket, in all.
@@ -64,8 +67,12 @@ pub async fn step(
                 .await?
         }
         JobKind::SendRatingRequests => {
-            work.request_ratings(run, before(run, t.rating_request_after))
-                .await?
+            work.request_ratings(
+                run,
+                before(run, t.rating_request_after),
+                before(run, t.rating_request_within),
+            )
+            .await?
         }
         JobKind::SendUnratedTicketReminders => {
             work.remind_unrated(run, before(run, t.reminder_after), t.max_reminders)

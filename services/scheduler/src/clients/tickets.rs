@@ -112,11 +112,13 @@ pub trait TicketWork: Send + Sync + 'static {
     ) -> Result<Progress, WorkError>;
 
     /// `send_rating_requests`: emit `RatingRequested` for tickets resolved
-    /// before `resolved_before`, unrated and never asked.
+    /// before `resolved_before` and not before `resolved_after`, unrated and
+    /// never asked.
     async fn request_ratings(
         &self,
         run: &RunContext,
         resolved_before: DateTime<Utc>,
+        resolved_after: DateTime<Utc>,
     ) -> Result<Progress, WorkError>;
 
     /// `send_unrated_ticket_reminders`: remind users last asked before
@@ -169,6 +171,7 @@ impl TicketWork for NotWired {
     async fn request_ratings(
         &self,
         _: &RunContext,
+        _: DateTime<Utc>,
         _: DateTime<Utc>,
     ) -> Result<Progress, WorkError> {
         Err(WorkError::NothingToDo(NOT_WIRED.into()))
@@ -369,6 +372,7 @@ impl TicketWork for TicketJobsClient {
         &self,
         run: &RunContext,
         resolved_before: DateTime<Utc>,
+        resolved_after: DateTime<Utc>,
     ) -> Result<Progress, WorkError> {
         let p = self.page(run);
         progress(
@@ -379,6 +383,7 @@ impl TicketWork for TicketJobsClient {
                     page_size: p.page_size,
                     page_token: p.page_token,
                     resolved_before: Some(to_timestamp(resolved_before)),
+                    resolved_after: Some(to_timestamp(resolved_after)),
                 })
                 .await,
         )

@@ -163,6 +163,7 @@ impl TicketWork for Worker {
         &self,
         run: &RunContext,
         resolved_before: DateTime<Utc>,
+        _: DateTime<Utc>,
     ) -> Result<Progress, WorkError> {
         self.page(JobKind::SendRatingRequests, run, Some(resolved_before))
             .await

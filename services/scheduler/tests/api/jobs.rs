@@ -245,6 +245,33 @@ async fn a_rating_is_requested_once_and_reminded_up_to_the_maximum() {
     );
 }
 
+#[tokio::test]
+async fn tickets_resolved_before_the_rating_window_are_never_asked() {
+    let w = World::start(T0(), 500).await;
+    // A backlog (imported, or resolved while the scheduler was down): 15
+    // and 10 days before T0. The window is 14 days (the default).
+    resolved_tickets(&w, 3, T0() - Duration::days(15)).await;
+    resolved_tickets(&w, 2, T0() - Duration::days(10)).await;
+    let recent = w.ticket(P::Medium).await;
+    w.set_status(&recent, S::Resolved).await;
+
+    // At T0 + 49 h the backlog is 16 and 12 days old: only the younger
+    // two and the recent ticket are asked.
+    w.set_clock(T0() + Duration::hours(49));
+    assert_eq!(w.run(JobKind::SendRatingRequests).await.processed, 3);
+    let asked: Vec<String> = w
+        .outbox::<pb::RatingRequested>()
+        .await
+        .into_iter()
+        .map(|r| r.ticket.unwrap().human_id)
+        .collect();
+    assert_eq!(asked.len(), 3);
+    assert_eq!(asked.iter().filter(|h| h.starts_with("BULK-")).count(), 2);
+    // Nor later: the old ones only fall further out of the window.
+    w.set_clock(T0() + Duration::days(3));
+    assert_eq!(w.run(JobKind::SendRatingRequests).await.processed, 0);
+}
+
 /// Inserts `n` tickets resolved at `resolved_at` (minus i seconds each).
 async fn resolved_tickets(w: &World, n: i32, resolved_at: DateTime<Utc>) {
     sqlx::query(

@@ -77,6 +77,7 @@ enum Work {
     },
     Ask {
         resolved_before: DateTime<Utc>,
+        resolved_after: Option<DateTime<Utc>>,
     },
     Remind {
         asked_before: DateTime<Utc>,
@@ -358,8 +359,13 @@ impl TicketJobsApi {
                 });
                 (done.selected, done.last, done.acted.len(), pending)
             }
-            Work::Ask { resolved_before } => {
-                let done = jobs::request_ratings(&mut tx, &page, resolved_before, now).await?;
+            Work::Ask {
+                resolved_before,
+                resolved_after,
+            } => {
+                let done =
+                    jobs::request_ratings(&mut tx, &page, resolved_before, resolved_after, now)
+                        .await?;
                 let pending = events(&done, |t, reminder| rating_requested(&ev, t, *reminder));
                 (done.selected, done.last, done.acted.len(), pending)
             }
@@ -540,13 +546,25 @@ fn ask_request(r: &pb::RequestRatingsRequest) -> ApiResult<Paged> {
         &r.page_token,
     );
     let before = time(&mut v, "resolved_before", r.resolved_before.as_ref());
-    let parsed = page
-        .zip(before)
-        .map(|((page, fingerprint), resolved_before)| Paged {
+    let after = match r.resolved_after.as_ref() {
+        None => Some(None),
+        Some(_) => time(&mut v, "resolved_after", r.resolved_after.as_ref()).map(Some),
+    };
+    if let (Some(before), Some(Some(after))) = (before, after)
+        && after >= before
+    {
+        v.add("resolved_after", "must be before resolved_before");
+    }
+    let parsed = page.zip(before).zip(after).map(
+        |(((page, fingerprint), resolved_before), resolved_after)| Paged {
             page,
             fingerprint,
-            work: Work::Ask { resolved_before },
-        });
+            work: Work::Ask {
+                resolved_before,
+                resolved_after,
+            },
+        },
+    );
     finish(v, parsed)
 }
 

@@ -278,11 +278,14 @@ pub async fn alert_overdue(
 }
 
 /// Asks for a rating (reminder 0) on a page of resolved or closed tickets,
-/// resolved before `before`, unrated, never asked.
+/// resolved before `before` and, when given, not before `since`, unrated,
+/// never asked. The lower bound also starts the index walk, so a
+/// run does not pass over every ticket ever asked.
 pub async fn request_ratings(
     conn: &mut PgConnection,
     p: &PageRequest,
     before: DateTime<Utc>,
+    since: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<PageDone<i32>> {
     let rows = sqlx::query_as!(
@@ -291,6 +294,7 @@ pub async fn request_ratings(
                SELECT t.id, t.resolved_at FROM tickets t
                WHERE t.rating IS NULL AND t.resolved_at IS NOT NULL AND t.resolved_at < $1
                  AND t.status IN ('resolved', 'closed')
+                 AND t.resolved_at >= COALESCE($7, '-infinity'::timestamptz)
                  AND (t.resolved_at, t.id) > (COALESCE($2, '-infinity'::timestamptz),
                                               COALESCE($3, '00000000-0000-0000-0000-000000000000'::uuid))
                  AND NOT EXISTS (SELECT 1 FROM ticket_rating_requests r WHERE r.ticket_id = t.id)
@@ -315,6 +319,7 @@ pub async fn request_ratings(
         p.limit,
         p.run_id,
         now,
+        since,
     )
     .fetch_all(conn)
     .await?;

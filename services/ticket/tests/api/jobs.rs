@@ -4,7 +4,10 @@
 //! (services/scheduler/tests/api/jobs.rs).
 
 use chrono::Duration;
-use helpdesk_kit::{auth::Role, clock::to_timestamp};
+use helpdesk_kit::{
+    auth::Role,
+    clock::{Clock, to_timestamp},
+};
 use helpdesk_proto::support::v1::{
     self as pb, ticket_jobs_service_client::TicketJobsServiceClient,
 };
@@ -26,7 +29,6 @@ async fn jobs(app: &TestApp, sub: &str, role: Role) -> Jobs {
 }
 
 fn close(run_id: Uuid, fence: i64, app: &TestApp) -> pb::CloseResolvedTicketsRequest {
-    use helpdesk_kit::clock::Clock;
     pb::CloseResolvedTicketsRequest {
         run_id: run_id.to_string(),
         fencing_token: fence,
@@ -123,6 +125,21 @@ async fn bad_batch_requests_name_every_field() {
         violated_fields(&status),
         ["run_id", "fencing_token", "page_size", "resolved_before"]
     );
+    // A rating window that ends before it starts.
+    let now = app.clock.now();
+    let status = expect_code(
+        client
+            .request_ratings(pb::RequestRatingsRequest {
+                run_id: Uuid::now_v7().to_string(),
+                fencing_token: 1,
+                resolved_before: Some(to_timestamp(now - Duration::days(2))),
+                resolved_after: Some(to_timestamp(now - Duration::days(2))),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["resolved_after"]);
 
     // A token of another run (or another method) steers nothing.
     let run = Uuid::now_v7();
