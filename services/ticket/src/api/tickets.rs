@@ -238,11 +238,8 @@ impl TicketApi {
             }
             filter.user_id = Some(own);
         }
-        let (cursor, limit) = (page.cursor, page.limit + 1);
-        let mut rows = match filter.only_user() {
-            Some(user) => tickets::list_own(&self.lookups, user, cursor, limit).await?,
-            None => tickets::list(&self.pool, &filter, cursor, limit).await?,
-        };
+        // A statement per filter combination, planned once per connection.
+        let mut rows = tickets::list(&self.lookups, &filter, page.cursor, page.limit + 1).await?;
         let next_page_token = next_page(&mut rows, &page, |t| Cursor {
             at: t.created_at,
             id: t.id,

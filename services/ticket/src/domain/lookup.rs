@@ -43,47 +43,11 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
-    /// The user, when the filter names one and nothing else: a rider's own
-    /// list, the most frequent listing by far (storage::tickets::list_own).
-    pub fn only_user(&self) -> Option<AccountId> {
-        let others = ListFilter {
-            user_id: None,
-            ..self.clone()
-        };
-        self.user_id.filter(|_| others == ListFilter::default())
-    }
-
     /// Adds statuses to the filter, keeping each once and in a fixed order.
     pub fn add_statuses(&mut self, more: impl IntoIterator<Item = Status>) {
         self.statuses.extend(more);
         self.statuses
             .sort_by_key(|s| Status::ALL.iter().position(|a| a == s));
         self.statuses.dedup();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use uuid::Uuid;
-
-    use super::*;
-
-    #[test]
-    fn only_a_user_with_no_other_filter_is_an_own_list() {
-        let user = AccountId::from(Uuid::from_u128(7));
-        let own = ListFilter {
-            user_id: Some(user),
-            ..Default::default()
-        };
-        assert_eq!(own.only_user(), Some(user));
-        assert_eq!(ListFilter::default().only_user(), None);
-        let mut open = own.clone();
-        open.add_statuses([Status::Open]);
-        assert_eq!(open.only_user(), None);
-        let since = ListFilter {
-            created_after: Some(DateTime::<Utc>::MIN_UTC),
-            ..own
-        };
-        assert_eq!(since.only_user(), None);
     }
 }

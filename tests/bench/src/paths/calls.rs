@@ -183,10 +183,11 @@ impl Path {
                 ticket_service::storage::tickets::find(&f.direct_kept, &key).await?;
             }
             Path::ListOwn => {
-                let user = AccountId::from(f.heavy[n % f.heavy.len()].0);
-                let limit = i64::from(PAGE) + 1;
-                ticket_service::storage::tickets::list_own(&f.direct_kept, user, None, limit)
-                    .await?;
+                let filter = ListFilter {
+                    user_id: Some(AccountId::from(f.heavy[n % f.heavy.len()].0)),
+                    ..Default::default()
+                };
+                list(&f.direct_kept, &filter, None).await?;
             }
             Path::ListStaff | Path::ListStaffDeep => {
                 let filter = ListFilter {
@@ -198,7 +199,7 @@ impl Path {
                 } else {
                     None
                 };
-                list(pool, &filter, cursor).await?;
+                list(&f.direct_kept, &filter, cursor).await?;
             }
             Path::SearchTickets => {
                 let request = search::request(&search_kind(), i);
