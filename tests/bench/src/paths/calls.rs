@@ -258,13 +258,20 @@ async fn list(
 /// from a block reserved on the service's sequence) and its outbox row.
 /// The outbox row is written as already sent, so the running relay does
 /// not publish it; it lands in the same table and indexes all the same.
+/// The ticket is written closed: an open one is adopted by the assignment
+/// service's next reconciliation, and tens of thousands of those (a c=32
+/// row's worth) flooded the rows after it with assignments and their
+/// notifications. It skips one index entry the service's create makes
+/// (the partial `tickets_unresolved`), so the limit errs high, never low.
 async fn create_directly(pool: &sqlx::PgPool, number: i64) -> anyhow::Result<()> {
     let human_id = TicketNumber::from_sequence(u64::try_from(number)?);
     sqlx::query(
         "WITH t AS (
            INSERT INTO tickets (id, number, human_id, user_id, ride_id, category_id, subject,
-                                description, priority, status, created_at, updated_at, version)
-           VALUES ($1, $2, $3, $4, $5, 'ride_issue', 'Direct', $6, 'high', 'open', now(), now(), 1)
+                                description, priority, status, created_at, updated_at,
+                                closed_at, version)
+           VALUES ($1, $2, $3, $4, $5, 'ride_issue', 'Direct', $6, 'high', 'closed', now(), now(),
+                   now(), 1)
            RETURNING id)
          INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload, sent_at)
          SELECT $7, t.id, 'ticket.created', 'support.v1.TicketCreated', $8, now() FROM t",
