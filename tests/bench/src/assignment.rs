@@ -43,7 +43,8 @@ use crate::{
 
 const POOL: u32 = 10;
 const CONCURRENCY: usize = 32;
-const AGENTS: usize = 40;
+/// Room for 100,000 tickets (1,000 each): a minute at 900 creates/s filled 40.
+const AGENTS: usize = 100;
 
 fn staff(n: usize) -> SeedUser {
     SeedUser {
