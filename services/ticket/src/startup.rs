@@ -115,6 +115,7 @@ impl Application {
             )))
             .grpc(AttachmentServiceServer::new(AttachmentApi::new(
                 pool.clone(),
+                lookups.clone(),
                 self.objects.clone(),
                 self.config.attachment_limits,
                 self.clock.clone(),

@@ -26,15 +26,15 @@ use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
 use super::{
-    access::{self, sees_internal, visible},
+    access::{self, sees_internal},
     convert,
     events::Context,
     requests::{self, Parsed},
-    tickets::next_page,
+    tickets::{next_page, visible_ticket},
 };
 use crate::{
     domain::{
-        Status as TicketStatus, Ticket, TicketKey,
+        Status as TicketStatus, TicketKey,
         attachment::{Attachment, FileName, Limits, NewUpload},
         sniff::{Kind, Refused, Sniffer},
     },
@@ -50,6 +50,8 @@ pub const DOWNLOAD_CHUNK: usize = 64 * 1024;
 
 pub struct AttachmentApi {
     pool: PgPool,
+    /// The generic-plan pool, for finding the ticket an attachment is on.
+    lookups: PgPool,
     objects: Objects,
     limits: Limits,
     clock: SharedClock,
@@ -59,6 +61,7 @@ pub struct AttachmentApi {
 impl AttachmentApi {
     pub fn new(
         pool: PgPool,
+        lookups: PgPool,
         objects: Objects,
         limits: Limits,
         clock: SharedClock,
@@ -66,6 +69,7 @@ impl AttachmentApi {
     ) -> Self {
         Self {
             pool,
+            lookups,
             objects,
             limits,
             clock,
@@ -102,19 +106,6 @@ struct Received {
 }
 
 impl AttachmentApi {
-    /// The ticket `key` names, if `caller` may see it (else NOT_FOUND).
-    async fn visible_ticket(
-        &self,
-        caller: &Caller,
-        key: &TicketKey,
-        raw: &str,
-    ) -> ApiResult<Ticket> {
-        match tickets::find(&self.pool, key).await? {
-            Some(t) if visible(caller, &t) => Ok(t),
-            _ => Err(ApiError::not_found(format!("ticket {raw}"))),
-        }
-    }
-
     async fn upload(
         &self,
         caller: &Caller,
@@ -147,9 +138,7 @@ impl AttachmentApi {
         {
             return Ok(done);
         }
-        let ticket = self
-            .visible_ticket(caller, &new.key, &meta.ticket_id)
-            .await?;
+        let ticket = visible_ticket(&self.lookups, caller, &new.key, &meta.ticket_id).await?;
         if ticket.status == TicketStatus::Closed {
             return Err(closed().into());
         }
@@ -321,7 +310,7 @@ impl AttachmentApi {
         attachment_id: &str,
     ) -> ApiResult<Attachment> {
         let (key, id) = requests::attachment_ref(ticket_id, attachment_id)?;
-        let ticket = self.visible_ticket(caller, &key, ticket_id).await?;
+        let ticket = visible_ticket(&self.lookups, caller, &key, ticket_id).await?;
         attachments::get(&self.pool, ticket.id, id, sees_internal(caller))
             .await?
             .ok_or_else(|| ApiError::not_found(format!("attachment {id}")))
@@ -333,7 +322,7 @@ impl AttachmentApi {
         req: pb::ListAttachmentsRequest,
     ) -> ApiResult<pb::ListAttachmentsResponse> {
         let (key, page) = requests::list_attachments(caller, &req)?;
-        let ticket = self.visible_ticket(caller, &key, &req.ticket_id).await?;
+        let ticket = visible_ticket(&self.lookups, caller, &key, &req.ticket_id).await?;
         let mut rows = attachments::list(
             &self.pool,
             ticket.id,

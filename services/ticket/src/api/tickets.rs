@@ -204,24 +204,9 @@ impl TicketApi {
         Err(error)
     }
 
-    /// The ticket `key` names, if `caller` may see it (else NOT_FOUND, `raw`
-    /// being how the caller named it). Read on the generic-plan pool: the
-    /// lookup's plan (either key's unique index) never depends on the values.
-    async fn visible_ticket(
-        &self,
-        caller: &Caller,
-        key: &TicketKey,
-        raw: &str,
-    ) -> ApiResult<Ticket> {
-        match tickets::find(&self.lookups, key).await? {
-            Some(t) if visible(caller, &t) => Ok(t),
-            _ => Err(ApiError::not_found(format!("ticket {raw}"))),
-        }
-    }
-
     async fn get(&self, caller: &Caller, req: pb::GetTicketRequest) -> ApiResult<pb::Ticket> {
         let key = requests::ticket_key("id", &req.id)?;
-        let ticket = self.visible_ticket(caller, &key, &req.id).await?;
+        let ticket = visible_ticket(&self.lookups, caller, &key, &req.id).await?;
         Ok(convert::ticket(&ticket))
     }
 
@@ -437,7 +422,7 @@ impl TicketApi {
         let (key, message_id) = requests::get_message(&req)?;
         let found = match key {
             Some(key) => {
-                let ticket = self.visible_ticket(caller, &key, &req.ticket_id).await?;
+                let ticket = visible_ticket(&self.lookups, caller, &key, &req.ticket_id).await?;
                 messages::get(&self.pool, ticket.id, message_id, sees_internal(caller)).await?
             }
             // By its id alone: the ticket's visibility is checked in the same
@@ -463,7 +448,7 @@ impl TicketApi {
         req: pb::ListMessagesRequest,
     ) -> ApiResult<pb::ListMessagesResponse> {
         let (key, page) = requests::list_messages(caller, &req)?;
-        let ticket = self.visible_ticket(caller, &key, &req.ticket_id).await?;
+        let ticket = visible_ticket(&self.lookups, caller, &key, &req.ticket_id).await?;
         let mut rows = messages::list(
             &self.pool,
             ticket.id,
@@ -632,5 +617,20 @@ impl TicketService for TicketApi {
         Ok(Response::new(
             self.rate(&caller, request.into_inner()).await?,
         ))
+    }
+}
+
+/// The ticket `key` names, if `caller` may see it (else NOT_FOUND, `raw`
+/// being how the caller named it). Callers pass the generic-plan pool: the
+/// lookup's plan (either key's unique index) never depends on the values.
+pub(super) async fn visible_ticket(
+    lookups: &PgPool,
+    caller: &Caller,
+    key: &TicketKey,
+    raw: &str,
+) -> ApiResult<Ticket> {
+    match tickets::find(lookups, key).await? {
+        Some(t) if visible(caller, &t) => Ok(t),
+        _ => Err(ApiError::not_found(format!("ticket {raw}"))),
     }
 }
