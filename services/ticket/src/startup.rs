@@ -43,8 +43,9 @@ pub struct Application {
     objects: Objects,
 }
 
-/// Connections of the generic-plan pool for hot lookups (GetTicket, riders'
-/// own lists, FAQ search hits), opened as needed, beside
+/// Connections of the generic-plan pool for hot statements whose plans never
+/// depend on their values (ticket lookups, ListTickets, FAQ search hits),
+/// opened as needed, beside
 /// `DATABASE_MAX_CONNECTIONS`.
 const LOOKUP_CONNECTIONS: u32 = 4;
 

@@ -61,10 +61,10 @@ enum Plans {
 
 /// Connection options shared by every service.
 ///
-/// Custom plans by default: our list queries take optional filters as
-/// `($n IS NULL OR col = $n)`, which keeps them compile-time checked; a
-/// custom plan folds the absent filters away and picks the index that
-/// matches the present ones, where a generic plan would not.
+/// Custom plans by default: queries such as SearchTickets' take optional
+/// filters as `($n IS NULL OR col = $n)`, which keeps them compile-time
+/// checked; a custom plan folds the absent filters away and picks the index
+/// that matches the present ones, where a generic plan would not.
 ///
 /// `jit=off` and `max_parallel_workers_per_gather=0`: every statement of ours
 /// reads a few thousand rows at most, and the planner's high guesses (a

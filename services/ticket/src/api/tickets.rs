@@ -42,8 +42,8 @@ use crate::{
 
 pub struct TicketApi {
     pool: PgPool,
-    /// Generic plans (`db::connect_lazy_generic`): GetTicket's lookup and a
-    /// rider's own list, whose plans never depend on the values.
+    /// Generic plans (`db::connect_lazy_generic`): ticket lookups and every
+    /// ListTickets statement, whose plans never depend on the values.
     lookups: PgPool,
     platform: Platform,
     clock: SharedClock,

@@ -29,7 +29,7 @@ impl TicketKey {
 }
 
 /// Filters of ListTickets; `None` (or no statuses) means "any".
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct ListFilter {
     pub user_id: Option<AccountId>,
     /// Any of these, each once, in [`Status::ALL`] order.

@@ -29,7 +29,7 @@ pub struct Fixture {
     /// The ticket service's database, straight (the limits' side).
     pub direct: PgPool,
     /// The same with generic plans, for the statements the service runs on
-    /// its generic-plan pool (GetTicket's lookup, a rider's own list).
+    /// its generic-plan pool (GetTicket's lookup, ListTickets).
     pub direct_kept: PgPool,
     pub staff: String,
     pub alice: String,
