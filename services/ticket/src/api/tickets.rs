@@ -16,7 +16,7 @@ use helpdesk_kit::{
     page_token::{self, Cursor},
 };
 use helpdesk_proto::support::v1::{self as pb, ticket_service_server::TicketService};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -30,6 +30,7 @@ use crate::{
     clients::Platform,
     domain::{
         AccountId, Message, Ticket, TicketKey, TicketNumber,
+        attachment::Attachment,
         commands::{NewMessage, NewRating, NewTicket, Owner, TicketEdit},
         ticket::{AuthorRole, RuleError},
     },
@@ -86,7 +87,16 @@ fn in_progress() -> ApiError {
     ApiError::Aborted("request in progress, retry".into())
 }
 
-/// What PostMessage's transaction did.
+/// How PostMessage reads the ticket it decides on.
+#[derive(Clone, Copy)]
+enum Read {
+    /// Without a lock; the write checks the version it read.
+    Optimistic,
+    /// Locked until the write commits.
+    Locked,
+}
+
+/// What PostMessage did.
 enum Posted {
     Yes(pb::TicketMessage),
     /// Nothing written: the request's key was taken (a replay).
@@ -327,8 +337,13 @@ impl TicketApi {
         }
     }
 
-    /// PostMessage's transaction: lock the ticket, apply the rules, then one
-    /// statement writes the message, the ticket, the events and the key.
+    /// PostMessage: read the ticket, apply the rules, then one statement
+    /// writes the message, the ticket, the events and the key if the ticket
+    /// is still as read. A reply without attachments is two round trips,
+    /// the read (a kept plan) and the write, with no transaction and no
+    /// lock held between them. If another write won in between, nothing was
+    /// written and the second attempt decides again holding the ticket's
+    /// lock, so it cannot lose again and concurrent writers queue fairly.
     async fn post(
         &self,
         caller: &Caller,
@@ -338,80 +353,154 @@ impl TicketApi {
         key: Option<&Key>,
         raw_ticket_id: &str,
     ) -> ApiResult<Posted> {
-        let NewMessage {
-            key: ticket_key,
-            body,
-            internal,
-            attachments,
-        } = new;
-        let mut tx = self.pool.begin().await?;
-        let mut ticket = match tickets::lock(&mut tx, &ticket_key).await? {
-            Some(t) if visible(caller, &t) => t,
-            _ => return Err(ApiError::not_found(format!("ticket {raw_ticket_id}"))),
+        // Linking attachments needs a transaction anyway: lock at once.
+        let first = match new.attachments.is_empty() {
+            true => Read::Optimistic,
+            false => Read::Locked,
         };
-        // After the lock: writes to one ticket get times in the order they ran.
+        for read in [first, Read::Locked] {
+            let attempt = self
+                .post_once(read, caller, author_id, role, &new, key, raw_ticket_id)
+                .await?;
+            if let Some(posted) = attempt {
+                return Ok(posted);
+            }
+        }
+        Err(ApiError::Internal(anyhow::anyhow!(
+            "ticket {raw_ticket_id} changed under its lock while a message was posted"
+        )))
+    }
+
+    /// One attempt of [`Self::post`]; `None` when the ticket changed
+    /// between the read and the write (nothing written).
+    #[allow(clippy::too_many_arguments)]
+    async fn post_once(
+        &self,
+        read: Read,
+        caller: &Caller,
+        author_id: AccountId,
+        role: AuthorRole,
+        new: &NewMessage,
+        key: Option<&Key>,
+        raw_ticket_id: &str,
+    ) -> ApiResult<Option<Posted>> {
+        let (mut tx, mut ticket) = match read {
+            Read::Optimistic => (
+                None,
+                visible_ticket(&self.lookups, caller, &new.key, raw_ticket_id).await?,
+            ),
+            Read::Locked => {
+                let mut tx = self.pool.begin().await?;
+                match tickets::lock(&mut tx, &new.key).await? {
+                    Some(t) if visible(caller, &t) => (Some(tx), t),
+                    _ => return Err(ApiError::not_found(format!("ticket {raw_ticket_id}"))),
+                }
+            }
+        };
+        let read_version = ticket.version;
+        // After the read: the version check orders writes to one ticket,
+        // so the times they carry follow that order.
         let now = self.clock.now();
-        let (events, first_response) = ticket.on_message(role, internal, now).map_err(rule)?;
+        let (events, first_response) = ticket
+            .on_message(role, new.internal, now)
+            .map_err(rule)?;
         let message = Message {
             id: Uuid::now_v7(),
             ticket_id: ticket.id,
             author_id,
             author_role: role,
-            body,
-            internal,
+            body: new.body.clone(),
+            internal: new.internal,
             created_at: now,
         };
         // Linked before the message exists (its event lists them); the
         // attachment → message reference is checked at commit.
-        let linked = if attachments.is_empty() {
-            Vec::new()
-        } else {
-            let linked = attachments::link(
-                &mut tx,
-                ticket.id,
-                message.id,
-                author_id,
-                internal,
-                &attachments,
-            )
-            .await?;
-            if linked.len() != attachments.len() {
-                let mut v = Violations::default();
-                for (i, id) in attachments.iter().enumerate() {
-                    if !linked.iter().any(|a| a.id == *id) {
-                        v.add(
-                            format!("attachment_ids[{i}]"),
-                            "is not an attachment you uploaded to this ticket and not yet \
-                             on a message (staff-only ones go on internal notes only)",
-                        );
-                    }
-                }
-                return Err(ApiError::InvalidArgument(v));
+        let linked = match &mut tx {
+            Some(tx) if !new.attachments.is_empty() => {
+                self.link_attachments(tx, &ticket, &message, &new.attachments)
+                    .await?
             }
-            linked
+            _ => Vec::new(),
         };
         // An internal note leaves the ticket as it was: its etag must not
         // change under the user (or abort a colleague's pending update).
-        if !internal {
+        if !new.internal {
             ticket.version += 1;
         }
         let context = Context { caller, now };
         let mut rows = vec![context.message_posted(&ticket, &message, first_response, &linked)];
         rows.extend(context.changed_rows(&ticket, &events));
         let response = convert::message(&message);
-        let written = messages::post(
-            &mut tx,
-            &message,
-            (!internal).then_some(&ticket),
-            &Columns::of(&rows),
-            &Finished::new(key, &response),
+        let (changed, events, finished) = (
+            (!new.internal).then_some(&ticket),
+            Columns::of(&rows),
+            Finished::new(key, &response),
+        );
+        let posted = match tx {
+            None => {
+                let posted = messages::post(
+                    &self.pool,
+                    &message,
+                    read_version,
+                    changed,
+                    &events,
+                    &finished,
+                )
+                .await?;
+                if posted == messages::Posted::Written {
+                    self.outbox.wake();
+                }
+                posted
+            }
+            Some(mut tx) => {
+                let posted =
+                    messages::post(&mut *tx, &message, read_version, changed, &events, &finished)
+                        .await?;
+                if posted == messages::Posted::Written {
+                    self.outbox.commit(tx).await?;
+                }
+                posted
+            }
+        };
+        Ok(match posted {
+            messages::Posted::Written => Some(Posted::Yes(response)),
+            messages::Posted::KeyTaken => Some(Posted::KeyTaken),
+            messages::Posted::Stale => None,
+        })
+    }
+
+    /// Links the caller's uploads to `message`: every one, or
+    /// INVALID_ARGUMENT naming those that are not theirs to link.
+    async fn link_attachments(
+        &self,
+        tx: &mut PgConnection,
+        ticket: &Ticket,
+        message: &Message,
+        ids: &[Uuid],
+    ) -> ApiResult<Vec<Attachment>> {
+        let linked = attachments::link(
+            tx,
+            ticket.id,
+            message.id,
+            message.author_id,
+            message.internal,
+            ids,
         )
         .await?;
-        if !written {
-            return Ok(Posted::KeyTaken);
+        if linked.len() == ids.len() {
+            return Ok(linked);
         }
-        self.outbox.commit(tx).await?;
-        Ok(Posted::Yes(response))
+        let mut v = Violations::default();
+        for (i, id) in ids.iter().enumerate() {
+            if !linked.iter().any(|a| a.id == *id) {
+                v.add(
+                    format!("attachment_ids[{i}]"),
+                    "is not an attachment you uploaded to this ticket and not yet \
+                     on a message (staff-only ones go on internal notes only)",
+                );
+            }
+        }
+        Err(ApiError::InvalidArgument(v))
     }
 
     async fn get_message(

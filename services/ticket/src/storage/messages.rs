@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use helpdesk_events::outbox::Columns;
 use helpdesk_kit::{idempotency::Finished, page_token::Cursor};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::stored;
@@ -36,44 +36,66 @@ impl TryFrom<Row> for Message {
     }
 }
 
-/// Writes a message to a ticket the caller holds locked, the ticket's new
+/// What [`post`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Posted {
+    Written,
+    /// Nothing written: the ticket is no longer at the version the message
+    /// was decided on (another write won); re-read and decide again.
+    Stale,
+    /// Nothing written: the request's key was taken (a replay).
+    KeyTaken,
+}
+
+/// Writes a message to a ticket read at `read_version`, the ticket's new
 /// state (`ticket`, when the message changed it; its `version` already the
 /// next one), the outbox rows and (with a key) the finished idempotency
-/// record, in one statement. Returns `false`, having written nothing, when
-/// the key was taken: a replay (roll back and answer the stored response).
-pub async fn post(
-    conn: &mut PgConnection,
+/// record, in one statement, only if the ticket is still at `read_version`.
+///
+/// No lock is needed beforehand: the version check is the update's own
+/// condition (re-checked on the newest row when a concurrent write commits
+/// first), and everything else is written only from the rows it returns,
+/// so after the ticket's row is locked (by the update, or for an internal
+/// note, which changes nothing, by `FOR NO KEY UPDATE`): a ticket's outbox
+/// rows are still drawn in the order of its writes (docs/events.md).
+/// A taken key aborts the statement (a unique violation) rather than being
+/// skipped, so a replay never leaves the ticket updated without its message.
+pub async fn post<'c>(
+    db: impl PgExecutor<'c>,
     m: &Message,
+    read_version: i64,
     ticket: Option<&Ticket>,
     events: &Columns<'_>,
     key: &Finished<'_>,
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"WITH claim AS (
+) -> sqlx::Result<Posted> {
+    let written = sqlx::query_scalar!(
+        r#"WITH ticket AS (
+             UPDATE tickets SET status = $9, first_response_at = $10, resolved_at = $11,
+                                closed_at = $12, updated_at = $13, version = $14
+             WHERE $8 AND id = $2 AND version = $27
+             RETURNING id
+           ), noted AS (
+             SELECT id FROM tickets WHERE NOT $8 AND id = $2 AND version = $27
+             FOR NO KEY UPDATE
+           ), unchanged AS (
+             SELECT id FROM ticket UNION ALL SELECT id FROM noted
+           ), claim AS (
              INSERT INTO idempotency_keys (caller, method, request_id, request_hash, response)
-             SELECT $15, $16, $17, $18, $19 WHERE $17::uuid IS NOT NULL
-             ON CONFLICT DO NOTHING
-             RETURNING true
-           ), go AS (
-             SELECT true WHERE $17::uuid IS NULL OR EXISTS (SELECT FROM claim)
+             SELECT $15, $16, $17, $18, $19 FROM unchanged WHERE $17::uuid IS NOT NULL
            ), message AS (
              INSERT INTO ticket_messages (id, ticket_id, author_id, author_role, body, internal,
                                           created_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7 FROM go
-           ), ticket AS (
-             UPDATE tickets SET status = $9, first_response_at = $10, resolved_at = $11,
-                                closed_at = $12, updated_at = $13, version = $14
-             WHERE $8 AND id = $2 AND EXISTS (SELECT FROM go)
+             SELECT $1, $2, $3, $4, $5, $6, $7 FROM unchanged
            ), events AS (
              INSERT INTO outbox (event_id, aggregate_id, routing_key, message_type, payload,
                                  traceparent, tracestate)
              SELECT e.event_id, e.aggregate_id, e.routing_key, e.message_type, e.payload, $25, $26
              FROM unnest($20::uuid[], $21::uuid[], $22::text[], $23::text[], $24::bytea[])
                   WITH ORDINALITY AS e(event_id, aggregate_id, routing_key, message_type, payload, n)
-             WHERE EXISTS (SELECT FROM go)
+             WHERE EXISTS (SELECT FROM unchanged)
              ORDER BY e.n
            )
-           SELECT EXISTS (SELECT FROM go) AS "written!""#,
+           SELECT EXISTS (SELECT FROM unchanged) AS "written!""#,
         m.id,
         m.ticket_id,
         m.author_id.as_uuid(),
@@ -100,9 +122,20 @@ pub async fn post(
         &events.payloads as &[&[u8]],
         events.traceparent,
         events.tracestate,
+        read_version,
     )
-    .fetch_one(conn)
-    .await
+    .fetch_one(db)
+    .await;
+    match written {
+        Ok(true) => Ok(Posted::Written),
+        Ok(false) => Ok(Posted::Stale),
+        Err(sqlx::Error::Database(e))
+            if e.is_unique_violation() && e.constraint() == Some("idempotency_keys_pkey") =>
+        {
+            Ok(Posted::KeyTaken)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// One message of one ticket; internal notes only when `include_internal`.

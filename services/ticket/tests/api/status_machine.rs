@@ -216,3 +216,61 @@ async fn replies_drive_the_status_and_the_first_response() {
         .count();
     assert_eq!(posted, 5, "{keys:?}");
 }
+
+/// Sixteen replies at once, staff and user alternately, to one ticket. Each
+/// must be decided on the ticket as the reply before it left it: all land,
+/// their events carry the versions one after another (two replies decided
+/// on the same version would carry the same one, the second overwriting
+/// the first's change), and the status is the last reply's doing.
+#[tokio::test]
+async fn concurrent_replies_each_build_on_the_one_before() {
+    let app = spawn().await;
+    let t = app.alice_ticket().await;
+    let calls: Vec<_> = (0..16)
+        .map(|i| {
+            let mut client = if i % 2 == 0 { app.sam() } else { app.alice() }.tickets;
+            let request = reply(&t, false);
+            tokio::spawn(async move { client.post_message(request).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().expect("every reply lands");
+    }
+    let events: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE routing_key = 'ticket.message_posted' ORDER BY id",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    let mut posted: Vec<pb::MessagePosted> = events
+        .iter()
+        .map(|p| <pb::MessagePosted as prost::Message>::decode(&p[..]).unwrap())
+        .collect();
+    posted.sort_by_key(|e| e.ticket.as_ref().unwrap().version);
+    let versions: Vec<i64> = posted
+        .iter()
+        .map(|e| e.ticket.as_ref().unwrap().version)
+        .collect();
+    let first = versions[0];
+    assert_eq!(
+        versions,
+        (first..first + 16).collect::<Vec<_>>(),
+        "each reply on its own version"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT version FROM tickets")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, first + 15, "the ticket is at the last reply's version");
+    let last = &posted[15];
+    let expected = match last.author_role() {
+        pb::AuthorRole::Staff => S::WaitingUser,
+        _ => S::InProgress,
+    };
+    assert_eq!(
+        current(&app, &t.id).await.status,
+        expected as i32,
+        "the last reply ({:?}) set the status",
+        last.author_role()
+    );
+}
