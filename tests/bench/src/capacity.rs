@@ -8,7 +8,8 @@
 //! (`--rates 100,200,...`, `--step-secs` each); at each step: the achieved
 //! rate, each kind's p99 (from when the call was due) and errors, and the
 //! queues: the outbox's unsent rows, assignment's waiting tickets and the
-//! broker queues of the assignment and notification consumers.
+//! broker queues of the assignment and notification consumers. After the
+//! last step, commit → broker for each step's events (`paths::relay_lag`).
 //!
 //! The capacity is the highest step at which every queue stays bounded
 //! (ends the step holding less than one second of arrivals), every call
@@ -19,7 +20,8 @@
 //! saturates first.
 //!
 //! `cargo run --release -p helpdesk-bench -- capacity [--tickets N] [--reuse]
-//!     [--rates 100,200,300] [--step-secs 15] [--json FILE]`
+//!     [--rates 100,200,300] [--step-secs 15] [--json FILE]
+//!     [--env PROCESS:NAME=VALUE ...]`
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,7 +32,7 @@ use crate::{
     dataset::Shape,
     gauges::{Depths, Gauges},
     load::open_loop,
-    paths::{self, Fixture, Path},
+    paths::{self, Fixture, Path, relay_lag::Mark},
     report::ms,
 };
 
@@ -79,6 +81,7 @@ struct Args {
     rates: Vec<f64>,
     step: Duration,
     json: Option<std::path::PathBuf>,
+    env: Vec<paths::Env>,
 }
 
 fn parse() -> anyhow::Result<Args> {
@@ -93,6 +96,7 @@ fn parse() -> anyhow::Result<Args> {
         rates: (1..=10).map(|k| f64::from(k) * 100.0).collect(),
         step: Duration::from_secs(15),
         json: None,
+        env: Vec::new(),
     };
     let mut it = std::env::args().skip(2);
     while let Some(flag) = it.next() {
@@ -111,6 +115,7 @@ fn parse() -> anyhow::Result<Args> {
             }
             "--step-secs" => args.step = Duration::from_secs_f64(value()?.parse()?),
             "--json" => args.json = Some(value()?.into()),
+            "--env" => args.env.push(paths::parse_env(&value()?)?),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -122,7 +127,7 @@ fn parse() -> anyhow::Result<Args> {
 pub async fn run() -> anyhow::Result<()> {
     let args = parse()?;
     let url = paths::data_set(args.shape, args.reuse).await?;
-    let stack = Stack::start_with(paths::stack_options(&url)?).await;
+    let stack = Stack::start_with(paths::stack_options(&url, &args.env)?).await;
     let f = Arc::new(Fixture::prepare(&stack.ticket.addr(), &url, 4, 4).await?);
     let gauges = Arc::new(Gauges::open(&stack).await?);
     println!(
@@ -149,7 +154,10 @@ pub async fn run() -> anyhow::Result<()> {
     // with (queues bounded, no errors, the rate achieved), budgets aside.
     let (mut capacity, mut first_failure) = (None, None);
     let (mut sustained, mut first_overload) = (None, None);
+    // Where each step's events start in the outbox: commit → broker per step.
+    let mut marks = Vec::new();
     for &rate in &args.rates {
+        marks.push(Mark::now(&f.direct, Some(&stack.ticket)).await?);
         // The queues, sampled every second while the step runs.
         let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let sampler = {
@@ -277,6 +285,30 @@ pub async fn run() -> anyhow::Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+    // Commit → broker per step, once the relay has sent everything.
+    let (took, left) = gauges.drain(Duration::from_secs(120)).await?;
+    anyhow::ensure!(
+        left.outbox == 0,
+        "the outbox still held {} events {:.0} s after the last step",
+        left.outbox,
+        took.as_secs_f64()
+    );
+    marks.push(Mark::now(&f.direct, Some(&stack.ticket)).await?);
+    println!("\ncommit → broker (transaction start → confirmed), per step:");
+    for (k, step) in steps.iter_mut().enumerate() {
+        let lag = marks[k].lag_until(&marks[k + 1], &f.direct).await?;
+        println!(
+            "{:>7.0}/s  {:>7} events  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}",
+            args.rates[k],
+            lag.events,
+            lag.p50,
+            lag.p99,
+            lag.max,
+            lag.confirm_mean
+                .map_or(String::new(), |c| format!("  the broker's confirm: mean {c:.2} ms"))
+        );
+        step["commit_to_broker"] = lag.json();
     }
     println!("\nload average at the end: {}", paths::load_average());
     match capacity {

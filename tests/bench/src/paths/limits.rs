@@ -26,8 +26,8 @@ pub async fn empty_call(f: &Fixture, caller: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A durable exchange bound to one durable queue, on a channel in confirm
-/// mode: a persistent message is confirmed once the broker has stored it,
+/// A durable exchange bound to one quorum queue, on a channel in confirm
+/// mode: a persistent message is confirmed once the queue has it on disk,
 /// as the relay's are.
 pub struct Broker {
     channel: Channel,
@@ -50,8 +50,10 @@ impl Broker {
             durable: true,
             ..Default::default()
         };
+        // A quorum queue, as every consumer of ours declares (consumer kit).
+        let quorum = amqp::headers([("x-queue-type", amqp::string_value("quorum"))]);
         channel
-            .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+            .queue_declare(queue.as_str().into(), durable, quorum)
             .await?;
         channel
             .queue_bind(

@@ -18,6 +18,7 @@
 //!     [--secs S] [--warmup S] [--concurrency 1,8,32] [--connections N]
 //!     [--only create,get,...] [--json FILE] [--smoke]
 //!     [--target http://HOST:PORT --target-db postgres://...]
+//!     [--env PROCESS:NAME=VALUE ...]
 //! ```
 //! `--smoke` (CI): a tiny data set in a database of its own, c = 1 and 2,
 //! 0.1 s warm-up and 0.2 s per row (about a second per path); fails unless every call succeeded. It asserts no
@@ -26,6 +27,7 @@
 mod calls;
 mod fixture;
 mod limits;
+pub mod relay_lag;
 
 use std::{
     sync::Arc,
@@ -58,6 +60,8 @@ struct Args {
     only: Option<Vec<String>>,
     json: Option<std::path::PathBuf>,
     target: Option<(String, String)>,
+    /// More environment for the stack's processes (`--env`).
+    env: Vec<Env>,
 }
 
 impl Args {
@@ -78,6 +82,7 @@ impl Args {
             only: None,
             json: None,
             target: None,
+            env: Vec::new(),
         };
         let (mut addr, mut db, mut messages) = (None, None, None);
         let mut it = std::env::args().skip(2);
@@ -105,6 +110,7 @@ impl Args {
                 "--json" => args.json = Some(value()?.into()),
                 "--target" => addr = Some(value()?),
                 "--target-db" => db = Some(value()?),
+                "--env" => args.env.push(parse_env(&value()?)?),
                 other => {
                     anyhow::bail!("unknown flag {other} (see `bench paths` in docs/performance.md)")
                 }
@@ -149,6 +155,8 @@ struct Row {
     db: Option<(usize, Run)>,
     grpc: f64,
     broker: Option<f64>,
+    /// Commit → broker of the events the row wrote (write rows).
+    relay: Option<relay_lag::Lag>,
 }
 
 impl Row {
@@ -173,6 +181,9 @@ impl Row {
             100.0 * self.run.rate() / self.grpc,
             self.broker.map_or("-".into(), |b| format!("{b:.0}")),
         );
+        if let Some(lag) = &self.relay {
+            lag.print();
+        }
     }
 
     fn json(&self) -> serde_json::Value {
@@ -193,6 +204,7 @@ impl Row {
             "grpc_limit_per_s": self.grpc,
             "grpc_ratio": self.run.rate() / self.grpc,
             "broker_limit_per_s": self.broker,
+            "commit_to_broker": self.relay.as_ref().map(relay_lag::Lag::json),
         })
     }
 
@@ -258,7 +270,7 @@ pub async fn run() -> anyhow::Result<()> {
             } else {
                 data_set(args.shape, args.reuse).await?
             };
-            let stack = Stack::start_with(stack_options(&url)?).await;
+            let stack = Stack::start_with(stack_options(&url, &args.env)?).await;
             let addr = stack.ticket.addr();
             (Some(stack), addr, url)
         }
@@ -267,7 +279,8 @@ pub async fn run() -> anyhow::Result<()> {
         Some(stack) => Some(Gauges::open(stack).await?),
         None => None,
     };
-    let result = measure(&args, &addr, &url, gauges.as_ref()).await;
+    let ticket = stack.as_ref().map(|s| &s.ticket);
+    let result = measure(&args, &addr, &url, gauges.as_ref(), ticket).await;
     drop(stack);
     if let Some(name) = smoke_db {
         let mut conn =
@@ -328,20 +341,44 @@ pub async fn data_set(shape: Shape, reuse: bool) -> anyhow::Result<String> {
 /// stand-in knows the data set's 200 staff besides the demo accounts, and
 /// each agent takes up to 1,000 tickets (the most the service allows), so
 /// assignment keeps up instead of queueing tickets for want of room.
-pub fn stack_options(ticket_database_url: &str) -> anyhow::Result<Options> {
+pub fn stack_options(ticket_database_url: &str, more: &[Env]) -> anyhow::Result<Options> {
+    let mut env = vec![
+        (
+            "platform-standin",
+            "STANDIN_DATA".into(),
+            standin_data()?.display().to_string(),
+        ),
+        ("assignment", "DEFAULT_CAPACITY".into(), "1000".into()),
+    ];
+    env.extend_from_slice(more);
     Ok(Options {
         ticket_database_url: Some(ticket_database_url.to_owned()),
         log_filter: Some("warn".into()),
-        env: vec![
-            (
-                "platform-standin",
-                "STANDIN_DATA".into(),
-                standin_data()?.display().to_string(),
-            ),
-            ("assignment", "DEFAULT_CAPACITY".into(), "1000".into()),
-        ],
+        env,
         ..Default::default()
     })
+}
+
+/// One `--env PROCESS:NAME=VALUE`: more environment for one of the stack's
+/// processes, e.g. `notification:NEW_TICKET_AUDIENCE=assignee_only`.
+pub type Env = (&'static str, String, String);
+
+pub fn parse_env(raw: &str) -> anyhow::Result<Env> {
+    const PROCESSES: [&str; 5] = [
+        "platform-standin",
+        "ticket",
+        "assignment",
+        "notification",
+        "scheduler",
+    ];
+    let usage = || anyhow::anyhow!("--env wants PROCESS:NAME=VALUE, PROCESS one of {PROCESSES:?}; got {raw:?}");
+    let (process, setting) = raw.split_once(':').ok_or_else(usage)?;
+    let (name, value) = setting.split_once('=').ok_or_else(usage)?;
+    let process = PROCESSES
+        .into_iter()
+        .find(|p| *p == process)
+        .ok_or_else(usage)?;
+    Ok((process, name.to_owned(), value.to_owned()))
 }
 
 /// The stand-in's demo data with the data set's 200 staff added, as a
@@ -379,6 +416,7 @@ async fn measure(
     addr: &str,
     url: &str,
     gauges: Option<&Gauges>,
+    ticket: Option<&helpdesk_e2e::Process>,
 ) -> anyhow::Result<()> {
     let f = Arc::new(Fixture::prepare(addr, url, args.connections, DIRECT_POOL).await?);
     let broker = Arc::new(limits::Broker::open().await?);
@@ -441,20 +479,14 @@ async fn measure(
     header();
     let mut rows = Vec::new();
     // Earlier runs' writes count too (`--reuse`).
-    let (mut dirty, mut wrote) = (true, false);
+    let mut dirty = true;
     for path in args.paths() {
         for (k, &c) in args.concurrency.iter().enumerate() {
-            // A write row leaves work downstream (relay, assignment,
-            // notifications); the next row must not share the cores with it.
-            if wrote && let Some(g) = gauges {
-                drain(g).await?;
-            }
             if dirty && !path.writes() {
                 settle_visibility(&f.direct).await?;
                 dirty = false;
             }
             dirty |= path.writes();
-            wrote = path.writes();
             let db_c = c.min(DIRECT_POOL as usize / path.connections_per_call());
             let f2 = f.clone();
             let db = timed(db_c, warmup, secs, move |_, i| {
@@ -462,12 +494,27 @@ async fn measure(
                 async move { path.direct(&f, i).await }
             })
             .await;
+            let mark = match path.writes() {
+                true => Some(relay_lag::Mark::now(&f.direct, ticket).await?),
+                false => None,
+            };
             let f2 = f.clone();
             let run = timed(c, warmup, secs, move |caller, i| {
                 let f = f2.clone();
                 async move { path.grpc(&f, caller, i).await }
             })
             .await;
+            // A write row leaves work downstream (relay, assignment,
+            // notifications); the next row must not share the cores with it.
+            if path.writes()
+                && let Some(g) = gauges
+            {
+                drain(g).await?;
+            }
+            let relay = match mark {
+                Some(mark) => Some(mark.lag(&f.direct, ticket).await?),
+                None => None,
+            };
             let row = Row {
                 path: path.label(&f),
                 c,
@@ -475,6 +522,7 @@ async fn measure(
                 db: Some((db_c, db)),
                 grpc: grpc[k],
                 broker: path.writes().then_some(publish[k]),
+                relay,
             };
             row.print();
             failures.extend(row.failures());
