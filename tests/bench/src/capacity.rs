@@ -305,8 +305,9 @@ pub async fn run() -> anyhow::Result<()> {
             lag.p50,
             lag.p99,
             lag.max,
-            lag.confirm_mean
-                .map_or(String::new(), |c| format!("  the broker's confirm: mean {c:.2} ms"))
+            lag.confirm_mean.map_or(String::new(), |c| format!(
+                "  the broker's confirm: mean {c:.2} ms"
+            ))
         );
         step["commit_to_broker"] = lag.json();
     }

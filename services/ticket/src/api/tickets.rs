@@ -401,9 +401,7 @@ impl TicketApi {
         // After the read: the version check orders writes to one ticket,
         // so the times they carry follow that order.
         let now = self.clock.now();
-        let (events, first_response) = ticket
-            .on_message(role, new.internal, now)
-            .map_err(rule)?;
+        let (events, first_response) = ticket.on_message(role, new.internal, now).map_err(rule)?;
         let message = Message {
             id: Uuid::now_v7(),
             ticket_id: ticket.id,
@@ -453,9 +451,15 @@ impl TicketApi {
                 posted
             }
             Some(mut tx) => {
-                let posted =
-                    messages::post(&mut *tx, &message, read_version, changed, &events, &finished)
-                        .await?;
+                let posted = messages::post(
+                    &mut *tx,
+                    &message,
+                    read_version,
+                    changed,
+                    &events,
+                    &finished,
+                )
+                .await?;
                 if posted == messages::Posted::Written {
                     self.outbox.commit(tx).await?;
                 }

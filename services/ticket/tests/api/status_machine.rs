@@ -261,7 +261,11 @@ async fn concurrent_replies_each_build_on_the_one_before() {
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
-    assert_eq!(stored, first + 15, "the ticket is at the last reply's version");
+    assert_eq!(
+        stored,
+        first + 15,
+        "the ticket is at the last reply's version"
+    );
     let last = &posted[15];
     let expected = match last.author_role() {
         pb::AuthorRole::Staff => S::WaitingUser,

@@ -371,7 +371,9 @@ pub fn parse_env(raw: &str) -> anyhow::Result<Env> {
         "notification",
         "scheduler",
     ];
-    let usage = || anyhow::anyhow!("--env wants PROCESS:NAME=VALUE, PROCESS one of {PROCESSES:?}; got {raw:?}");
+    let usage = || {
+        anyhow::anyhow!("--env wants PROCESS:NAME=VALUE, PROCESS one of {PROCESSES:?}; got {raw:?}")
+    };
     let (process, setting) = raw.split_once(':').ok_or_else(usage)?;
     let (name, value) = setting.split_once('=').ok_or_else(usage)?;
     let process = PROCESSES

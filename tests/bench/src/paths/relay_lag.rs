@@ -42,12 +42,11 @@ impl Mark {
     pub async fn lag(&self, db: &PgPool, ticket: Option<&Process>) -> anyhow::Result<Lag> {
         let started = Instant::now();
         loop {
-            let unsent: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND id > $1",
-            )
-            .bind(self.0)
-            .fetch_one(db)
-            .await?;
+            let unsent: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND id > $1")
+                    .bind(self.0)
+                    .fetch_one(db)
+                    .await?;
             if unsent == 0 {
                 break;
             }
@@ -62,9 +61,8 @@ impl Mark {
 
     /// The lag of the events written between this mark and `end`, all sent.
     pub async fn lag_until(&self, end: &Mark, db: &PgPool) -> anyhow::Result<Lag> {
-        let (events, p50, p99, max): (i64, Option<f64>, Option<f64>, Option<f64>) =
-            sqlx::query_as(
-                "WITH lag AS (
+        let (events, p50, p99, max): (i64, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+            "WITH lag AS (
                    SELECT extract(epoch FROM sent_at - created_at)::float8 * 1000 AS ms
                    FROM outbox WHERE id > $1 AND id <= $2
                  )
@@ -73,11 +71,11 @@ impl Mark {
                         percentile_cont(0.99) WITHIN GROUP (ORDER BY ms),
                         max(ms)
                  FROM lag",
-            )
-            .bind(self.0)
-            .bind(end.0)
-            .fetch_one(db)
-            .await?;
+        )
+        .bind(self.0)
+        .bind(end.0)
+        .fetch_one(db)
+        .await?;
         let confirm_mean = match (self.1, end.1) {
             (Some((sum0, n0)), Some((sum1, n1))) if n1 > n0 => {
                 Some(1000.0 * (sum1 - sum0) / (n1 - n0))
@@ -117,8 +115,9 @@ impl Lag {
             self.p50,
             self.p99,
             self.max,
-            self.confirm_mean
-                .map_or(String::new(), |c| format!("; the broker's confirm: mean {c:.2} ms"))
+            self.confirm_mean.map_or(String::new(), |c| format!(
+                "; the broker's confirm: mean {c:.2} ms"
+            ))
         );
     }
 
