@@ -23,8 +23,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use helpdesk_kit::{tasks::TaskContext, telemetry::TraceContext};
 use lapin::{
-    BasicProperties, Channel, PublisherConfirm, options::BasicPublishOptions,
-    options::ConfirmSelectOptions,
+    BasicProperties, Channel, options::BasicPublishOptions, options::ConfirmSelectOptions,
 };
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
 use tracing::Instrument;
@@ -220,26 +219,13 @@ struct Row {
     created_at: DateTime<Utc>,
 }
 
-/// A batch published and not yet confirmed.
-struct InFlight {
-    rows: Vec<Row>,
-    confirms: Vec<PublisherConfirm>,
-    published_at: std::time::Instant,
-}
-
 /// Publishes every unsent row, batch by batch; returns how many.
 ///
-/// Each batch is the lowest unsent ids, so a transaction that took its ids
-/// earlier but committed later is published with the next batch, never
-/// skipped. Reading "after the last id sent" instead would skip it until
-/// the next full pass and publish a ticket's later event before its
-/// earlier one; the relay test with concurrent writers caught exactly that.
-///
-/// Two batches overlap: the next is read and published while the broker
-/// confirms the one before (it skips the ids still in flight), then the one
-/// before is marked sent. Under load an event then waits for one confirm
-/// instead of two, and the order on the channel, which the broker keeps, is
-/// the order described above.
+/// Each batch starts again from the lowest unsent id. A transaction that
+/// took its ids earlier may commit later; reading "after the last id sent"
+/// (to overlap the next read with the broker's confirms) would then publish
+/// a ticket's later event before its earlier one. The relay test with
+/// concurrent writers caught exactly that.
 async fn drain(
     conn: &mut PgConnection,
     channel: &Channel,
@@ -249,15 +235,11 @@ async fn drain(
     let shutdown = ctx.stop();
     let mut total = 0;
     let mut reported = std::time::Instant::now();
-    let mut in_flight: Option<InFlight> = None;
     loop {
         ctx.beat();
         // A long backlog (after an outage) must not hold up a stop, and
         // stays visible in the logs while it drains.
         if shutdown.is_cancelled() {
-            if let Some(batch) = in_flight.take() {
-                total += settle(conn, batch).await?;
-            }
             return Ok(total);
         }
         if reported.elapsed() >= Duration::from_secs(30) {
@@ -271,100 +253,73 @@ async fn drain(
                 "outbox backlog draining"
             );
         }
-        let pending: Vec<i64> = in_flight
-            .as_ref()
-            .map_or_else(Vec::new, |b| b.rows.iter().map(|r| r.id).collect());
         let rows = sqlx::query_as!(
             Row,
             "SELECT id, event_id, routing_key, message_type, payload, traceparent, tracestate, created_at
-             FROM outbox WHERE sent_at IS NULL AND id <> ALL($2) ORDER BY id LIMIT $1",
+             FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
             config.batch_size,
-            &pending,
         )
         .fetch_all(&mut *conn)
         .await?;
-        let next = match rows.is_empty() {
-            true => None,
-            false => Some(publish(channel, config, rows).await?),
-        };
-        if let Some(batch) = in_flight.take() {
-            total += settle(conn, batch).await?;
+        if rows.is_empty() {
+            return Ok(total);
         }
-        match next {
-            Some(batch) => in_flight = Some(batch),
-            None => return Ok(total),
+        // Pipelined within the batch: publish it all, then collect the confirms.
+        let mut confirms = Vec::with_capacity(rows.len());
+        let published_at = std::time::Instant::now();
+        for row in &rows {
+            // A child of the trace that wrote the row; the consumers'
+            // spans become children of this one.
+            let span = tracing::info_span!(
+                "publish",
+                otel.name = format!("{} publish", row.routing_key),
+                otel.kind = "producer",
+                messaging.system = "rabbitmq",
+                messaging.destination.name = %config.exchange,
+                event_id = %row.event_id,
+            );
+            helpdesk_kit::telemetry::set_remote_parent(
+                &span,
+                row.traceparent.as_deref(),
+                row.tracestate.as_deref(),
+            );
+            let trace = helpdesk_kit::telemetry::trace_of(&span);
+            let confirm = channel
+                .basic_publish(
+                    config.exchange.as_str().into(),
+                    row.routing_key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &row.payload,
+                    properties(row, trace.as_ref(), &config.app_id),
+                )
+                .instrument(span)
+                .await?;
+            confirms.push(confirm);
         }
-    }
-}
-
-/// Publishes `rows` in order (pipelined: the confirms are collected later).
-async fn publish(
-    channel: &Channel,
-    config: &RelayConfig,
-    rows: Vec<Row>,
-) -> anyhow::Result<InFlight> {
-    let mut confirms = Vec::with_capacity(rows.len());
-    let published_at = std::time::Instant::now();
-    for row in &rows {
-        // A child of the trace that wrote the row; the consumers'
-        // spans become children of this one.
-        let span = tracing::info_span!(
-            "publish",
-            otel.name = format!("{} publish", row.routing_key),
-            otel.kind = "producer",
-            messaging.system = "rabbitmq",
-            messaging.destination.name = %config.exchange,
-            event_id = %row.event_id,
-        );
-        helpdesk_kit::telemetry::set_remote_parent(
-            &span,
-            row.traceparent.as_deref(),
-            row.tracestate.as_deref(),
-        );
-        let trace = helpdesk_kit::telemetry::trace_of(&span);
-        let confirm = channel
-            .basic_publish(
-                config.exchange.as_str().into(),
-                row.routing_key.as_str().into(),
-                BasicPublishOptions::default(),
-                &row.payload,
-                properties(row, trace.as_ref(), &config.app_id),
-            )
-            .instrument(span)
+        for (confirm, row) in confirms.into_iter().zip(&rows) {
+            // A broker that blocks publishers must not hang the leader forever.
+            let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+                .await
+                .context("no publisher confirm within 30 s")??;
+            anyhow::ensure!(
+                confirmation.is_ack(),
+                "broker refused event {}",
+                row.event_id
+            );
+        }
+        let confirmed_after = published_at.elapsed();
+        for _ in &rows {
+            metrics::published(confirmed_after);
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        sqlx::query!("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)", &ids)
+            .execute(&mut *conn)
             .await?;
-        confirms.push(confirm);
+        total += rows.len();
+        if (rows.len() as i64) < config.batch_size {
+            return Ok(total);
+        }
     }
-    Ok(InFlight {
-        rows,
-        confirms,
-        published_at,
-    })
-}
-
-/// Waits for every confirm of `batch`, then marks its rows sent; returns
-/// how many. A refusal or a silent broker is an error: the rows stay
-/// unsent and are published again.
-async fn settle(conn: &mut PgConnection, batch: InFlight) -> anyhow::Result<usize> {
-    for (confirm, row) in batch.confirms.into_iter().zip(&batch.rows) {
-        // A broker that blocks publishers must not hang the leader forever.
-        let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
-            .await
-            .context("no publisher confirm within 30 s")??;
-        anyhow::ensure!(
-            confirmation.is_ack(),
-            "broker refused event {}",
-            row.event_id
-        );
-    }
-    let confirmed_after = batch.published_at.elapsed();
-    for _ in &batch.rows {
-        metrics::published(confirmed_after);
-    }
-    let ids: Vec<i64> = batch.rows.iter().map(|r| r.id).collect();
-    sqlx::query!("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)", &ids)
-        .execute(&mut *conn)
-        .await?;
-    Ok(ids.len())
 }
 
 /// The message properties; `trace` is the publish span's context (else the
