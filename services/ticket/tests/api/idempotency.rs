@@ -260,7 +260,7 @@ async fn a_create_refused_for_its_category_keeps_no_key() {
     assert_eq!(app.count("SELECT count(*) FROM tickets").await, 1);
 }
 
-/// PostMessage claims its key with the write, after the ticket's lock: eight
+/// PostMessage claims its key in the statement that writes the message: eight
 /// concurrent copies of one request post once, and each is answered with
 /// that message.
 #[tokio::test]
