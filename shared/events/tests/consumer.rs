@@ -487,7 +487,7 @@ async fn the_consumer_reconnects_after_the_broker_goes_away() {
     f.publish("before").await;
     f.wait_effects("before", 1).await;
 
-    proxy.down();
+    proxy.down().await;
     f.publish("during").await;
     // The message waits in the queue, ready and untaken, while the consumer
     // cannot reach the broker: nothing can have applied it.
@@ -570,7 +570,7 @@ async fn our_database_away_pauses_consumption_without_spending_attempts() {
     f.publish("before").await;
     f.wait_effects("before", 1).await;
 
-    proxy.down();
+    proxy.down().await;
     f.publish("during").await;
     // Wait until the consumer has met the outage more times than the event
     // has attempts (3): had those counted, it would be dead-lettered by now.

@@ -114,6 +114,8 @@ pub struct TcpProxy {
     /// Where clients connect instead of the target.
     pub addr: std::net::SocketAddr,
     up: tokio::sync::watch::Sender<bool>,
+    /// Connections being forwarded now.
+    live: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -123,6 +125,8 @@ impl TcpProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (up, up_rx) = tokio::sync::watch::channel(true);
+        let live = std::sync::Arc::new(tokio::sync::watch::Sender::new(0usize));
+        let counted = live.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if !*up_rx.borrow() {
@@ -131,23 +135,36 @@ impl TcpProxy {
                     continue;
                 }
                 let mut up_rx = up_rx.clone();
+                let live = counted.clone();
+                live.send_modify(|n| *n += 1);
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = up_rx.wait_for(|up| !*up) => {}
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = up_rx.wait_for(|up| !*up) => {}
+                        }
                     }
+                    // Both sockets closed before the connection stops counting.
+                    drop(client);
+                    live.send_modify(|n| *n -= 1);
                 });
             }
         });
-        Ok(Self { addr, up, task })
+        Ok(Self {
+            addr,
+            up,
+            live,
+            task,
+        })
     }
 
-    /// Cuts every open connection and refuses new ones.
-    pub fn down(&self) {
+    /// Cuts every open connection and refuses new ones; returns once every
+    /// cut connection is closed on both sides, so what the test does next
+    /// cannot still pass through one of them.
+    pub async fn down(&self) {
         let _ = self.up.send(false);
+        let mut live = self.live.subscribe();
+        let _ = live.wait_for(|n| *n == 0).await;
     }
 
     /// Accepts connections again.

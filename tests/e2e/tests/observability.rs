@@ -455,7 +455,7 @@ async fn one_create_ticket_is_one_trace_and_metrics_and_logs_tell_the_same_story
 
     // The broker cut away from the ticket service: the outbox holds the
     // next ticket, and the backlog gauges say so; back, it drains.
-    proxy.down();
+    proxy.down().await;
     let second = alice
         .create_ticket(pb::CreateTicketRequest {
             ride_id: ALICE_RIDE.into(),

@@ -16,7 +16,7 @@ async fn a_move_retried_after_a_lost_answer_is_not_a_second_move() {
     })
     .await;
     let proxy = env.ticket_proxy.as_ref().unwrap();
-    proxy.down();
+    proxy.down().await;
     let t = env.create_ticket("ride_issue", P::Medium).await;
     env.wait_until("the move was tried", || async {
         env.attempted_moves().await == 1
@@ -71,7 +71,7 @@ async fn a_restart_mid_operation_resumes_it() {
 
     // Rebalance while the ticket service is away: the operation decides its
     // moves and returns at once; they wait for the ticket service.
-    env.ticket_proxy.as_ref().unwrap().down();
+    env.ticket_proxy.as_ref().unwrap().down().await;
     let op = env
         .admin()
         .rebalance(pb::RebalanceRequest {})

@@ -22,7 +22,7 @@ async fn tickets_wait_out_a_ticket_service_outage_without_dead_letters_then_are_
     // The assignment service cannot reach the ticket service; tickets are
     // still created there (the test calls it directly) and their events
     // still arrive.
-    proxy.down();
+    proxy.down().await;
     let mut created = Vec::new();
     for _ in 0..6 {
         created.push(env.create_ticket("ride_issue", P::Medium).await.id);

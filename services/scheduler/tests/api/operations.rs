@@ -344,7 +344,7 @@ async fn get_daily_stats_answers_unavailable_while_the_database_is_away() {
         end_date: "2026-03-31".into(),
     };
     env.staff().get_daily_stats(ask()).await.expect("served");
-    env.database_proxy().down();
+    env.database_proxy().down().await;
     // An outage is "retry later", not a bug of ours (it was INTERNAL).
     let status = env
         .staff()

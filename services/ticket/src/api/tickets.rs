@@ -429,43 +429,24 @@ impl TicketApi {
         let mut rows = vec![context.message_posted(&ticket, &message, first_response, &linked)];
         rows.extend(context.changed_rows(&ticket, &events));
         let response = convert::message(&message);
-        let (changed, events, finished) = (
-            (!new.internal).then_some(&ticket),
-            Columns::of(&rows),
-            Finished::new(key, &response),
-        );
-        let posted = match tx {
-            None => {
-                let posted = messages::post(
-                    &self.pool,
-                    &message,
-                    read_version,
-                    changed,
-                    &events,
-                    &finished,
-                )
-                .await?;
-                if posted == messages::Posted::Written {
-                    self.outbox.wake();
-                }
-                posted
-            }
-            Some(mut tx) => {
-                let posted = messages::post(
-                    &mut *tx,
-                    &message,
-                    read_version,
-                    changed,
-                    &events,
-                    &finished,
-                )
-                .await?;
-                if posted == messages::Posted::Written {
-                    self.outbox.commit(tx).await?;
-                }
-                posted
-            }
+        let (events, finished) = (Columns::of(&rows), Finished::new(key, &response));
+        let write = messages::Write {
+            message: &message,
+            read_version,
+            ticket: (!new.internal).then_some(&ticket),
+            events: &events,
+            key: &finished,
         };
+        let posted = match &mut tx {
+            None => messages::post(&self.pool, &write).await?,
+            Some(tx) => messages::post(&mut **tx, &write).await?,
+        };
+        if posted == messages::Posted::Written {
+            match tx {
+                Some(tx) => self.outbox.commit(tx).await?,
+                None => self.outbox.wake(),
+            }
+        }
         Ok(match posted {
             messages::Posted::Written => Some(Posted::Yes(response)),
             messages::Posted::KeyTaken => Some(Posted::KeyTaken),

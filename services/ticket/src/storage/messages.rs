@@ -47,6 +47,18 @@ pub enum Posted {
     KeyTaken,
 }
 
+/// What [`post`] writes.
+#[derive(Clone, Copy)]
+pub struct Write<'a> {
+    pub message: &'a Message,
+    /// The ticket's version when the message was decided on.
+    pub read_version: i64,
+    /// The ticket's new state, when the message changed it.
+    pub ticket: Option<&'a Ticket>,
+    pub events: &'a Columns<'a>,
+    pub key: &'a Finished<'a>,
+}
+
 /// Writes a message to a ticket read at `read_version`, the ticket's new
 /// state (`ticket`, when the message changed it; its `version` already the
 /// next one), the outbox rows and (with a key) the finished idempotency
@@ -60,14 +72,14 @@ pub enum Posted {
 /// rows are still drawn in the order of its writes (docs/events.md).
 /// A taken key aborts the statement (a unique violation) rather than being
 /// skipped, so a replay never leaves the ticket updated without its message.
-pub async fn post<'c>(
-    db: impl PgExecutor<'c>,
-    m: &Message,
-    read_version: i64,
-    ticket: Option<&Ticket>,
-    events: &Columns<'_>,
-    key: &Finished<'_>,
-) -> sqlx::Result<Posted> {
+pub async fn post<'c>(db: impl PgExecutor<'c>, w: &Write<'_>) -> sqlx::Result<Posted> {
+    let Write {
+        message: m,
+        read_version,
+        ticket,
+        events,
+        key,
+    } = *w;
     let written = sqlx::query_scalar!(
         r#"WITH ticket AS (
              UPDATE tickets SET status = $9, first_response_at = $10, resolved_at = $11,

@@ -195,7 +195,7 @@ async fn a_broker_outage_loses_nothing_and_keeps_order_per_ticket() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    app.broker.as_ref().unwrap().down();
+    app.broker.as_ref().unwrap().down().await;
     let mut sam = app.sam();
     let mut tickets = Vec::new();
     for _ in 0..10 {

@@ -22,7 +22,7 @@ async fn a_database_outage_is_unavailable_half_writes_nothing_and_recovers() {
     let first = app.alice_ticket().await;
     let first_event = tap.take(1).await.remove(0).message_id;
 
-    database.down();
+    database.down().await;
     // Callers are told promptly, not left hanging: a generous bound, far
     // above any pool or connect timeout, only catches a hang.
     let retry = new_ticket(&new_request_id());
