@@ -391,10 +391,8 @@ impl TicketApi {
             ),
             Read::Locked => {
                 let mut tx = self.pool.begin().await?;
-                match tickets::lock(&mut tx, &new.key).await? {
-                    Some(t) if visible(caller, &t) => (Some(tx), t),
-                    _ => return Err(ApiError::not_found(format!("ticket {raw_ticket_id}"))),
-                }
+                let found = tickets::lock(&mut tx, &new.key).await?;
+                (Some(tx), seen(found, caller, raw_ticket_id)?)
             }
         };
         let read_version = ticket.version;
@@ -559,10 +557,7 @@ impl TicketApi {
         if let Some(done) = idempotency::claim_opt(&mut tx, idem.as_ref()).await? {
             return Ok(done);
         }
-        let mut ticket = match tickets::lock(&mut tx, &key).await? {
-            Some(t) if visible(caller, &t) => t,
-            _ => return Err(ApiError::not_found(format!("ticket {}", req.ticket_id))),
-        };
+        let mut ticket = seen(tickets::lock(&mut tx, &key).await?, caller, &req.ticket_id)?;
         // After the lock: writes to one ticket get times in the order they ran.
         let now = self.clock.now();
         ticket.rate(rating, feedback, now).map_err(rule)?;
@@ -703,7 +698,13 @@ pub(super) async fn visible_ticket(
     key: &TicketKey,
     raw: &str,
 ) -> ApiResult<Ticket> {
-    match tickets::find(lookups, key).await? {
+    seen(tickets::find(lookups, key).await?, caller, raw)
+}
+
+/// A ticket found, if `caller` may see it; else NOT_FOUND (`raw` being how
+/// the caller named it), the same answer as for one that does not exist.
+fn seen(found: Option<Ticket>, caller: &Caller, raw: &str) -> ApiResult<Ticket> {
+    match found {
         Some(t) if visible(caller, &t) => Ok(t),
         _ => Err(ApiError::not_found(format!("ticket {raw}"))),
     }
