@@ -232,6 +232,15 @@ pub struct Stack {
     attachments: std::path::PathBuf,
 }
 
+/// The processes a [`Stack`] runs, by the names [`Options::env`] takes.
+pub const PROCESSES: [&str; 5] = [
+    "platform-standin",
+    "ticket",
+    "assignment",
+    "notification",
+    "scheduler",
+];
+
 /// What a stack adds to the defaults.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -247,8 +256,8 @@ pub struct Options {
     /// The ticket service uses this existing database (e.g. a loaded
     /// benchmark data set) instead of a fresh one; it is kept at the end.
     pub ticket_database_url: Option<String>,
-    /// More environment, as `(process, name, value)`: e.g.
-    /// `("assignment", "DEFAULT_CAPACITY", "100000")`.
+    /// More environment, as `(process, name, value)` with `process` one of
+    /// [`PROCESSES`]: e.g. `("assignment", "DEFAULT_CAPACITY", "100000")`.
     pub env: Vec<(&'static str, String, String)>,
     /// Every process's `RUST_LOG` (default `E2E_RUST_LOG`, else `info`).
     pub log_filter: Option<String>,

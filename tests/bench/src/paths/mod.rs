@@ -364,19 +364,13 @@ pub fn stack_options(ticket_database_url: &str, more: &[Env]) -> anyhow::Result<
 pub type Env = (&'static str, String, String);
 
 pub fn parse_env(raw: &str) -> anyhow::Result<Env> {
-    const PROCESSES: [&str; 5] = [
-        "platform-standin",
-        "ticket",
-        "assignment",
-        "notification",
-        "scheduler",
-    ];
+    let processes = helpdesk_e2e::PROCESSES;
     let usage = || {
-        anyhow::anyhow!("--env wants PROCESS:NAME=VALUE, PROCESS one of {PROCESSES:?}; got {raw:?}")
+        anyhow::anyhow!("--env wants PROCESS:NAME=VALUE, PROCESS one of {processes:?}; got {raw:?}")
     };
     let (process, setting) = raw.split_once(':').ok_or_else(usage)?;
     let (name, value) = setting.split_once('=').ok_or_else(usage)?;
-    let process = PROCESSES
+    let process = processes
         .into_iter()
         .find(|p| *p == process)
         .ok_or_else(usage)?;
