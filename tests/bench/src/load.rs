@@ -71,6 +71,9 @@ pub struct Run {
     /// The first error, for the report.
     pub first_error: Option<String>,
     pub elapsed: Duration,
+    /// Every call made, the warm-up's included: what the work a run left
+    /// behind (rows, events) is divided by.
+    pub issued: u64,
     /// The successful calls' latencies.
     pub latencies: Latencies,
 }
@@ -125,6 +128,7 @@ where
         errors: 0,
         first_error: None,
         elapsed: Duration::ZERO,
+        issued: 0,
         latencies: Latencies::new(Vec::new()),
     };
     let mut all = Vec::new();
@@ -146,6 +150,7 @@ where
     // Calls still running at `end` finish late: the span is until the last.
     run.elapsed = measuring.elapsed().max(measure);
     run.ops = all.len();
+    run.issued = next.load(Ordering::Relaxed);
     run.latencies = Latencies::new(all);
     run
 }

@@ -158,6 +158,26 @@ impl Process {
         }
     }
 
+    /// SIGSTOP: the process holds still (its connections stay open, its
+    /// queue fills) until [`Process::resume`]. The benchmark uses it to
+    /// measure a service without the others on the same cores.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Process::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// SIGKILL: the process dies mid-whatever.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -220,9 +240,11 @@ pub struct Stack {
     /// The assignment and notification services' queues.
     pub assignment_queue: String,
     pub notification_queue: String,
-    /// The ticket and assignment services' databases.
+    /// Each service's database.
     pub ticket_database_url: String,
     pub assignment_database_url: String,
+    pub notification_database_url: String,
+    pub scheduler_database_url: String,
     /// The exchange every service publishes to.
     pub exchange: String,
     /// Dropped at the end (not a database the caller passed in).
@@ -402,7 +424,7 @@ impl Stack {
         let notification_port = free_port();
         let mut env = common_env(notification_port, &options);
         env.extend([
-            ("DATABASE_URL".into(), notification_db),
+            ("DATABASE_URL".into(), notification_db.clone()),
             ("ACCOUNTS_ADDR".into(), standin.addr()),
             ("AMQP_URL".into(), amqp_url()),
             ("EVENTS_EXCHANGE".into(), exchange.clone()),
@@ -426,7 +448,7 @@ impl Stack {
         let scheduler_port = free_port();
         let mut env = common_env(scheduler_port, &options);
         env.extend([
-            ("DATABASE_URL".into(), scheduler_db),
+            ("DATABASE_URL".into(), scheduler_db.clone()),
             ("TICKET_ADDR".into(), ticket.addr()),
             ("TICK_MS".into(), "200".into()),
         ]);
@@ -450,6 +472,8 @@ impl Stack {
             notification_queue: notification_queue.clone(),
             ticket_database_url: ticket_db,
             assignment_database_url: assignment_db,
+            notification_database_url: notification_db,
+            scheduler_database_url: scheduler_db,
             databases: ticket_name
                 .into_iter()
                 .chain([assignment_name, notification_name, scheduler_name])
@@ -462,6 +486,28 @@ impl Stack {
 }
 
 impl Stack {
+    /// The process named `name` (one of [`PROCESSES`]).
+    pub fn process(&self, name: &str) -> Option<&Process> {
+        match name {
+            "platform-standin" => Some(&self.standin),
+            "ticket" => Some(&self.ticket),
+            "assignment" => Some(&self.assignment),
+            "notification" => Some(&self.notification),
+            "scheduler" => Some(&self.scheduler),
+            _ => None,
+        }
+    }
+
+    /// Each service with a database, and that database's URL.
+    pub fn service_databases(&self) -> [(&'static str, &str); 4] {
+        [
+            ("ticket", &self.ticket_database_url),
+            ("assignment", &self.assignment_database_url),
+            ("notification", &self.notification_database_url),
+            ("scheduler", &self.scheduler_database_url),
+        ]
+    }
+
     /// Every line every process logged so far, as `(process, line)`.
     pub fn log_lines(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();

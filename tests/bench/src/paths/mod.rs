@@ -18,8 +18,13 @@
 //!     [--secs S] [--warmup S] [--concurrency 1,8,32] [--connections N]
 //!     [--only create,get,...] [--json FILE] [--smoke]
 //!     [--target http://HOST:PORT --target-db postgres://...]
-//!     [--env PROCESS:NAME=VALUE ...]
+//!     [--env PROCESS:NAME=VALUE ...] [--tally] [--pause PROCESS,...]
 //! ```
+//! Where a write's cost goes: `--tally` prints under each write row the
+//! commits and rows it left in each service's database per call (`tally`);
+//! `--pause assignment,notification` stops those processes (SIGSTOP) while
+//! each write row's calls run and resumes them before the drain, so the row
+//! shows what the ticket service does without them on the same cores.
 //! `--smoke` (CI): a tiny data set in a database of its own, c = 1 and 2,
 //! 0.1 s warm-up and 0.2 s per row (about a second per path); fails unless every call succeeded. It asserts no
 //! timing.
@@ -28,6 +33,7 @@ mod calls;
 mod fixture;
 mod limits;
 pub mod relay_lag;
+mod tally;
 
 use std::{
     sync::Arc,
@@ -62,6 +68,10 @@ struct Args {
     target: Option<(String, String)>,
     /// More environment for the stack's processes (`--env`).
     env: Vec<Env>,
+    /// Each write row's work per call in every service's database.
+    tally: bool,
+    /// Processes stopped while each write row's calls run (`--pause`).
+    pause: Vec<String>,
 }
 
 impl Args {
@@ -83,6 +93,8 @@ impl Args {
             json: None,
             target: None,
             env: Vec::new(),
+            tally: false,
+            pause: Vec::new(),
         };
         let (mut addr, mut db, mut messages) = (None, None, None);
         let mut it = std::env::args().skip(2);
@@ -111,6 +123,20 @@ impl Args {
                 "--target" => addr = Some(value()?),
                 "--target-db" => db = Some(value()?),
                 "--env" => args.env.push(parse_env(&value()?)?),
+                "--tally" => args.tally = true,
+                "--pause" => {
+                    args.pause = value()?.split(',').map(str::to_owned).collect();
+                    if let Some(p) = args
+                        .pause
+                        .iter()
+                        .find(|p| !helpdesk_e2e::PROCESSES.contains(&p.as_str()) || *p == "ticket")
+                    {
+                        anyhow::bail!(
+                            "--pause {p}: not a process the ticket service can run without (one of {})",
+                            helpdesk_e2e::PROCESSES.join(", ")
+                        );
+                    }
+                }
                 other => {
                     anyhow::bail!("unknown flag {other} (see `bench paths` in docs/performance.md)")
                 }
@@ -130,6 +156,10 @@ impl Args {
             _ => anyhow::bail!("--target needs --target-db (the ticket service's database)"),
         };
         anyhow::ensure!(!args.concurrency.is_empty() && args.connections > 0);
+        anyhow::ensure!(
+            args.target.is_none() || (!args.tally && args.pause.is_empty()),
+            "--tally and --pause need the bench's own stack, not --target"
+        );
         Ok(args)
     }
 
@@ -157,6 +187,8 @@ struct Row {
     broker: Option<f64>,
     /// Commit → broker of the events the row wrote (write rows).
     relay: Option<relay_lag::Lag>,
+    /// The work it left in each service's database, per call (`--tally`).
+    work: Option<Vec<tally::PerCall>>,
 }
 
 impl Row {
@@ -184,6 +216,9 @@ impl Row {
         if let Some(lag) = &self.relay {
             lag.print();
         }
+        if let Some(work) = &self.work {
+            tally::print(work);
+        }
     }
 
     fn json(&self) -> serde_json::Value {
@@ -205,6 +240,7 @@ impl Row {
             "grpc_ratio": self.run.rate() / self.grpc,
             "broker_limit_per_s": self.broker,
             "commit_to_broker": self.relay.as_ref().map(relay_lag::Lag::json),
+            "work_per_call": self.work.as_deref().map(tally::json),
         })
     }
 
@@ -279,8 +315,7 @@ pub async fn run() -> anyhow::Result<()> {
         Some(stack) => Some(Gauges::open(stack).await?),
         None => None,
     };
-    let ticket = stack.as_ref().map(|s| &s.ticket);
-    let result = measure(&args, &addr, &url, gauges.as_ref(), ticket).await;
+    let result = measure(&args, &addr, &url, gauges.as_ref(), stack.as_ref()).await;
     drop(stack);
     if let Some(name) = smoke_db {
         let mut conn =
@@ -412,8 +447,13 @@ async fn measure(
     addr: &str,
     url: &str,
     gauges: Option<&Gauges>,
-    ticket: Option<&helpdesk_e2e::Process>,
+    stack: Option<&Stack>,
 ) -> anyhow::Result<()> {
+    let ticket = stack.map(|s| &s.ticket);
+    let databases = stack.map(|s| s.service_databases());
+    let paused: Vec<&helpdesk_e2e::Process> = stack
+        .map(|s| args.pause.iter().filter_map(|p| s.process(p)).collect())
+        .unwrap_or_default();
     let f = Arc::new(Fixture::prepare(addr, url, args.connections, DIRECT_POOL).await?);
     let broker = Arc::new(limits::Broker::open().await?);
     println!(
@@ -490,16 +530,24 @@ async fn measure(
                 async move { path.direct(&f, i).await }
             })
             .await;
+            let tallied = databases.as_ref().filter(|_| args.tally && path.writes());
+            let before = match tallied {
+                Some(dbs) => Some(tally::Snapshot::take(&f.direct, dbs).await?),
+                None => None,
+            };
             let mark = match path.writes() {
                 true => Some(relay_lag::Mark::now(&f.direct, ticket).await?),
                 false => None,
             };
+            let pausing = if path.writes() { &paused[..] } else { &[] };
+            pausing.iter().for_each(|p| p.pause());
             let f2 = f.clone();
             let run = timed(c, warmup, secs, move |caller, i| {
                 let f = f2.clone();
                 async move { path.grpc(&f, caller, i).await }
             })
             .await;
+            pausing.iter().for_each(|p| p.resume());
             // A write row leaves work downstream (relay, assignment,
             // notifications); the next row must not share the cores with it.
             if path.writes()
@@ -511,6 +559,13 @@ async fn measure(
                 Some(mark) => Some(mark.lag(&f.direct, ticket).await?),
                 None => None,
             };
+            let work = match (before, tallied) {
+                (Some(before), Some(dbs)) => {
+                    let after = tally::Snapshot::take(&f.direct, dbs).await?;
+                    Some(before.per_call(&after, run.issued))
+                }
+                _ => None,
+            };
             let row = Row {
                 path: path.label(&f),
                 c,
@@ -519,6 +574,7 @@ async fn measure(
                 grpc: grpc[k],
                 broker: path.writes().then_some(publish[k]),
                 relay,
+                work,
             };
             row.print();
             failures.extend(row.failures());
