@@ -298,17 +298,7 @@ pub async fn run() -> anyhow::Result<()> {
     println!("\ncommit → broker (transaction start → confirmed), per step:");
     for (k, step) in steps.iter_mut().enumerate() {
         let lag = marks[k].lag_until(&marks[k + 1], &f.direct).await?;
-        println!(
-            "{:>7.0}/s  {:>7} events  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}",
-            args.rates[k],
-            lag.events,
-            lag.p50,
-            lag.p99,
-            lag.max,
-            lag.confirm_mean.map_or(String::new(), |c| format!(
-                "  the broker's confirm: mean {c:.2} ms"
-            ))
-        );
+        println!("{:>7.0}/s  {}", args.rates[k], lag.summary());
         step["commit_to_broker"] = lag.json();
     }
     println!("\nload average at the end: {}", paths::load_average());

@@ -144,10 +144,8 @@ impl Process {
 
     /// SIGTERM, then the exit status (bounded wait).
     pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("-TERM");
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {

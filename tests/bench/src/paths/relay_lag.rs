@@ -109,8 +109,16 @@ async fn confirms(ticket: Option<&Process>) -> Option<(f64, f64)> {
 impl Lag {
     pub fn print(&self) {
         println!(
-            "{:<32} commit → broker (transaction start → confirmed), {} events: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms{}",
+            "{:<32} commit → broker (transaction start → confirmed), {}",
             "",
+            self.summary()
+        );
+    }
+
+    /// The events, p50, p99, max and the broker's mean confirm, on a line.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} events: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms{}",
             self.events,
             self.p50,
             self.p99,
@@ -118,7 +126,7 @@ impl Lag {
             self.confirm_mean.map_or(String::new(), |c| format!(
                 "; the broker's confirm: mean {c:.2} ms"
             ))
-        );
+        )
     }
 
     pub fn json(&self) -> serde_json::Value {
